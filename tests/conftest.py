@@ -1,0 +1,27 @@
+"""Test set-up: 8 fake CPU devices (so multi-device code is exercised on a laptop) and data paths."""
+import os
+import pathlib
+
+# Must happen before jax is imported anywhere.
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pytest  # noqa: E402
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> pathlib.Path:
+  """The exact original MNIST / Fashion-MNIST IDX files (../shared/data from the repo root)."""
+  d = pathlib.Path(os.environ.get("GEN_JAX_DATA_DIR", SHARED_DATA))
+  if not (d / "mnist" / "train-images-idx3-ubyte.gz").exists():
+    pytest.fail(f"MNIST raw files not found under {d}; set GEN_JAX_DATA_DIR to a folder holding mnist/ and fashion_mnist/")
+  return d
+
+
+@pytest.fixture(scope="session")
+def tfds_cache_dir(tmp_path_factory) -> pathlib.Path:
+  """One prepared-TFDS directory shared by the whole session (builds once, seconds)."""
+  return tmp_path_factory.mktemp("tfds")
