@@ -25,3 +25,22 @@ def shared_data_dir() -> pathlib.Path:
 def tfds_cache_dir(tmp_path_factory) -> pathlib.Path:
   """One prepared-TFDS directory shared by the whole session (builds once, seconds)."""
   return tmp_path_factory.mktemp("tfds")
+
+
+@pytest.fixture(scope="session")
+def make_config(shared_data_dir, tfds_cache_dir):
+  """make_config('configs/vae.py:conv', 'train.num_steps=3', ...) -> a validated ConfigDict on local data."""
+  from gen_jax import config as config_lib
+
+  def make(spec: str, *overrides: str):
+    config = config_lib.load_config_file(str(REPO_ROOT / spec))
+    config_lib.apply_overrides(config, [f"data.data_dir={shared_data_dir}", f"data.tfds_dir={tfds_cache_dir}",
+                                        *overrides])
+    return config_lib.validate_config(config)
+
+  return make
+
+
+TINY = ("data.num_train=256", "data.num_test=64", "data.batch_size=32", "train.log_every=5",
+        "train.checkpoint_every=10", "train.sample_every=0", "eval.num_importance_samples=20",
+        "eval.batch_size=32", "eval.chunk_size=10")

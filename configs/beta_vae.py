@@ -1,0 +1,22 @@
+"""beta-VAE (Higgins et al. 2017) with KL warm-up and optional free bits, conv nets on MNIST grey levels.
+
+  --config=configs/beta_vae.py             beta = 4
+  --config=configs/beta_vae.py:freebits    beta = 1 with 0.25 nats of free bits per latent
+"""
+from configs import default
+
+
+def get_config(variant: str = ""):
+  c = default.base()
+  tokens = {t.strip() for t in variant.split(",") if t.strip()}
+  c.data.name = "mnist"
+  c.model.arch = "conv"
+  c.model.latent_dim = 10
+  c.model.activation = "relu"
+  c.model.likelihood = "logistic"
+  c.objective.beta = 4.0
+  c.objective.kl_warmup_steps = 5_000
+  if "freebits" in tokens:
+    c.objective.beta = 1.0
+    c.objective.free_bits = 0.25
+  return default.apply_variant(c, "runlocal" if "runlocal" in tokens else "")

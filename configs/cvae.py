@@ -1,0 +1,21 @@
+"""Conditional VAE (Sohn et al. 2015): the class label goes into encoder and decoder.
+
+  --config=configs/cvae.py           MLP, dynamically binarized MNIST
+  --config=configs/cvae.py:fashion   conv, Fashion-MNIST, discretized logistic likelihood
+Sample grids show one class per column.
+"""
+from configs import default
+
+
+def get_config(variant: str = ""):
+  c = default.base()
+  tokens = {t.strip() for t in variant.split(",") if t.strip()}
+  c.model.conditional = True
+  c.model.latent_dim = 16
+  c.model.hidden = (400, 400)
+  c.model.activation = "relu"
+  if "fashion" in tokens:
+    c.data.name = "fashion_mnist"
+    c.model.arch = "conv"
+    c.model.likelihood = "logistic"
+  return default.apply_variant(c, "runlocal" if "runlocal" in tokens else "")

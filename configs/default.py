@@ -1,0 +1,89 @@
+"""Defaults shared by every config. Experiment files start from `base()` and override.
+
+Every field that any part of gen_jax reads is defined here, so a typo in a
+command-line override (`--config.train.num_step=...`) is an error that names
+the key instead of being silently ignored. '' and 0 mean "not set" where noted.
+"""
+import ml_collections
+
+
+def base() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "binarized_mnist"   # mnist | fashion_mnist | binarized_mnist | image_folder | npz
+  c.data.data_dir = ""              # folder holding mnist/ and fashion_mnist/ raw files; '' = search (README)
+  c.data.tfds_dir = ""              # where prepared TFDS files go; '' = $TFDS_DATA_DIR or ~/tensorflow_datasets
+  c.data.path = ""                  # image_folder / npz: the folder or .npz file
+  c.data.binarization = "dynamic"   # binarized_mnist: dynamic (fresh draw per batch) | fixed
+  c.data.batch_size = 100           # global batch, split over all devices
+  c.data.test_fraction = 0.1        # image_folder / npz without a test split
+  c.data.num_train = 0              # keep only the first N training examples; 0 = all
+  c.data.num_test = 0               # likewise for the test split
+
+  c.model = ml_collections.ConfigDict()
+  c.model.family = "vae"
+  c.model.arch = "mlp"              # mlp | conv
+  c.model.hidden = (200, 200)       # mlp hidden widths (Burda et al. 2015)
+  c.model.features = (32, 64)       # conv widths, one stride-2 stage each
+  c.model.latent_dim = 50
+  c.model.activation = "tanh"
+  c.model.upsample = "pixel_shuffle"  # conv decoder: pixel_shuffle | nearest | transpose (see nets/layers.py)
+  c.model.likelihood = "bernoulli"  # bernoulli | gaussian | gaussian_fixed | logistic
+  c.model.gaussian_sigma = 0.1      # gaussian_fixed only
+  c.model.conditional = False       # class label into encoder and decoder (conditional VAE)
+
+  c.objective = ml_collections.ConfigDict()
+  c.objective.name = "elbo"         # elbo | iwae
+  c.objective.num_samples = 1       # k: Monte Carlo samples (elbo) or importance samples (iwae)
+  c.objective.beta = 1.0            # KL weight (beta-VAE)
+  c.objective.kl_warmup_steps = 0   # linear KL warm-up from 0 to beta
+  c.objective.free_bits = 0.0       # nats per latent dimension (Kingma et al. 2016)
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = "adam"
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.schedule = "constant"  # constant | cosine | warmup_cosine | exponential | burda
+  c.optimizer.warmup_steps = 0
+  c.optimizer.decay_steps = 1000     # exponential
+  c.optimizer.decay_rate = 0.5       # exponential
+  c.optimizer.b1 = 0.9
+  c.optimizer.b2 = 0.999
+  c.optimizer.eps = 1e-8
+  c.optimizer.momentum = 0.0         # sgd
+  c.optimizer.weight_decay = 0.0
+  c.optimizer.grad_clip_norm = 0.0   # 0 = off
+
+  c.train = ml_collections.ConfigDict()
+  c.train.num_steps = 20_000
+  c.train.log_every = 100
+  c.train.checkpoint_every = 5_000
+  c.train.keep_checkpoints = 3
+  c.train.sample_every = 5_000       # PNG grids of samples / reconstructions / interpolations; 0 = only at the end
+  c.train.ema_decay = 0.0            # EMA of parameters for sampling and evaluation; 0 = off
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.split = "test"
+  c.eval.num_examples = 0            # 0 = the whole split
+  c.eval.batch_size = 500
+  c.eval.num_importance_samples = 5000   # k of the NLL estimate (Burda et al.); 0 = skip
+  c.eval.chunk_size = 100            # importance samples per chunk: bounds memory for any k
+  return c
+
+
+def apply_variant(c: ml_collections.ConfigDict, variant: str | None) -> ml_collections.ConfigDict:
+  """Shared variant tokens: 'runlocal' shrinks everything so a laptop finishes in seconds."""
+  for token in (variant or "").split(","):
+    token = token.strip()
+    if token == "runlocal":
+      c.data.num_train = 1000
+      c.data.num_test = 200
+      c.data.batch_size = 40
+      c.train.num_steps = 50
+      c.train.log_every = 10
+      c.train.checkpoint_every = 25
+      c.train.sample_every = 50
+      c.eval.num_importance_samples = 50
+      c.eval.batch_size = 100
+  return c

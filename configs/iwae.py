@@ -1,0 +1,22 @@
+"""IWAE (Burda et al. 2015) on dynamically binarized MNIST, 784-200-200-50 tanh.
+
+  --config=configs/iwae.py:k5    k = 5 importance samples (default)
+  --config=configs/iwae.py:k50   k = 50
+Learning-rate schedule: Burda's 3^i stages at 1e-3 * 10^(-i/7), scaled to config.train.num_steps.
+"""
+from configs import default
+
+
+def get_config(variant: str = ""):
+  c = default.base()
+  tokens = {t.strip() for t in variant.split(",") if t.strip()}
+  k = 5
+  for t in tokens:
+    if t.startswith("k") and t[1:].isdigit():
+      k = int(t[1:])
+  c.objective.name = "iwae"
+  c.objective.num_samples = k
+  c.optimizer.eps = 1e-4
+  c.optimizer.schedule = "burda"
+  c.train.num_steps = 30_000
+  return default.apply_variant(c, "runlocal" if "runlocal" in tokens else "")

@@ -1,0 +1,29 @@
+"""VAE on MNIST.
+
+  --config=configs/vae.py          MLP VAE, Burda et al. 2015 architecture (784-200-200-50 tanh),
+                                    dynamically binarized MNIST, Bernoulli likelihood
+  --config=configs/vae.py:conv     convolutional encoder/decoder, same data
+  --config=configs/vae.py:grey     conv VAE on grey-level MNIST, discretized logistic likelihood (bits/dim)
+  --config=configs/vae.py:fashion  conv VAE on Fashion-MNIST, discretized logistic likelihood
+  append ',runlocal' to any variant for a seconds-long smoke run.
+"""
+from configs import default
+
+
+def get_config(variant: str = ""):
+  c = default.base()
+  tokens = {t.strip() for t in variant.split(",") if t.strip()}
+  unknown = tokens - {"mlp", "conv", "grey", "fashion", "runlocal"}
+  if unknown:
+    raise ValueError(f"configs/vae.py: unknown variant(s) {sorted(unknown)}; use mlp, conv, grey, fashion, runlocal")
+  c.optimizer.eps = 1e-4            # as Burda et al.
+  c.train.num_steps = 30_000        # 50 epochs at batch 100
+  if tokens & {"conv", "grey", "fashion"}:
+    c.model.arch = "conv"
+    c.model.features = (32, 64)
+    c.model.latent_dim = 32
+    c.model.activation = "relu"
+  if "grey" in tokens or "fashion" in tokens:
+    c.data.name = "fashion_mnist" if "fashion" in tokens else "mnist"
+    c.model.likelihood = "logistic"
+  return default.apply_variant(c, "runlocal" if "runlocal" in tokens else "")

@@ -1,0 +1,254 @@
+"""Loading, overriding, validating and saving experiment configs.
+
+A config is a Python file whose `get_config(arg=None)` returns an
+`ml_collections.ConfigDict`. On the command line it is named as
+`--config=configs/vae.py[:variant]` and any field can be overridden with
+`--config.train.num_steps=2000`. Overrides of keys that do not exist, and
+values of the wrong type or outside their allowed set, fail at start-up with
+a `ConfigError` that names the key.
+"""
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+import json
+import pathlib
+import sys
+from typing import Any, Iterable, Sequence
+
+import ml_collections
+
+from gen_jax.errors import ConfigError
+
+ConfigDict = ml_collections.ConfigDict
+_MISSING = object()
+
+
+def load_config_file(spec: str) -> ConfigDict:
+  """Imports `path.py[:arg]` and returns its `get_config(arg)`."""
+  path, _, arg = spec.partition(":")
+  file = pathlib.Path(path)
+  if not file.is_file():
+    raise ConfigError(f"config file {path!r} does not exist; pass --config=configs/<name>.py "
+                      f"(available: {', '.join(sorted(p.name for p in _configs_dir().glob('*.py') if p.name != '__init__.py'))})")
+  repo_root = str(pathlib.Path(__file__).resolve().parents[1])
+  if repo_root not in sys.path:  # config files import their shared defaults as `from configs import default`
+    sys.path.insert(0, repo_root)
+  module_spec = importlib.util.spec_from_file_location(f"gen_jax_config_{file.stem}", file)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  if not hasattr(module, "get_config"):
+    raise ConfigError(f"config file {path} has no get_config() function")
+  try:
+    config = module.get_config(arg) if arg else module.get_config()
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+  if not isinstance(config, ConfigDict):
+    raise ConfigError(f"{path}: get_config() must return an ml_collections.ConfigDict, got {type(config).__name__}")
+  return config
+
+
+def _configs_dir() -> pathlib.Path:
+  return pathlib.Path(__file__).resolve().parents[1] / "configs"
+
+
+def _parse_value(text: str, current: Any, key: str) -> Any:
+  """Parses `text` into the type of the value it replaces."""
+  if isinstance(current, bool):
+    low = text.strip().lower()
+    if low in ("true", "1", "yes"):
+      return True
+    if low in ("false", "0", "no"):
+      return False
+    raise ConfigError(f"config.{key} must be true or false, got {text!r}")
+  if isinstance(current, int):
+    try:
+      return int(text)
+    except ValueError:
+      raise ConfigError(f"config.{key} must be an integer, got {text!r}") from None
+  if isinstance(current, float):
+    try:
+      return float(text)
+    except ValueError:
+      raise ConfigError(f"config.{key} must be a number, got {text!r}") from None
+  if isinstance(current, (tuple, list)):
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      raise ConfigError(f"config.{key} must be a tuple such as '(200, 200)', got {text!r}") from None
+    if not isinstance(value, (tuple, list)):
+      value = (value,)
+    return tuple(value)
+  if isinstance(current, str):
+    return text
+  # None or other: best effort literal, else string.
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def set_by_path(config: ConfigDict, dotted_key: str, raw_value: str) -> None:
+  """Sets `config.<dotted_key>` from a command-line string; unknown keys fail."""
+  parts = dotted_key.split(".")
+  node = config
+  for i, part in enumerate(parts):
+    here = ".".join(parts[:i])
+    if not isinstance(node, ConfigDict) or part not in node:
+      options = list(node.keys()) if isinstance(node, ConfigDict) else []
+      close = difflib.get_close_matches(part, options, n=1)
+      hint = f" Did you mean config.{'.'.join(parts[:i] + [close[0]])}?" if close else ""
+      where = f"config.{here}" if here else "config"
+      raise ConfigError(f"unknown config key 'config.{dotted_key}'.{hint} "
+                        f"Valid keys under {where}: {', '.join(sorted(options))}")
+    if i < len(parts) - 1:
+      node = node[part]
+  current = node[parts[-1]]
+  if isinstance(current, ConfigDict):
+    raise ConfigError(f"config.{dotted_key} is a section, not a value; set one of its keys: "
+                      f"{', '.join(sorted(current.keys()))}")
+  with node.unlocked():
+    node[parts[-1]] = _parse_value(raw_value, current, dotted_key)
+
+
+def apply_overrides(config: ConfigDict, overrides: Iterable[str]) -> ConfigDict:
+  """Applies overrides written as 'train.num_steps=10' (optionally with a 'config.' prefix)."""
+  for item in overrides:
+    key, sep, value = item.partition("=")
+    if not sep:
+      raise ConfigError(f"config override {item!r} must look like --config.train.num_steps=100")
+    key = key.strip().removeprefix("--").removeprefix("config.")
+    set_by_path(config, key, value)
+  return config
+
+
+def split_config_args(argv: Sequence[str]) -> tuple[str | None, list[str], list[str]]:
+  """Separates '--config=...' and '--config.x=y' from other command-line arguments."""
+  spec, overrides, rest = None, [], []
+  args = list(argv)
+  i = 0
+  while i < len(args):
+    arg = args[i]
+    if arg == "--config" and i + 1 < len(args):
+      spec = args[i + 1]
+      i += 2
+      continue
+    if arg.startswith("--config="):
+      spec = arg.split("=", 1)[1]
+    elif arg.startswith("--config."):
+      body = arg[len("--config."):]
+      if "=" not in body and i + 1 < len(args):
+        body = f"{body}={args[i + 1]}"
+        i += 1
+      overrides.append(body)
+    else:
+      rest.append(arg)
+    i += 1
+  return spec, overrides, rest
+
+
+# --------------------------------------------------------------------------- validation
+
+_CHOICES = {
+    "model.family": ("vae",),
+    "model.arch": ("mlp", "conv"),
+    "model.likelihood": ("bernoulli", "gaussian", "gaussian_fixed", "logistic"),
+    "model.activation": ("relu", "leaky_relu", "tanh", "elu", "gelu", "swish"),
+    "model.upsample": ("pixel_shuffle", "nearest", "transpose"),
+    "objective.name": ("elbo", "iwae"),
+    "optimizer.name": ("adam", "adamw", "sgd", "rmsprop"),
+    "optimizer.schedule": ("constant", "cosine", "warmup_cosine", "exponential", "burda"),
+    "data.binarization": ("dynamic", "fixed"),
+}
+
+_POSITIVE = ("data.batch_size", "train.num_steps", "train.log_every", "train.checkpoint_every",
+             "train.keep_checkpoints", "model.latent_dim", "objective.num_samples",
+             "optimizer.learning_rate")
+_NON_NEGATIVE = ("objective.beta", "objective.kl_warmup_steps", "objective.free_bits",
+                 "optimizer.grad_clip_norm", "optimizer.weight_decay", "optimizer.warmup_steps",
+                 "train.ema_decay", "train.sample_every", "eval.num_importance_samples")
+
+
+def get_by_path(config: ConfigDict, dotted_key: str, default: Any = None) -> Any:
+  node = config
+  for part in dotted_key.split("."):
+    if not isinstance(node, ConfigDict) or part not in node:
+      return default
+    node = node[part]
+  return node
+
+
+def validate_config(config: ConfigDict) -> ConfigDict:
+  """Checks required fields, allowed choices and ranges; raises ConfigError naming the key."""
+  for key in ("seed", "data.name", "data.batch_size", "train.num_steps", "train.log_every",
+              "train.checkpoint_every", "model.family", "optimizer.name", "optimizer.learning_rate"):
+    if get_by_path(config, key, _MISSING) is _MISSING:
+      raise ConfigError(f"config.{key} is missing; every config must define it (see configs/vae.py)")
+  for key, choices in _CHOICES.items():
+    value = get_by_path(config, key, _MISSING)
+    if value is not _MISSING and value not in choices:
+      raise ConfigError(f"config.{key}={value!r} is not valid; choose one of {', '.join(choices)}")
+  for key in _POSITIVE:
+    value = get_by_path(config, key, _MISSING)
+    if value is not _MISSING and not value > 0:
+      raise ConfigError(f"config.{key} must be > 0, got {value!r}")
+  for key in _NON_NEGATIVE:
+    value = get_by_path(config, key, _MISSING)
+    if value is not _MISSING and value < 0:
+      raise ConfigError(f"config.{key} must be >= 0, got {value!r}")
+  ema = get_by_path(config, "train.ema_decay", 0.0)
+  if not 0.0 <= ema < 1.0:
+    raise ConfigError(f"config.train.ema_decay must be in [0, 1), got {ema!r}")
+  if get_by_path(config, "objective.name") == "iwae":
+    for key, neutral in (("objective.beta", 1.0), ("objective.kl_warmup_steps", 0), ("objective.free_bits", 0.0)):
+      if get_by_path(config, key, neutral) != neutral:
+        raise ConfigError(f"config.{key} has no meaning for the IWAE objective; leave it at {neutral} "
+                          f"or use config.objective.name='elbo'")
+  if get_by_path(config, "data.name") == "binarized_mnist" and get_by_path(config, "model.likelihood") not in (None, "bernoulli"):
+    raise ConfigError("config.data.name='binarized_mnist' gives binary pixels: use config.model.likelihood='bernoulli'")
+  if get_by_path(config, "data.name") != "binarized_mnist" and get_by_path(config, "model.likelihood") == "bernoulli":
+    raise ConfigError(f"config.model.likelihood='bernoulli' needs binary data but config.data.name="
+                      f"{get_by_path(config, 'data.name')!r} has grey levels: use data.name='binarized_mnist' "
+                      f"or a likelihood for grey data ('logistic', 'gaussian', 'gaussian_fixed')")
+  return config
+
+
+def to_dict(config: ConfigDict) -> dict:
+  """A JSON-serializable copy (tuples become lists)."""
+  return json.loads(config.to_json_best_effort())
+
+
+def from_dict(data: dict) -> ConfigDict:
+  """Inverse of `to_dict`: lists become tuples again so types match the original."""
+  def fix(node):
+    if isinstance(node, dict):
+      return {k: fix(v) for k, v in node.items()}
+    if isinstance(node, list):
+      return tuple(fix(v) for v in node)
+    return node
+  return ConfigDict(fix(data))
+
+
+def save_config(config: ConfigDict, path: pathlib.Path) -> None:
+  path.write_text(json.dumps(to_dict(config), indent=2, sort_keys=True))
+
+
+def load_saved_config(path: pathlib.Path) -> ConfigDict:
+  if not path.exists():
+    raise ConfigError(f"{path} not found: is this a gen_jax workdir? Train first with "
+                      f"`python train.py --config=configs/vae.py --workdir={path.parent}`")
+  return from_dict(json.loads(path.read_text()))
+
+
+def diff_configs(a: dict, b: dict, prefix: str = "") -> list[str]:
+  """Keys whose values differ between two config dicts (for resume checks)."""
+  out = []
+  for key in sorted(set(a) | set(b)):
+    va, vb = a.get(key, _MISSING), b.get(key, _MISSING)
+    name = f"{prefix}{key}"
+    if isinstance(va, dict) and isinstance(vb, dict):
+      out += diff_configs(va, vb, name + ".")
+    elif va != vb:
+      out.append(name)
+  return out

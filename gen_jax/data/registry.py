@@ -1,0 +1,185 @@
+"""`load_dataset(data_cfg)`: dataset name + config -> in-memory `Dataset`."""
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+import time
+from typing import Any
+
+import numpy as np
+
+from gen_jax.data import idx
+from gen_jax.data.dataset import ArraySplit, Dataset
+from gen_jax.errors import DatasetError
+
+DATASET_NAMES = ("mnist", "fashion_mnist", "binarized_mnist", "image_folder", "npz")
+RAW_SUBDIRS = {"mnist": "mnist", "fashion_mnist": "fashion_mnist", "binarized_mnist": "mnist"}
+BINARIZATIONS = ("dynamic", "fixed")
+ENV_DATA_DIR = "GEN_JAX_DATA_DIR"
+HOME_DATA_DIR = "~/gen_jax_data"
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+SHARED_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+_RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_SOURCES = {
+    "mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/ (mirror of http://yann.lecun.com/exdb/mnist/; "
+             "TFDS uses https://storage.googleapis.com/cvdf-datasets/mnist/)",
+    "fashion_mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ "
+                     "(see https://github.com/zalandoresearch/fashion-mnist)",
+}
+
+log = logging.getLogger(__name__)
+
+
+def raw_dir_candidates(data_dir: str | os.PathLike | None) -> list[tuple[str, pathlib.Path | None]]:
+  """The places searched for raw IDX folders, in order, as (description, path or None if unset)."""
+  env = os.environ.get(ENV_DATA_DIR)
+  return [
+      ("config data.data_dir", pathlib.Path(data_dir).expanduser() if data_dir else None),
+      (f"${ENV_DATA_DIR}", pathlib.Path(env).expanduser() if env else None),
+      (HOME_DATA_DIR, pathlib.Path(HOME_DATA_DIR).expanduser()),
+      ("<repo root>/../shared/data", SHARED_DATA_DIR),
+  ]
+
+
+def _missing_raw_files(folder: pathlib.Path) -> list[str]:
+  return [stem + ".gz" for stem in _RAW_FILES if idx.find_idx_file(folder, stem) is None]
+
+
+def find_raw_dir(subdir: str, data_dir: str | os.PathLike | None = None) -> pathlib.Path:
+  """The first `<candidate>/<subdir>` that holds all four IDX files, else DatasetError listing every place searched."""
+  searched = []
+  for desc, base in raw_dir_candidates(data_dir):
+    if base is None:
+      searched.append(f"  - {desc}: not set")
+      continue
+    folder = base / subdir
+    if not folder.is_dir():
+      searched.append(f"  - {desc}: {folder} (no such folder)")
+      if data_dir:
+        break
+      continue
+    missing = _missing_raw_files(folder)
+    if not missing:
+      return folder
+    searched.append(f"  - {desc}: {folder} (missing {', '.join(missing)})")
+    if data_dir:
+      break  # an explicit data.data_dir is the only place looked at: no silent fallback
+  raise DatasetError(
+      f"Raw {subdir} IDX files not found. Searched, in order:\n" + "\n".join(searched) + "\n"
+      f"Fix: download the four files {', '.join(s + '.gz' for s in _RAW_FILES)} from "
+      f"{_SOURCES.get(subdir, 'the dataset website')}, put them under <dir>/{subdir}/ and pass "
+      f"--config.data.data_dir=<dir> or set {ENV_DATA_DIR}=<dir> (or use <dir>={HOME_DATA_DIR}). "
+      "Check them with the SHA256SUMS published alongside (TFDS registers the same checksums).")
+
+
+def binarize_fixed(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+  """One Bernoulli(pixel/255) draw per pixel, as uint8 {0, 255}.
+
+  u ~ Uniform{0..254} and `u < pixel` has probability exactly pixel/255. The
+  draws are sequential, so binarizing a prefix of the images gives the prefix
+  of binarizing all of them.
+  """
+  u = rng.integers(0, 255, size=images.shape, dtype=np.uint8)
+  return np.where(u < images, np.uint8(255), np.uint8(0))
+
+
+def _count(data_cfg: Any, key: str) -> int | None:
+  n = getattr(data_cfg, key, None)
+  if n is None or (isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n == 0):
+    return None  # 0 = all, as in configs/default.py
+  if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+    raise DatasetError(f"data.{key} must be a positive int, or 0/None for all; found {n!r}. "
+                       f"Fix: e.g. --config.data.{key}=1000.")
+  return int(n)
+
+
+def _head(split: ArraySplit, n: int | None) -> ArraySplit:
+  """The first n examples, copied so that the full arrays can be freed."""
+  if n is None or n >= len(split):
+    return split
+  labels = None if split.labels is None else split.labels[:n].copy()
+  return ArraySplit(split.images[:n].copy(), labels)
+
+
+def _load_idx_dataset(name: str, data_cfg: Any, num_train: int | None, num_test: int | None) -> Dataset:
+  """MNIST / Fashion-MNIST / binarized MNIST via the project TFDS builders."""
+  from gen_jax.data import tfds_builders  # lazy: TFDS is only needed here
+
+  subdir = RAW_SUBDIRS[name]
+  tfds_dir = getattr(data_cfg, "tfds_dir", None) or None  # '' = TFDS default
+  data_dir = getattr(data_cfg, "data_dir", None) or None
+  builder = tfds_builders.get_builder(subdir, tfds_dir)
+  t0 = time.perf_counter()
+  if tfds_builders.is_prepared(builder):
+    how = "reused"
+    try:
+      raw_desc = str(find_raw_dir(subdir, data_dir))
+    except DatasetError:
+      raw_desc = "raw files not present now"
+  else:
+    raw_dir = find_raw_dir(subdir, data_dir)
+    tfds_builders.prepare(builder, raw_dir)
+    how, raw_desc = "built", str(raw_dir)
+  t1 = time.perf_counter()
+  train = ArraySplit(*tfds_builders.read_split(builder, "train", num_train))
+  test = ArraySplit(*tfds_builders.read_split(builder, "test", num_test))
+  log.info("%s: TFDS %s in %.1fs, read in %.1fs", name, how, t1 - t0, time.perf_counter() - t1)
+  source = (f"{subdir} IDX files ({raw_desc}) -> TFDS {builder.name} {builder.version} array_record at "
+            f"{builder.data_path} ({how})")
+
+  binarization = None
+  if name == "binarized_mnist":
+    binarization = getattr(data_cfg, "binarization", None) or "dynamic"
+    if binarization not in BINARIZATIONS:
+      raise DatasetError(
+          f"data.binarization must be one of {BINARIZATIONS} for binarized_mnist; found {binarization!r}. "
+          "Fix: 'dynamic' (fresh Bernoulli draw per batch, the published-NLL protocol) or 'fixed'.")
+    if binarization == "fixed":
+      seed = int(getattr(data_cfg, "seed", 0) or 0)
+      train_rng, test_rng = np.random.default_rng(seed).spawn(2)
+      train = ArraySplit(binarize_fixed(train.images, train_rng), train.labels)
+      test = ArraySplit(binarize_fixed(test.images, test_rng), test.labels)
+      source += f"; fixed binarization: one Bernoulli(pixel/255) draw, np.random.default_rng({seed}).spawn(2)"
+    else:
+      source += "; dynamic binarization: Bernoulli(pixel/255) redrawn every batch on device"
+  return Dataset(name=name, train=train, test=test, num_classes=10, binarization=binarization, source=source)
+
+
+def _load_user_dataset(name: str, data_cfg: Any, num_train: int | None, num_test: int | None) -> Dataset:
+  """A folder of images or an .npz file at `data_cfg.path`."""
+  from gen_jax.data import image_folder
+
+  path = getattr(data_cfg, "path", None)
+  if not path:
+    what = "a folder of PNG/JPEG images" if name == "image_folder" else "an .npz file"
+    raise DatasetError(f"data.name={name!r} needs data.path; it is not set. Fix: --config.data.path=<{what}>.")
+  p = pathlib.Path(path).expanduser()
+  if name == "image_folder" and p.is_file():
+    raise DatasetError(f"{p} is a file, not a folder. Fix: for an .npz file use --config.data.name=npz.")
+  if name == "npz" and p.is_dir():
+    raise DatasetError(f"{p} is a folder, not an .npz file. Fix: for a folder of images use --config.data.name=image_folder.")
+  test_fraction = getattr(data_cfg, "test_fraction", None)
+  test_fraction = 0.1 if test_fraction is None else float(test_fraction)
+  seed = int(getattr(data_cfg, "seed", 0) or 0)
+  loader = image_folder.load_image_folder if name == "image_folder" else image_folder.load_npz
+  train, test, num_classes, source = loader(p, test_fraction=test_fraction, seed=seed)
+  return Dataset(name=name, train=_head(train, num_train), test=_head(test, num_test),
+                 num_classes=num_classes, binarization=None, source=source)
+
+
+def load_dataset(data_cfg: Any) -> Dataset:
+  """Loads the dataset that `data_cfg` (a ConfigDict or any object with attributes) names.
+
+  Keys: name (one of DATASET_NAMES); data_dir, tfds_dir (MNIST-like names);
+  path, test_fraction (image_folder / npz); binarization ('dynamic' | 'fixed';
+  read for binarized_mnist only, ignored otherwise); num_train / num_test (keep
+  the first N; None or 0 = all); seed (fixed binarization and the test hold-out; default 0).
+  """
+  name = getattr(data_cfg, "name", None)
+  if name not in DATASET_NAMES:
+    raise DatasetError(f"Unknown dataset name {name!r}. Fix: set --config.data.name to one of {', '.join(DATASET_NAMES)}.")
+  num_train, num_test = _count(data_cfg, "num_train"), _count(data_cfg, "num_test")
+  if name in RAW_SUBDIRS:
+    return _load_idx_dataset(name, data_cfg, num_train, num_test)
+  return _load_user_dataset(name, data_cfg, num_train, num_test)

@@ -1,0 +1,193 @@
+"""Project TFDS builders for MNIST and Fashion-MNIST over local raw IDX files.
+
+The builders never touch the network: the four raw IDX files are taken from a
+local folder passed as TFDS's `manual_dir`. Examples are stored as
+`array_record` (image: uint8 `Tensor(28, 28, 1)` kept as raw bytes, no PNG;
+label: `ClassLabel`) in the original file order (shuffling disabled), and are
+read back through `builder.as_data_source()`, which needs no TensorFlow.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+import time
+from typing import ClassVar
+
+import numpy as np
+import tensorflow_datasets as tfds
+from etils import epath
+from tensorflow_datasets.proto import tf_example_pb2
+
+from gen_jax.data import idx
+from gen_jax.errors import DatasetError
+
+IMAGE_SHAPE = (28, 28, 1)
+SPLIT_STEMS = {"train": "train", "test": "t10k"}  # split -> file-name prefix
+RAW_FILE_STEMS = tuple(f"{p}-{k}" for p in SPLIT_STEMS.values() for k in ("images-idx3-ubyte", "labels-idx1-ubyte"))
+_CHUNK = 10_000  # records per batched read
+
+log = logging.getLogger(__name__)
+
+
+def read_raw_split(raw_dir: str | os.PathLike, prefix: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+  """Validated uint8 images [N, 28, 28] and labels [N] of one split straight from the IDX files."""
+  raw_dir = pathlib.Path(raw_dir)
+  paths = {}
+  for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
+    path = idx.find_idx_file(raw_dir, f"{prefix}-{kind}")
+    if path is None:
+      raise DatasetError(
+          f"Missing raw file {raw_dir / (prefix + '-' + kind)}.gz (or without .gz). Expected the four files "
+          f"{', '.join(s + '.gz' for s in RAW_FILE_STEMS)} in {raw_dir}. Fix: download the missing file into that folder.")
+    paths[kind] = path
+  images = idx.read_idx_images(paths["images-idx3-ubyte"])
+  labels = idx.read_idx_labels(paths["labels-idx1-ubyte"])
+  idx.check_counts(images, labels, paths["images-idx3-ubyte"], paths["labels-idx1-ubyte"])
+  if images.shape[1:] != IMAGE_SHAPE[:2]:
+    raise DatasetError(
+        f"{paths['images-idx3-ubyte']} holds {images.shape[1]}x{images.shape[2]} images, expected 28x28. "
+        "Fix: use the original MNIST / Fashion-MNIST files (or load other image sizes with name='npz').")
+  if labels.size and labels.max() >= num_classes:
+    raise DatasetError(
+        f"{paths['labels-idx1-ubyte']} holds label {labels.max()}, expected 0..{num_classes - 1}. "
+        "Fix: re-download the file and verify it with SHA256SUMS.")
+  return images, labels
+
+
+class _IdxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """Shared logic: IDX files in `manual_dir` -> ordered array_record examples."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Raw IDX files -> uint8 image Tensor(28, 28, 1) as raw bytes + label; original order."}
+  RAW_SUBDIR: ClassVar[str]
+  CLASS_NAMES: ClassVar[tuple[str, ...]]
+  DESCRIPTION: ClassVar[str]
+  HOMEPAGE: ClassVar[str]
+  # TFDS 4.9.10 computes `code_path` via a lazy `importlib_resources` import that
+  # fails when that backport is absent; this is the value its fallback returns.
+  code_path = epath.Path(__file__)
+  MANUAL_DOWNLOAD_INSTRUCTIONS = (
+      "Put the four original IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+      "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in one folder and pass it as manual_dir.")
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description=self.DESCRIPTION,
+        features=tfds.features.FeaturesDict({
+            "image": tfds.features.Tensor(shape=IMAGE_SHAPE, dtype=np.uint8, encoding=tfds.features.Encoding.BYTES),
+            "label": tfds.features.ClassLabel(names=list(self.CLASS_NAMES)),
+        }),
+        supervised_keys=("image", "label"),
+        homepage=self.HOMEPAGE,
+        disable_shuffling=True,  # keep the original IDX order
+    )
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    # Read and validate every split before TFDS starts writing anything.
+    arrays = {split: read_raw_split(dl_manager.manual_dir, prefix, len(self.CLASS_NAMES))
+              for split, prefix in SPLIT_STEMS.items()}
+    return {split: self._generate_examples(images, labels) for split, (images, labels) in arrays.items()}
+
+  def _generate_examples(self, images: np.ndarray, labels: np.ndarray):
+    for i in range(images.shape[0]):
+      yield i, {"image": images[i, :, :, None], "label": int(labels[i])}
+
+
+class GenJaxMnist(_IdxBuilder):
+  """MNIST (LeCun, Cortes, Burges): 60k train + 10k test 28x28 grey digits."""
+  name = "gen_jax_mnist"
+  RAW_SUBDIR = "mnist"
+  CLASS_NAMES = tuple(str(i) for i in range(10))
+  DESCRIPTION = "MNIST handwritten digits, built by gen_jax from the original IDX files."
+  HOMEPAGE = "http://yann.lecun.com/exdb/mnist/"
+
+
+class GenJaxFashionMnist(_IdxBuilder):
+  """Fashion-MNIST (Xiao, Rasul, Vollgraf 2017): 60k train + 10k test 28x28 grey clothes."""
+  name = "gen_jax_fashion_mnist"
+  RAW_SUBDIR = "fashion_mnist"
+  CLASS_NAMES = ("t-shirt_top", "trouser", "pullover", "dress", "coat",
+                 "sandal", "shirt", "sneaker", "bag", "ankle_boot")
+  DESCRIPTION = "Fashion-MNIST article images, built by gen_jax from the original IDX files."
+  HOMEPAGE = "https://github.com/zalandoresearch/fashion-mnist"
+
+
+BUILDERS: dict[str, type[_IdxBuilder]] = {"mnist": GenJaxMnist, "fashion_mnist": GenJaxFashionMnist}
+
+
+def get_builder(name: str, tfds_dir: str | os.PathLike | None = None) -> _IdxBuilder:
+  """The builder for `name` ('mnist' | 'fashion_mnist') under `tfds_dir` (None: $TFDS_DATA_DIR or ~/tensorflow_datasets)."""
+  if name not in BUILDERS:
+    raise DatasetError(f"No TFDS builder for {name!r}; known: {sorted(BUILDERS)}.")
+  return BUILDERS[name](data_dir=None if tfds_dir is None else os.fspath(tfds_dir), file_format="array_record")
+
+
+def is_prepared(builder: tfds.core.DatasetBuilder) -> bool:
+  """Whether the prepared files already exist (a load then reuses them)."""
+  return (pathlib.Path(os.fspath(builder.data_path)) / "dataset_info.json").is_file()
+
+
+def prepare(builder: tfds.core.DatasetBuilder, raw_dir: str | os.PathLike) -> None:
+  """Builds the array_record files from the IDX files in `raw_dir` (no network)."""
+  raw_dir = pathlib.Path(raw_dir)
+  for split, prefix in SPLIT_STEMS.items():  # fail early, with our message, before TFDS
+    read_raw_split(raw_dir, prefix, len(builder.CLASS_NAMES))
+  t0 = time.perf_counter()
+  builder.download_and_prepare(
+      file_format="array_record",
+      download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(raw_dir), try_download_gcs=False))
+  log.info("Prepared %s from %s in %.1fs", builder.data_path, raw_dir, time.perf_counter() - t0)
+
+
+def _decode_records(records: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+  """Fast decode of raw tf.Example records written by the builders above."""
+  feats = [tf_example_pb2.Example.FromString(r).features.feature for r in records]
+  images = np.frombuffer(b"".join([f["image"].bytes_list.value[0] for f in feats]), dtype=np.uint8)
+  labels = np.array([f["label"].int64_list.value[0] for f in feats], dtype=np.int32)
+  return images.reshape((len(records),) + IMAGE_SHAPE), labels
+
+
+def _decode_with_tfds(source, keys: list[int]) -> tuple[np.ndarray, np.ndarray]:
+  """TFDS's own (slower) decoding of `keys` from an `as_data_source()` split."""
+  examples = source.__getitems__(keys)
+  return (np.stack([e["image"] for e in examples]).astype(np.uint8),
+          np.array([e["label"] for e in examples], dtype=np.int32))
+
+
+def read_split(builder: tfds.core.DatasetBuilder, split: str, num: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """The first `num` (all if None) examples of `split` as uint8 [n, 28, 28, 1] images and int32 [n] labels.
+
+  Reads raw records in batches through `as_data_source(deserialize_method=RAW_BYTES)`
+  and decodes them with the tf.Example proto (about 3x faster than TFDS's
+  per-example decoding); the first and last examples are checked against TFDS's
+  own decoder, and on any mismatch the whole split is decoded by TFDS instead.
+  """
+  fix = f"Fix: delete {builder.data_path} and load again to rebuild it from the raw IDX files."
+  try:
+    total = builder.info.splits[split].num_examples
+    n = total if num is None else min(int(num), total)
+    raw = builder.as_data_source(split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
+    decoded = builder.as_data_source(split)
+    images = np.empty((n,) + IMAGE_SHAPE, dtype=np.uint8)
+    labels = np.empty((n,), dtype=np.int32)
+    try:
+      for start in range(0, n, _CHUNK):
+        stop = min(start + _CHUNK, n)
+        images[start:stop], labels[start:stop] = _decode_records(raw.__getitems__(list(range(start, stop))))
+      probe = sorted({0, n - 1}) if n else []
+      ref_images, ref_labels = _decode_with_tfds(decoded, probe) if probe else (images, labels)
+      if probe and not (np.array_equal(ref_images, images[probe]) and np.array_equal(ref_labels, labels[probe])):
+        raise ValueError("fast decoding disagrees with TFDS's decoder")
+    except (KeyError, IndexError, ValueError, AttributeError) as e:
+      log.warning("Fast decoding of %s/%s failed (%s); decoding with TFDS instead.", builder.name, split, e)
+      for start in range(0, n, _CHUNK):
+        stop = min(start + _CHUNK, n)
+        images[start:stop], labels[start:stop] = _decode_with_tfds(decoded, list(range(start, stop)))
+  except DatasetError:
+    raise
+  except Exception as e:  # corrupt / partly deleted prepared files
+    raise DatasetError(f"Cannot read prepared TFDS split {builder.name}/{split} at {builder.data_path}: "
+                       f"{type(e).__name__}: {e}. {fix}") from e
+  return images, labels
