@@ -29,7 +29,7 @@ def base() -> ml_collections.ConfigDict:
   c.model.features = (32, 64)       # conv widths, one stride-2 stage each
   c.model.latent_dim = 50
   c.model.activation = "tanh"
-  c.model.upsample = "pixel_shuffle"  # conv decoder: pixel_shuffle | nearest | transpose (see nets/layers.py)
+  c.model.upsample = "nearest"     # conv decoder: nearest | pixel_shuffle | transpose (measured: nets/layers.py)
   c.model.likelihood = "bernoulli"  # bernoulli | gaussian | gaussian_fixed | logistic
   c.model.gaussian_sigma = 0.1      # gaussian_fixed only
   c.model.conditional = False       # class label into encoder and decoder (conditional VAE)

@@ -135,6 +135,8 @@ def prepare(builder: tfds.core.DatasetBuilder, raw_dir: str | os.PathLike) -> No
   for split, prefix in SPLIT_STEMS.items():  # fail early, with our message, before TFDS
     read_raw_split(raw_dir, prefix, len(builder.CLASS_NAMES))
   t0 = time.perf_counter()
+  print(f"Preparing {builder.name} once from {raw_dir} into {builder.data_path} (a few seconds)...", flush=True)
+  tfds.disable_progress_bar()
   builder.download_and_prepare(
       file_format="array_record",
       download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(raw_dir), try_download_gcs=False))

@@ -1,0 +1,68 @@
+"""Results table for the likelihood benchmark: our runs next to Burda et al. 2015, Table 1.
+
+  python -m gen_jax.eval.nll_table runs/burda_vae runs/burda_iwae_k5 runs/burda_iwae_k50 --out results/nll_mnist.md
+
+Reads each run's `<workdir>/eval/metrics.json` (written by eval.py) and writes
+a Markdown table: test NLL with its protocol, training steps, wall time and
+hardware. Nothing is typed in by hand except the published reference numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+
+# Burda, Grosse, Salakhutdinov 2015 (arXiv 1509.00519), Table 1, 1 stochastic layer,
+# 784-200-200-50, dynamically binarized MNIST, test NLL in nats (k=5000 estimate), 3280 epochs.
+PUBLISHED = {("elbo", 1): 86.76, ("elbo", 5): 86.47, ("elbo", 50): 86.35,
+             ("iwae", 1): 86.76, ("iwae", 5): 85.54, ("iwae", 50): 84.78}
+
+
+def row_for(workdir: pathlib.Path) -> dict:
+  path = workdir / "eval" / "metrics.json"
+  if not path.exists():
+    raise SystemExit(f"{path} not found: run `python eval.py --workdir={workdir}` first")
+  report = json.loads(path.read_text())
+  cfg, m, p, t = report["config"], report["metrics"], report["protocol"], report["train"]
+  obj, k = cfg["objective"]["name"], int(cfg["objective"]["num_samples"])
+  steps = int(report["step"])
+  batch = int(cfg["data"]["batch_size"])
+  return {
+      "run": workdir.name, "model": "VAE" if obj == "elbo" else "IWAE", "k": k,
+      "nll": m["nll"], "elbo": -m["elbo"], "active": f"{m['active_units']}/{m['num_latents']}",
+      "published": PUBLISHED.get((obj, k)), "steps": steps,
+      "epochs": steps * batch / 60000, "wall": t.get("wall_seconds"),
+      "hardware": f"{t.get('num_devices')}x {t.get('device_kind')}",
+      "protocol": f"{p['split']} split, {p['num_examples']} images, k={p['num_importance_samples']}, "
+                  f"{p['binarization'].split(',')[0]}, seed {p['seed']}",
+  }
+
+
+def to_markdown(rows: list[dict]) -> str:
+  head = ("| run | model | k (train) | test NLL (nats) | -ELBO | active units | Burda et al. NLL | steps | epochs "
+          "| train wall time | hardware |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+  lines = []
+  for r in rows:
+    pub = f"{r['published']:.2f}" if r["published"] else "-"
+    wall = f"{r['wall'] / 60:.1f} min" if r["wall"] else "-"
+    lines.append(f"| {r['run']} | {r['model']} | {r['k']} | {r['nll']:.2f} | {r['elbo']:.2f} | {r['active']} | {pub} "
+                 f"| {r['steps']} | {r['epochs']:.0f} | {wall} | {r['hardware']} |")
+  protocols = sorted({r["protocol"] for r in rows})
+  notes = "\n".join(f"- protocol: {p}" for p in protocols)
+  return head + "\n".join(lines) + "\n\n" + notes + "\n- Burda et al. trained for 3280 epochs (about 2 million steps).\n"
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("workdirs", nargs="+", type=pathlib.Path)
+  parser.add_argument("--out", type=pathlib.Path, default=None)
+  args = parser.parse_args()
+  table = to_markdown([row_for(w) for w in args.workdirs])
+  print(table)
+  if args.out:
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(table)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,251 @@
+"""The training loop: set-up, resume, the hot loop, logging, checkpoints, signals.
+
+Python only dispatches the jitted step in the hot loop; metrics are fetched
+from the device every `config.train.log_every` steps (and before each
+checkpoint), never per step.
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import signal
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+from tqdm.auto import tqdm
+
+from gen_jax import config as config_lib
+from gen_jax import parallel
+from gen_jax.data import load_dataset
+from gen_jax.data.dataset import Dataset
+from gen_jax.data.sampler import BatchSampler, DeviceData, to_device
+from gen_jax.errors import ConfigError, NonFiniteLossError
+from gen_jax.eval.images import save_grid
+from gen_jax.train import step as step_lib
+from gen_jax.train.checkpoint import Checkpoints
+from gen_jax.train.families import build_family
+from gen_jax.train.metrics_log import MetricsLog
+
+# Config keys that may change when a run is resumed (everything else must match the saved config).
+RESUMABLE_CHANGES = ("train.", "eval.")
+
+
+@dataclasses.dataclass
+class Run:
+  """Everything that train and eval share, built from a config."""
+  config: Any
+  dataset: Dataset
+  mesh: Mesh
+  family: Any
+  sampler: BatchSampler
+  keys: dict
+  data: DeviceData
+
+  def abstract_state(self):
+    return step_lib.abstract_state(self.family, self.sampler, self.data, self.keys, self.mesh)
+
+  def init_state(self):
+    return step_lib.init_state(self.family, self.sampler, self.data, self.keys, self.mesh)
+
+  def model_input(self, images_uint8: np.ndarray, key: jax.Array) -> jax.Array:
+    """Host uint8 images -> model input on the device (binarized like the training data)."""
+    return self.sampler.to_model_input(jnp.asarray(images_uint8), key)
+
+
+def data_config_for_loader(config) -> Any:
+  """config.data with '' / 0 meaning 'not set' turned into None, as the loader expects."""
+  d = config.data.to_dict()
+  for key in ("data_dir", "tfds_dir", "path"):
+    if key in d and not d[key]:
+      d[key] = None
+  for key in ("num_train", "num_test"):
+    if key in d and not d[key]:
+      d[key] = None
+  return _Namespace(d)
+
+
+class _Namespace(dict):
+  def __getattr__(self, key):
+    try:
+      return self[key]
+    except KeyError:
+      raise AttributeError(key) from None
+
+
+def setup(config, mesh: Mesh | None = None, family=None) -> Run:
+  config_lib.validate_config(config)
+  mesh = mesh if mesh is not None else parallel.make_mesh()
+  parallel.check_batch_size(int(config.data.batch_size), mesh)
+  dataset = load_dataset(data_config_for_loader(config))
+  family = family if family is not None else build_family(config, dataset)
+  sampler = BatchSampler(len(dataset.train.images), int(config.data.batch_size), dataset.binarization, mesh)
+  keys = step_lib.run_keys(int(config.seed))
+  data = to_device(dataset, mesh, "train")
+  return Run(config=config, dataset=dataset, mesh=mesh, family=family, sampler=sampler, keys=keys, data=data)
+
+
+class _StopFlag:
+  """Turns SIGTERM/SIGINT into a request to checkpoint and stop at the next step boundary."""
+
+  def __init__(self):
+    self.signal_name: str | None = None
+    self._previous = {}
+
+  def __enter__(self):
+    try:
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._previous[sig] = signal.signal(sig, self._handle)
+    except ValueError:  # not the main thread: signals stay as they are
+      self._previous = {}
+    return self
+
+  def _handle(self, signum, frame):
+    if self.signal_name is not None and signum == signal.SIGINT:
+      raise KeyboardInterrupt  # a second Ctrl-C stops at once
+    self.signal_name = signal.Signals(signum).name
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+def _check_resume_config(workdir: pathlib.Path, config) -> None:
+  path = workdir / "config.json"
+  if not path.exists():
+    return
+  saved = config_lib.to_dict(config_lib.load_saved_config(path))
+  changed = [k for k in config_lib.diff_configs(saved, config_lib.to_dict(config))
+             if not k.startswith(RESUMABLE_CHANGES)]
+  if changed:
+    raise ConfigError(f"{workdir} holds a run with a different config ({', '.join('config.' + k for k in changed)} "
+                      f"differ from {path}). Resume with the same config, or pass a new --workdir.")
+
+
+def _visual_batch(run: Run, n: int = 64) -> dict:
+  """A fixed batch of test images for reconstructions and interpolations."""
+  test = run.dataset.test
+  n = min(n, len(test.images))
+  labels = test.labels[:n] if test.labels is not None else np.zeros(n, np.int32)
+  key = jax.random.fold_in(run.keys["visualize"], 0)
+  return {"image": run.model_input(test.images[:n], key), "label": jnp.asarray(labels, jnp.int32)}
+
+
+def write_images(run: Run, models, directory: pathlib.Path, step: int, log: MetricsLog | None = None) -> dict:
+  images = jax.jit(run.family.visualize)(models, _visual_batch(run), jax.random.fold_in(run.keys["visualize"], 1))
+  images = jax.device_get(images)
+  layout = run.family.visualize_layout()
+  paths = {}
+  if parallel.is_main_process():
+    for name, imgs in images.items():
+      paths[name] = str(save_grid(imgs, directory / f"{name}_{step:07d}.png", ncol=layout.get(name, 8)))
+    if log is not None:
+      log.write_images(step, images, layout)
+  return paths
+
+
+def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, family=None,
+          progress: bool = True, interrupt_at: int | None = None) -> dict:
+  """Trains (or resumes) the run in `workdir`. Returns a summary dict.
+
+  `interrupt_at` simulates a SIGTERM arriving after that step (for tests).
+  """
+  workdir = pathlib.Path(workdir)
+  main = parallel.is_main_process()
+  run = setup(config, mesh, family)
+  tc = config.train
+  num_steps = int(tc.num_steps)
+  log_every, ckpt_every = int(tc.log_every), int(tc.checkpoint_every)
+  sample_every = int(tc.get("sample_every", 0))
+
+  workdir.mkdir(parents=True, exist_ok=True)
+  _check_resume_config(workdir, config)
+  if main:
+    config_lib.save_config(config, workdir / "config.json")
+  ckpts = Checkpoints(workdir, keep=int(tc.get("keep_checkpoints", 3)))
+  log = MetricsLog(workdir, enabled=main)
+
+  restored = ckpts.restore_latest_good(run.abstract_state())
+  if restored is None:
+    state, wall_base, start = run.init_state(), 0.0, 0
+  else:
+    state, meta, start = restored
+    wall_base = float(meta.get("train_wall_seconds", 0.0))
+    print(f"Resuming from {ckpts.directory / str(start)} (step {start}).", flush=True)
+
+  step_fn = step_lib.compile_train_step(run.family, run.sampler, run.mesh)
+  meta_base = {"config": config_lib.to_dict(config), "dataset": run.dataset.source,
+               "num_devices": run.mesh.devices.size, "device_kind": jax.devices()[0].device_kind}
+
+  def save(step: int, state) -> bool:
+    if not bool(_all_finite(state.models)):
+      return False
+    ckpts.save(step, state, dict(meta_base, step=step, train_wall_seconds=wall_base + (time.time() - t_start)))
+    return True
+
+  step = start
+  last_saved = start if restored is not None else None
+  t_start = time.time()
+  t_log, step_log = t_start, start
+  latest: dict[str, float] = {}
+  stopped_by = None
+  bar = tqdm(total=num_steps, initial=start, disable=not (progress and main), desc=f"train {run.family.name}",
+             unit="step", dynamic_ncols=True, smoothing=0.1)
+  try:
+    with _StopFlag() as stop:
+      while step < num_steps:
+        state, metrics = step_fn(state, run.data, run.keys)
+        step += 1
+        bar.update(1)
+        if interrupt_at is not None and step >= interrupt_at:
+          stop.signal_name = "SIGTERM (simulated)"
+        stopping = stop.signal_name is not None
+        last = step == num_steps
+        if step % log_every == 0 or last or stopping or step % ckpt_every == 0:
+          latest = {k: float(v) for k, v in jax.device_get(metrics).items()}
+          now = time.time()
+          latest["steps_per_sec"] = (step - step_log) / max(now - t_log, 1e-9)
+          latest["examples_per_sec"] = latest["steps_per_sec"] * int(config.data.batch_size)
+          latest["wall_seconds"] = wall_base + now - t_start
+          t_log, step_log = now, step
+          if not np.isfinite(latest.get("loss", 0.0)):
+            raise NonFiniteLossError(
+                f"loss is {latest.get('loss')} at step {step} (metrics {_fmt(latest)}). Training stopped; the last "
+                f"good checkpoint ({'step ' + str(last_saved) if last_saved is not None else 'none yet'}) in "
+                f"{ckpts.directory} is kept. Try a lower config.optimizer.learning_rate, "
+                f"config.optimizer.grad_clip_norm=1.0, or a warm-up (config.optimizer.warmup_steps).")
+          log.write(step, latest)
+          bar.set_postfix(loss=f"{latest['loss']:.4g}", refresh=False)
+        if step % ckpt_every == 0 or last or stopping:
+          if save(step, state):
+            last_saved = step
+          else:
+            raise NonFiniteLossError(
+                f"parameters became NaN/Inf by step {step}; not saving them. The last good checkpoint "
+                f"(step {last_saved}) in {ckpts.directory} is kept. Lower the learning rate or clip gradients.")
+        if main and ((sample_every and step % sample_every == 0) or last):
+          write_images(run, state.models, workdir / "images", step, log)
+        if stopping:
+          stopped_by = stop.signal_name
+          break
+  finally:
+    bar.close()
+    ckpts.close()
+    log.close()
+  if stopped_by:
+    print(f"Stopped by {stopped_by} at step {step}; checkpoint saved in {ckpts.directory}. "
+          f"Rerun the same command to resume.", flush=True)
+  return {"step": step, "metrics": latest, "stopped_by": stopped_by, "workdir": str(workdir), "state": state}
+
+
+def _fmt(metrics: dict) -> str:
+  return ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float))

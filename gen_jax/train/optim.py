@@ -1,0 +1,75 @@
+"""optax optimizers and learning-rate schedules built from `config.optimizer`.
+
+Fields: name (adam | adamw | sgd | rmsprop), learning_rate, schedule
+(constant | cosine | warmup_cosine | exponential | burda), warmup_steps,
+decay_rate (exponential: factor per `decay_steps`), decay_steps, b1, b2, eps,
+momentum (sgd), weight_decay (decoupled for adamw, L2 added to the gradient otherwise),
+grad_clip_norm (0 = off).
+
+'burda' is the schedule of Burda et al. 2015: stage i = 0..7 lasts 3^i
+units at learning rate lr * 10^(-i/7). With 3280 epochs the units are
+epochs as in the paper; for a smaller budget the stages are scaled so that
+they fill config.train.num_steps in the same proportions.
+"""
+from __future__ import annotations
+
+import optax
+
+from gen_jax.errors import ConfigError
+
+
+def burda_schedule(base_lr: float, num_steps: int) -> optax.Schedule:
+  units = [3 ** i for i in range(8)]
+  total = sum(units)
+  boundaries, acc = {}, 0
+  for i, u in enumerate(units[:-1]):
+    acc += u
+    boundaries[max(1, round(acc / total * num_steps))] = 10 ** (-1 / 7)
+  return optax.piecewise_constant_schedule(base_lr, boundaries)
+
+
+def make_schedule(cfg, num_steps: int) -> optax.Schedule:
+  lr = float(cfg.learning_rate)
+  name = cfg.get("schedule", "constant")
+  warmup = int(cfg.get("warmup_steps", 0))
+  if name == "constant":
+    sched = optax.constant_schedule(lr)
+    if warmup:
+      sched = optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), sched], [warmup])
+    return sched
+  if name == "cosine":
+    return optax.cosine_decay_schedule(lr, max(1, num_steps))
+  if name == "warmup_cosine":
+    return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(warmup + 1, num_steps))
+  if name == "exponential":
+    return optax.exponential_decay(lr, int(cfg.get("decay_steps", 1000)), float(cfg.get("decay_rate", 0.5)))
+  if name == "burda":
+    return burda_schedule(lr, num_steps)
+  raise ConfigError(f"config.optimizer.schedule={name!r} is not valid; choose one of "
+                    "constant, cosine, warmup_cosine, exponential, burda")
+
+
+def make_optimizer(cfg, num_steps: int) -> optax.GradientTransformation:
+  """The full transformation: clipping -> (L2) -> optimizer with schedule."""
+  sched = make_schedule(cfg, num_steps)
+  name = cfg.name
+  wd = float(cfg.get("weight_decay", 0.0))
+  b1, b2, eps = float(cfg.get("b1", 0.9)), float(cfg.get("b2", 0.999)), float(cfg.get("eps", 1e-8))
+  if name == "adam":
+    opt = optax.adam(sched, b1=b1, b2=b2, eps=eps)
+  elif name == "adamw":
+    opt = optax.adamw(sched, b1=b1, b2=b2, eps=eps, weight_decay=wd)
+  elif name == "sgd":
+    opt = optax.sgd(sched, momentum=float(cfg.get("momentum", 0.0)) or None)
+  elif name == "rmsprop":
+    opt = optax.rmsprop(sched, eps=eps)
+  else:
+    raise ConfigError(f"config.optimizer.name={name!r} is not valid; choose one of adam, adamw, sgd, rmsprop")
+  chain = []
+  clip = float(cfg.get("grad_clip_norm", 0.0))
+  if clip > 0:
+    chain.append(optax.clip_by_global_norm(clip))
+  if wd > 0 and name != "adamw":
+    chain.append(optax.add_decayed_weights(wd))
+  chain.append(opt)
+  return optax.chain(*chain)

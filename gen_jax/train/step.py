@@ -1,0 +1,94 @@
+"""The jitted training step, shared by every model family.
+
+Two layers, both pure:
+
+  update(state, batch, key) -> (state, metrics)
+      the family's gradient update(s) on one batch; increments `state.step`.
+  train_step(state, data, keys) -> (state, metrics)
+      derives this step's keys from `fold_in(train_key, state.step)`, draws the
+      batch from the on-device dataset, calls `update`.
+
+`compile_train_step` jits `train_step` once, with the state donated and with
+explicit shardings: state and data replicated, the batch split over the
+mesh's data axis.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import Mesh
+
+from gen_jax import parallel, rng
+from gen_jax.data.sampler import BatchSampler, DeviceData
+from gen_jax.train.state import ModelState, TrainState
+
+Metrics = dict[str, jax.Array]
+
+
+class ModelFamily(Protocol):
+  """What a model family (VAE, GAN, VAE-GAN) provides to the shared trainer."""
+  name: str
+
+  def init_models(self, key: jax.Array, example_batch: dict) -> dict[str, ModelState]: ...
+
+  def update_models(self, models: dict[str, ModelState], batch: dict, key: jax.Array,
+                    step: jax.Array) -> tuple[dict[str, ModelState], Metrics]: ...
+
+  def visualize(self, models: dict[str, ModelState], batch: dict, key: jax.Array) -> dict[str, jax.Array]: ...
+
+
+def make_update(family: ModelFamily) -> Callable[[TrainState, dict, jax.Array], tuple[TrainState, Metrics]]:
+  def update(state: TrainState, batch: dict, key: jax.Array) -> tuple[TrainState, Metrics]:
+    models, metrics = family.update_models(state.models, batch, key, state.step)
+    return state.replace(step=state.step + 1, models=models), metrics
+  return update
+
+
+def make_train_step(family: ModelFamily, sampler: BatchSampler):
+  update = make_update(family)
+
+  def train_step(state: TrainState, data: DeviceData, keys: dict[str, jax.Array]):
+    step_key = rng.for_step(keys["train"], state.step)
+    batch, order = sampler.sample(data, state.data_order, keys["data_order"], state.step,
+                                  rng.for_purpose(step_key, "data"))
+    state = state.replace(data_order=order)
+    return update(state, batch, rng.for_purpose(step_key, "update"))
+
+  return train_step
+
+
+def run_keys(seed: int) -> dict[str, jax.Array]:
+  """The run's purpose keys, all derived from one root key."""
+  root = rng.root_key(seed)
+  return {name: rng.for_purpose(root, name) for name in ("init", "data_order", "train", "eval", "visualize")}
+
+
+def compile_train_step(family: ModelFamily, sampler: BatchSampler, mesh: Mesh):
+  """jit(train_step) with the state donated and explicit replicated shardings."""
+  rep = parallel.replicated(mesh)
+  step = make_train_step(family, sampler)
+  return jax.jit(step, donate_argnums=0, out_shardings=(rep, rep))
+
+
+def _make_init(family: ModelFamily, sampler: BatchSampler):
+  def init(data: DeviceData, keys: dict) -> TrainState:
+    # An example batch only fixes input shapes; which examples it holds does not matter.
+    batch, _ = sampler.sample(data, jnp.arange(sampler.num_examples, dtype=jnp.int32), keys["data_order"],
+                              jnp.asarray(1, jnp.int32), keys["init"])
+    return TrainState(step=jnp.zeros((), jnp.int32), models=family.init_models(keys["init"], batch),
+                      data_order=sampler.initial_order(keys["data_order"]))
+  return init
+
+
+def init_state(family: ModelFamily, sampler: BatchSampler, data: DeviceData, keys: dict, mesh: Mesh) -> TrainState:
+  """Initial state computed under jit and placed replicated over the mesh."""
+  return jax.jit(_make_init(family, sampler), out_shardings=parallel.replicated(mesh))(data, keys)
+
+
+def abstract_state(family: ModelFamily, sampler: BatchSampler, data: DeviceData, keys: dict, mesh: Mesh) -> Any:
+  """Shapes, dtypes and shardings of the state without computing it (the target of a restore)."""
+  rep = parallel.replicated(mesh)
+  tree = jax.eval_shape(_make_init(family, sampler), data, keys)
+  return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep), tree)

@@ -1,0 +1,135 @@
+"""The VAE family on the shared trainer: VAE, beta-VAE, conditional VAE, IWAE.
+
+One model state, `models['vae']`, holding encoder and decoder parameters.
+The loss itself lives in `gen_jax/objectives/vae.py`; this file binds it to
+the network and the optimizer and provides sample / reconstruction /
+interpolation images for logging.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from gen_jax.data.dataset import Dataset
+from gen_jax.eval.likelihood import evaluate_encoder_model
+from gen_jax.nets.vae import build_vae
+from gen_jax.objectives import vae as vae_objective
+from gen_jax.objectives.likelihoods import make_likelihood
+from gen_jax.train import optim
+from gen_jax.train.state import ModelState
+
+
+def slerp(z0: jax.Array, z1: jax.Array, t: jax.Array) -> jax.Array:
+  """Spherical interpolation (White 2016) between latent vectors, t in [0, 1]."""
+  n0 = z0 / (jnp.linalg.norm(z0, axis=-1, keepdims=True) + 1e-8)
+  n1 = z1 / (jnp.linalg.norm(z1, axis=-1, keepdims=True) + 1e-8)
+  omega = jnp.arccos(jnp.clip(jnp.sum(n0 * n1, -1, keepdims=True), -1 + 1e-6, 1 - 1e-6))
+  so = jnp.sin(omega)
+  return jnp.sin((1.0 - t) * omega) / so * z0 + jnp.sin(t * omega) / so * z1
+
+
+def interpolate(z0: jax.Array, z1: jax.Array, num_steps: int, spherical: bool) -> jax.Array:
+  """[P, L] x [P, L] -> [P, num_steps, L] points from z0 to z1."""
+  t = jnp.linspace(0.0, 1.0, num_steps)[None, :, None]
+  a, b = z0[:, None, :], z1[:, None, :]
+  return slerp(a, b, t) if spherical else (1.0 - t) * a + t * b
+
+
+class VaeFamily:
+  """Builds the VAE from the config; provides the update and the logging images."""
+  name = "vae"
+
+  def __init__(self, config, dataset: Dataset):
+    self.config = config
+    self.likelihood = make_likelihood(config.model.likelihood, float(config.model.get("gaussian_sigma", 0.1)))
+    self.num_classes = dataset.num_classes
+    self.conditional = bool(config.model.get("conditional", False))
+    self.model = build_vae(config.model, dataset.image_shape, dataset.num_classes, self.likelihood.params_per_channel)
+    self.tx = optim.make_optimizer(config.optimizer, config.train.num_steps)
+    self.ema_decay = float(config.train.get("ema_decay", 0.0))
+    self.latent_dim = int(config.model.latent_dim)
+
+  # --- binding parameters -------------------------------------------------------------------
+  def encode_fn(self, params):
+    return lambda x, y: self.model.apply({"params": params}, x, y if self.conditional else None,
+                                         method=self.model.encode)
+
+  def decode_fn(self, params):
+    return lambda z, y: self.model.apply({"params": params}, z, y if self.conditional else None,
+                                         method=self.model.decode)
+
+  # --- trainer interface --------------------------------------------------------------------
+  def init_models(self, key, example_batch):
+    y = example_batch["label"] if self.conditional else None
+    params = self.model.init(key, example_batch["image"], y)["params"]
+    return {"vae": ModelState.create(params, self.tx, ema=self.ema_decay > 0)}
+
+  def loss(self, params, batch, key, step):
+    obj = self.config.objective
+    return vae_objective.vae_loss(
+        self.encode_fn(params), self.decode_fn(params), self.likelihood, batch["image"], batch["label"], key,
+        step=step, objective=obj.name, num_samples=int(obj.num_samples), beta=float(obj.get("beta", 1.0)),
+        kl_warmup_steps=int(obj.get("kl_warmup_steps", 0)), free_bits=float(obj.get("free_bits", 0.0)))
+
+  def update_models(self, models, batch, key, step):
+    vae = models["vae"]
+    (_, metrics), grads = jax.value_and_grad(self.loss, has_aux=True)(vae.params, batch, key, step)
+    metrics = dict(metrics)
+    metrics["grad_norm"] = optax.tree.norm(grads)
+    metrics["param_norm"] = optax.tree.norm(vae.params)
+    return {"vae": vae.apply_gradients(grads, self.tx, self.ema_decay)}, metrics
+
+  def visualize(self, models, batch, key, num: int = 64, interp_pairs: int = 8, interp_steps: int = 10):
+    """Image grids (values in [0, 1]): prior samples, reconstructions, latent interpolations."""
+    params = models["vae"].eval_params()
+    encode, decode = self.encode_fn(params), self.decode_fn(params)
+    x, y = batch["image"], batch["label"]
+    n = min(num, x.shape[0])
+    if self.conditional:
+      sample_labels = jnp.arange(num, dtype=jnp.int32) % self.num_classes
+    else:
+      sample_labels = jnp.zeros((num,), jnp.int32)
+    z = jax.random.normal(key, (num, self.latent_dim))
+    samples = self.likelihood.mean(decode(z, sample_labels))
+    mean, _ = encode(x[:n], y[:n])
+    recon = self.likelihood.mean(decode(mean, y[:n]))
+    # Rows alternate: originals, their reconstructions.
+    half = max(1, n // 2)
+    pairs = jnp.stack([x[:half], recon[:half]], axis=1).reshape((2 * half,) + x.shape[1:])
+    p = min(interp_pairs, n // 2)
+    out = {"samples": samples, "reconstructions": pairs}
+    for kind, spherical in (("interpolation_linear", False), ("interpolation_spherical", True)):
+      path = interpolate(mean[:p], mean[p:2 * p], interp_steps, spherical)       # [P, T, L]
+      labels = jnp.repeat(y[:p], interp_steps)
+      imgs = self.likelihood.mean(decode(path.reshape(-1, self.latent_dim), labels))
+      out[kind] = imgs
+    return out
+
+  def evaluate(self, models, dataset: Dataset, key, eval_cfg, progress: bool = False) -> dict:
+    """Test ELBO (recon + KL), importance-sampled NLL, active units, reconstruction error."""
+    split = getattr(dataset, eval_cfg.get("split", "test"))
+    n = int(eval_cfg.get("num_examples", 0)) or len(split.images)
+    params = models["vae"].eval_params()
+    k = int(eval_cfg.num_importance_samples)
+    metrics = evaluate_encoder_model(
+        self.encode_fn(params), self.decode_fn(params), self.likelihood, split.images[:n],
+        None if split.labels is None else split.labels[:n], key, batch_size=int(eval_cfg.batch_size),
+        num_importance_samples=k, chunk_size=int(eval_cfg.chunk_size),
+        binarize=dataset.binarization or "none", progress=progress)
+    protocol = {
+        "split": eval_cfg.get("split", "test"), "num_examples": n,
+        "num_importance_samples": k, "elbo_samples": 1,
+        "binarization": {"dynamic": "a fresh Bernoulli(pixel/255) draw per test image, from the eval key",
+                         "fixed": "the fixed binarization of the training data"}.get(dataset.binarization, "none"),
+        "likelihood": self.likelihood.name, "objective": self.config.objective.name,
+        "params": "ema" if models["vae"].ema_params is not None else "raw",
+        "estimator": f"log mean of {k} importance weights p(x,z)/q(z|x), z ~ q (Burda et al. 2015)",
+    }
+    return {"metrics": metrics, "protocol": protocol}
+
+  def visualize_layout(self) -> dict[str, int]:
+    """Images per row of each grid."""
+    return {"samples": 8, "reconstructions": 8, "interpolation_linear": 10, "interpolation_spherical": 10}
+
+
