@@ -1,0 +1,140 @@
+"""VAE training objectives: the (beta-, warmed-up, free-bits) ELBO and the IWAE bound.
+
+Model contract
+--------------
+  encode_fn(x, y) -> (mean, logvar), each [B, L]: the Gaussian posterior q(z | x, y) = N(mean, diag exp(logvar)).
+  decode_fn(z, y) -> out [N, H, W, C * P]: the parameters of p(x | z, y) for ``likelihood``; z [N, L], y [N] or None.
+x is [B, H, W, C] float32 in [0, 1] (already binarized for the Bernoulli likelihood), y [B] int32 or None.
+The prior is p(z) = N(0, I). K posterior samples are decoded in one call, laid out sample-major:
+row k * B + b holds z_k for example b (so labels are tiled K times).
+
+Objectives (per example, in nats)
+---------------------------------
+  ELBO(x)     = E_q[log p(x | z)] - KL(q(z | x) || p(z))                      (KL in closed form)
+  IWAE_K(x)   = E[ log (1/K) sum_k w_k ],  log w_k = log p(x | z_k) + log p(z_k) - log q(z_k | x)
+with ELBO = IWAE_1 <= IWAE_K <= IWAE_{K+1} <= log p(x) (Burda et al. 2015).
+"""
+import math
+import numbers
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.special import logsumexp
+
+from gen_jax.errors import ConfigError
+from gen_jax.objectives import distributions
+from gen_jax.objectives.likelihoods import Likelihood, bits_per_dim
+
+Array = jax.Array
+EncodeFn = Callable[[Array, Array | None], tuple[Array, Array]]
+DecodeFn = Callable[[Array, Array | None], Array]
+
+OBJECTIVES = ("elbo", "iwae")
+
+
+def kl_weight(step: Array | int, beta: float, warmup_steps: int) -> Array:
+  """KL weight w(step) = beta * min(1, step / warmup_steps): a linear warm-up from 0 to beta.
+
+  ``warmup_steps`` <= 0 gives beta at every step. ``step`` may be traced.
+  """
+  beta = jnp.asarray(beta, jnp.float32)
+  if warmup_steps <= 0:
+    return beta
+  frac = jnp.asarray(step, jnp.float32) / float(warmup_steps)
+  return beta * jnp.clip(frac, 0.0, 1.0)
+
+
+def decode_samples(decode_fn: DecodeFn, z: Array, y: Array | None) -> Array:
+  """Decodes z [K, B, L] in one call: returns out [K, B, H, W, C * P] (labels y [B] tiled K times)."""
+  num_samples, batch = z.shape[:2]
+  y_rep = None if y is None else jnp.tile(y, num_samples)
+  out = decode_fn(z.reshape((num_samples * batch,) + z.shape[2:]), y_rep)
+  return out.reshape((num_samples, batch) + out.shape[1:])
+
+
+def log_importance_weights_from_posterior(
+    decode_fn: DecodeFn, likelihood: Likelihood, x: Array, y: Array | None,
+    mean: Array, logvar: Array, key: Array, num_samples: int) -> tuple[Array, Array]:
+  """Samples z_k ~ q = N(mean, exp(logvar)) and returns (log w, log p(x | z)), each [K, B].
+
+  log w_k = log p(x | z_k) + log p(z_k) - log q(z_k | x), summed over pixels and latent dimensions.
+  """
+  z = distributions.reparameterize(key, mean, logvar, num_samples)  # [K, B, L]
+  out = decode_samples(decode_fn, z, y)
+  log_px_z = likelihood.log_prob(x[None], out)  # [K, B]
+  log_pz = jnp.sum(distributions.standard_normal_log_prob(z), axis=-1)
+  log_qz = jnp.sum(distributions.gaussian_log_prob(z, mean, logvar), axis=-1)
+  return log_px_z + log_pz - log_qz, log_px_z
+
+
+def _check_config(objective: str, num_samples: int, beta: Any, kl_warmup_steps: int, free_bits: Any) -> None:
+  if objective not in OBJECTIVES:
+    raise ConfigError(
+        f"unknown config.objective.name {objective!r}; valid objectives: {', '.join(map(repr, OBJECTIVES))}")
+  if not isinstance(num_samples, numbers.Integral) or num_samples < 1:
+    raise ConfigError(f"config.objective.num_samples must be an integer >= 1; got {num_samples!r}")
+  if kl_warmup_steps < 0:
+    raise ConfigError(f"config.objective.kl_warmup_steps must be >= 0; got {kl_warmup_steps}")
+  if isinstance(free_bits, numbers.Real) and free_bits < 0:
+    raise ConfigError(f"config.objective.free_bits must be >= 0 nats per latent dimension; got {free_bits}")
+  if objective == "iwae":
+    if not (isinstance(beta, numbers.Real) and isinstance(free_bits, numbers.Real)):
+      raise ConfigError("objective 'iwae' needs Python numbers for beta and free_bits (they must stay at 1.0 and 0.0)")
+    defaults = (("beta", beta, 1.0), ("kl_warmup_steps", kl_warmup_steps, 0), ("free_bits", free_bits, 0.0))
+    bad = [f"config.objective.{name}={value}" for name, value, default in defaults if value != default]
+    if bad:
+      raise ConfigError(
+          f"objective 'iwae' is a bound on log p(x) and has no KL term to reweight; got {', '.join(bad)}. "
+          "Use beta=1.0, kl_warmup_steps=0, free_bits=0.0 with 'iwae', or the objective 'elbo'")
+
+
+def vae_loss(
+    encode_fn: EncodeFn, decode_fn: DecodeFn, likelihood: Likelihood, x: Array, y: Array | None, key: Array, *,
+    step: Array | int, objective: str = "elbo", num_samples: int = 1, beta: float = 1.0,
+    kl_warmup_steps: int = 0, free_bits: float = 0.0) -> tuple[Array, dict[str, Array]]:
+  """The VAE loss to minimise (a scalar, mean over the batch) and per-example-mean metrics in nats.
+
+  'elbo': loss = -(1/B) sum_b [ (1/K) sum_k log p(x_b | z_bk) ] + w(step) * KL_loss, with K = num_samples
+    reparameterized samples, w = ``kl_weight(step, beta, kl_warmup_steps)`` and the analytic KL.
+    Without free bits KL_loss = (1/B) sum_b sum_j KL_bj; with free bits lambda (Kingma et al. 2016)
+    KL_loss = sum_j max(lambda, (1/B) sum_b KL_bj), which stops pushing latent j below lambda nats.
+  'iwae': loss = -(1/B) sum_b [ logsumexp_k log w_bk - log K ] (Burda et al. 2015); beta, warm-up and
+    free bits do not apply and raise ConfigError when set.
+
+  Metrics (means over the batch, nats; 'kl' is the true, positive KL whatever the loss uses):
+  'loss', 'elbo', 'recon_log_prob' (E_q log p(x | z)), 'kl', 'kl_weight', 'bits_per_dim'
+  (from -elbo for 'elbo', from -iwae_bound for 'iwae') and, for 'iwae', 'iwae_bound'.
+  """
+  _check_config(objective, num_samples, beta, kl_warmup_steps, free_bits)
+  mean, logvar = encode_fn(x, y)
+  num_dims = x.shape[1] * x.shape[2] * x.shape[3]
+  kl_per_dim = distributions.gaussian_kl_to_standard(mean, logvar)  # [B, L]
+  kl = jnp.sum(kl_per_dim, axis=-1)  # [B]
+
+  log_w, log_px_z = log_importance_weights_from_posterior(
+      decode_fn, likelihood, x, y, mean, logvar, key, num_samples)
+  recon = jnp.mean(log_px_z, axis=0)  # [B]
+  elbo = recon - kl
+  metrics = {
+      "elbo": jnp.mean(elbo),
+      "recon_log_prob": jnp.mean(recon),
+      "kl": jnp.mean(kl),
+  }
+  if objective == "elbo":
+    weight = kl_weight(step, beta, kl_warmup_steps)
+    if isinstance(free_bits, numbers.Real) and free_bits == 0:
+      kl_loss = metrics["kl"]  # no jnp.maximum: its tie gradient would halve d KL at a posterior equal to the prior
+    else:
+      kl_loss = jnp.sum(jnp.maximum(free_bits, jnp.mean(kl_per_dim, axis=0)))
+    loss = -metrics["recon_log_prob"] + weight * kl_loss
+    metrics["bits_per_dim"] = bits_per_dim(-metrics["elbo"], num_dims)
+  else:
+    weight = jnp.ones((), jnp.float32)
+    iwae = jnp.mean(logsumexp(log_w, axis=0) - math.log(num_samples))
+    loss = -iwae
+    metrics["iwae_bound"] = iwae
+    metrics["bits_per_dim"] = bits_per_dim(-iwae, num_dims)
+  metrics["loss"] = loss
+  metrics["kl_weight"] = weight
+  return loss, metrics
