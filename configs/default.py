@@ -21,6 +21,7 @@ def base() -> ml_collections.ConfigDict:
   c.data.test_fraction = 0.1        # image_folder / npz without a test split
   c.data.num_train = 0              # keep only the first N training examples; 0 = all
   c.data.num_test = 0               # likewise for the test split
+  c.data.seed = 0                   # fixed binarization draw and image-folder hold-out split
 
   c.model = ml_collections.ConfigDict()
   c.model.family = "vae"
