@@ -9,11 +9,13 @@ from typing import Any
 
 import numpy as np
 
+from gen_jax.data import synthetic
 from gen_jax.data import idx
 from gen_jax.data.dataset import ArraySplit, Dataset
 from gen_jax.errors import DatasetError
 
-DATASET_NAMES = ("mnist", "fashion_mnist", "binarized_mnist", "image_folder", "npz")
+DATASET_NAMES = ("mnist", "fashion_mnist", "binarized_mnist", "image_folder", "npz", "ring8", "grid25",
+                 "stacked_mnist")
 RAW_SUBDIRS = {"mnist": "mnist", "fashion_mnist": "fashion_mnist", "binarized_mnist": "mnist"}
 BINARIZATIONS = ("dynamic", "fixed")
 ENV_DATA_DIR = "GEN_JAX_DATA_DIR"
@@ -180,6 +182,10 @@ def load_dataset(data_cfg: Any) -> Dataset:
   if name not in DATASET_NAMES:
     raise DatasetError(f"Unknown dataset name {name!r}. Fix: set --config.data.name to one of {', '.join(DATASET_NAMES)}.")
   num_train, num_test = _count(data_cfg, "num_train"), _count(data_cfg, "num_test")
+  if name in synthetic.MIXTURE_NAMES:
+    return synthetic.load_mixture(name)
+  if name == "stacked_mnist":
+    return synthetic.StackedMnist(_load_idx_dataset("mnist", data_cfg, num_train, num_test))
   if name in RAW_SUBDIRS:
     return _load_idx_dataset(name, data_cfg, num_train, num_test)
   return _load_user_dataset(name, data_cfg, num_train, num_test)

@@ -17,6 +17,7 @@ from jax.sharding import Mesh
 
 from gen_jax import parallel
 from gen_jax.data.dataset import Dataset
+from gen_jax.data.synthetic import MixtureDataset, StackedMnist
 from gen_jax.errors import ConfigError
 
 
@@ -28,6 +29,9 @@ class DeviceData:
 
 
 def to_device(dataset: Dataset, mesh: Mesh, split: str = "train") -> DeviceData:
+  if isinstance(dataset, MixtureDataset):
+    return parallel.put_replicated(DeviceData(images=np.asarray(dataset.centers, np.float32),
+                                              labels=np.arange(len(dataset.centers), dtype=np.int32)), mesh)
   part = getattr(dataset, split)
   labels = part.labels if part.labels is not None else np.zeros(len(part.images), np.int32)
   return parallel.put_replicated(DeviceData(images=np.asarray(part.images, np.uint8),
@@ -65,6 +69,13 @@ class BatchSampler:
     batch = {"image": self.to_model_input(images, key), "label": data.labels[index]}
     return batch, order
 
+  def visual_batch(self, dataset, n: int, key: jax.Array) -> dict:
+    """A fixed batch of test images (reconstructions, interpolations, image grids)."""
+    test = dataset.test
+    n = min(n, len(test.images))
+    labels = test.labels[:n] if test.labels is not None else np.zeros(n, np.int32)
+    return {"image": self.to_model_input(jnp.asarray(test.images[:n]), key), "label": jnp.asarray(labels, jnp.int32)}
+
   def to_model_input(self, images_uint8: jax.Array, key: jax.Array) -> jax.Array:
     """uint8 pixels -> model input in [0, 1]; dynamic binarization draws Bernoulli(pixel / 255)."""
     x = images_uint8.astype(jnp.float32) / 255.0
@@ -73,3 +84,70 @@ class BatchSampler:
     if self.binarization == "fixed":
       return (x > 0.5).astype(jnp.float32)
     return x
+
+
+class StackedMnistSampler(BatchSampler):
+  """Stacked MNIST: each example stacks three independently drawn MNIST digits as R, G, B.
+
+  The R channel follows the epoch permutation like any dataset; G and B are
+  drawn uniformly with replacement from the step key (so the 1000 digit
+  triples are equally likely).
+  """
+
+  def sample(self, data: DeviceData, order: jax.Array, order_key: jax.Array, step, key: jax.Array):
+    batch, order = super().sample(data, order, order_key, step, key)
+    k_g, k_b = jax.random.split(jax.random.fold_in(key, 1))
+    idx_g = jax.random.randint(k_g, (self.batch_size,), 0, self.num_examples)
+    idx_b = jax.random.randint(k_b, (self.batch_size,), 0, self.num_examples)
+    if self.mesh is not None:
+      idx_g = jax.lax.with_sharding_constraint(idx_g, parallel.batch_sharded(self.mesh))
+      idx_b = jax.lax.with_sharding_constraint(idx_b, parallel.batch_sharded(self.mesh))
+    g = self.to_model_input(data.images[idx_g], key)
+    b = self.to_model_input(data.images[idx_b], key)
+    image = jnp.concatenate([batch["image"], g, b], axis=-1)
+    label = batch["label"] * 100 + data.labels[idx_g] * 10 + data.labels[idx_b]
+    return {"image": image, "label": label}, order
+
+  def visual_batch(self, dataset, n: int, key: jax.Array) -> dict:
+    test = dataset.test
+    n = min(n, len(test.images) // 3)
+    parts = [test.images[i * n:(i + 1) * n] for i in range(3)]
+    image = self.to_model_input(jnp.asarray(np.concatenate(parts, axis=-1)), key)
+    labels = (test.labels[:n] * 100 + test.labels[n:2 * n] * 10 + test.labels[2 * n:3 * n]).astype(np.int32)
+    return {"image": image, "label": jnp.asarray(labels)}
+
+
+class MixtureSampler:
+  """Fresh draws from a 2-D Gaussian mixture at every step: label = component index."""
+
+  def __init__(self, dataset: MixtureDataset, batch_size: int, mesh: Mesh | None = None):
+    self.batch_size = batch_size
+    self.num_examples = 1          # nothing to permute
+    self.steps_per_epoch = 1
+    self.std = float(dataset.std)
+    self.mesh = mesh
+
+  def initial_order(self, order_key: jax.Array) -> jax.Array:
+    return jnp.zeros((1,), jnp.int32)
+
+  def draw(self, centers: jax.Array, key: jax.Array, n: int) -> dict:
+    k_comp, k_noise = jax.random.split(key)
+    comp = jax.random.randint(k_comp, (n,), 0, centers.shape[0])
+    if self.mesh is not None:
+      comp = jax.lax.with_sharding_constraint(comp, parallel.batch_sharded(self.mesh))
+    x = centers[comp] + self.std * jax.random.normal(k_noise, (n, centers.shape[1]))
+    return {"image": x, "label": comp.astype(jnp.int32)}
+
+  def sample(self, data: DeviceData, order: jax.Array, order_key: jax.Array, step, key: jax.Array):
+    return self.draw(data.images, key, self.batch_size), order
+
+  def visual_batch(self, dataset: MixtureDataset, n: int, key: jax.Array) -> dict:
+    return self.draw(jnp.asarray(dataset.centers), key, n)
+
+
+def make_sampler(dataset, batch_size: int, mesh: Mesh | None = None):
+  """The sampler that fits the dataset's kind."""
+  if isinstance(dataset, MixtureDataset):
+    return MixtureSampler(dataset, batch_size, mesh)
+  cls = StackedMnistSampler if isinstance(dataset, StackedMnist) else BatchSampler
+  return cls(len(dataset.train.images), batch_size, dataset.binarization, mesh)
