@@ -73,6 +73,55 @@ def base() -> ml_collections.ConfigDict:
   return c
 
 
+def optimizer(lr: float, b1: float = 0.5, b2: float = 0.999, name: str = "adam") -> ml_collections.ConfigDict:
+  """An optimizer section (same fields as c.optimizer)."""
+  o = base().optimizer
+  o.name, o.learning_rate, o.b1, o.b2 = name, lr, b1, b2
+  return o
+
+
+def add_gan(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Fields of the GAN and VAE-GAN families. c.optimizer is the generator's (and encoder's),
+  c.d_optimizer the discriminator's: two time-scale learning rates (Heusel et al. 2017) are two lrs."""
+  c.model.family = "gan"
+  c.model.arch = "dcgan"            # mlp (2-D toy data) | dcgan | resnet (SNGAN)
+  c.model.latent_dim = 100
+  c.model.g_width = 64              # generator base channels (dcgan/resnet)
+  c.model.d_width = 64              # discriminator base channels
+  c.model.hidden = (128, 128, 128)  # mlp widths (toy)
+  c.model.activation = "relu"
+  c.model.spectral_norm = False     # spectral normalization in D (Miyato et al. 2018)
+  c.model.conditional = False       # conditional batch norm in G + projection discriminator
+  c.model.feature_layer = -1        # D layer whose features the VAE-GAN compares
+  c.gan = ml_collections.ConfigDict()
+  c.gan.loss = "nonsaturating"      # minimax | nonsaturating | wasserstein | hinge | lsgan
+  c.gan.n_critic = 1                # D steps per G step (each on its own real batch)
+  c.gan.gp_weight = 0.0             # WGAN-GP lambda (10 in Gulrajani et al. 2017)
+  c.gan.r1_weight = 0.0             # R1 gamma (Mescheder et al. 2018); adds gamma/2 * E||grad D(x)||^2
+  c.gan.clip_value = 0.0            # WGAN weight clipping c (0.01 in Arjovsky et al. 2017)
+  c.optimizer = optimizer(2e-4)     # Radford et al. 2016: Adam 2e-4, beta1 0.5
+  c.d_optimizer = optimizer(2e-4)
+  c.data.name = "mnist"
+  c.data.batch_size = 64
+  c.train.ema_decay = 0.999         # EMA generator for sampling and evaluation
+  c.train.num_steps = 10_000
+  c.train.sample_every = 1_000
+  c.train.checkpoint_every = 2_000
+  c.eval.num_samples = 2500         # generated samples per evaluation
+  return c
+
+
+def add_vaegan(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  add_gan(c)
+  c.model.family = "vaegan"
+  c.model.features = (64, 128)      # encoder convs
+  c.model.latent_dim = 32
+  c.vaegan = ml_collections.ConfigDict()
+  c.vaegan.gamma = 0.01             # weight of content (feature reconstruction) vs style (GAN) for the decoder
+  c.vaegan.feature_sigma = 1.0      # std of the Gaussian on discriminator features
+  return c
+
+
 def apply_variant(c: ml_collections.ConfigDict, variant: str | None) -> ml_collections.ConfigDict:
   """Shared variant tokens: 'runlocal' shrinks everything so a laptop finishes in seconds."""
   for token in (variant or "").split(","):

@@ -151,8 +151,11 @@ def split_config_args(argv: Sequence[str]) -> tuple[str | None, list[str], list[
 # --------------------------------------------------------------------------- validation
 
 _CHOICES = {
-    "model.family": ("vae",),
-    "model.arch": ("mlp", "conv"),
+    "model.family": ("vae", "gan", "vaegan"),
+    "model.arch": ("mlp", "conv", "dcgan", "resnet"),
+    "gan.loss": ("minimax", "nonsaturating", "wasserstein", "hinge", "lsgan"),
+    "d_optimizer.name": ("adam", "adamw", "sgd", "rmsprop"),
+    "d_optimizer.schedule": ("constant", "cosine", "warmup_cosine", "exponential", "burda"),
     "model.likelihood": ("bernoulli", "gaussian", "gaussian_fixed", "logistic"),
     "model.activation": ("relu", "leaky_relu", "tanh", "elu", "gelu", "swish"),
     "model.upsample": ("pixel_shuffle", "nearest", "transpose"),
@@ -164,10 +167,11 @@ _CHOICES = {
 
 _POSITIVE = ("data.batch_size", "train.num_steps", "train.log_every", "train.checkpoint_every",
              "train.keep_checkpoints", "model.latent_dim", "objective.num_samples",
-             "optimizer.learning_rate")
+             "optimizer.learning_rate", "d_optimizer.learning_rate", "gan.n_critic")
 _NON_NEGATIVE = ("objective.beta", "objective.kl_warmup_steps", "objective.free_bits",
                  "optimizer.grad_clip_norm", "optimizer.weight_decay", "optimizer.warmup_steps",
-                 "train.ema_decay", "train.sample_every", "eval.num_importance_samples")
+                 "train.ema_decay", "train.sample_every", "eval.num_importance_samples", "gan.gp_weight",
+                 "gan.r1_weight", "gan.clip_value", "vaegan.gamma")
 
 
 def get_by_path(config: ConfigDict, dotted_key: str, default: Any = None) -> Any:
@@ -205,6 +209,16 @@ def validate_config(config: ConfigDict) -> ConfigDict:
       if get_by_path(config, key, neutral) != neutral:
         raise ConfigError(f"config.{key} has no meaning for the IWAE objective; leave it at {neutral} "
                           f"or use config.objective.name='elbo'")
+  family, arch = get_by_path(config, "model.family"), get_by_path(config, "model.arch")
+  allowed_arch = {"vae": ("mlp", "conv"), "gan": ("mlp", "dcgan", "resnet"), "vaegan": ("dcgan", "resnet")}[family]
+  if arch not in allowed_arch:
+    raise ConfigError(f"config.model.arch={arch!r} is not available for config.model.family={family!r}; "
+                      f"choose one of {', '.join(allowed_arch)}")
+  if family in ("gan", "vaegan"):
+    for section in ("gan", "d_optimizer") + (("vaegan",) if family == "vaegan" else ()):
+      if get_by_path(config, section, _MISSING) is _MISSING:
+        raise ConfigError(f"config.{section} is missing; a {family} config needs it (see configs/gan.py)")
+    return config
   if get_by_path(config, "data.name") == "binarized_mnist" and get_by_path(config, "model.likelihood") not in (None, "bernoulli"):
     raise ConfigError("config.data.name='binarized_mnist' gives binary pixels: use config.model.likelihood='bernoulli'")
   if get_by_path(config, "data.name") != "binarized_mnist" and get_by_path(config, "model.likelihood") == "bernoulli":

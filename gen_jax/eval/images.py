@@ -33,3 +33,34 @@ def save_grid(images, path: str | pathlib.Path, ncol: int = 8, scale: int = 2) -
   path.parent.mkdir(parents=True, exist_ok=True)
   img.save(path)
   return path
+
+
+def render_scatter(points, centers=None, size_inches: float = 4.0, lim: float | None = None) -> np.ndarray:
+  """2-D samples (and the true mode centres, if given) as a uint8 RGB image [H, W, 3]."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  points = np.asarray(points, np.float32)
+  fig, ax = plt.subplots(figsize=(size_inches, size_inches), dpi=100)
+  ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.4, color="tab:blue", label="samples")
+  if centers is not None:
+    centers = np.asarray(centers)
+    ax.scatter(centers[:, 0], centers[:, 1], s=30, marker="x", color="tab:red", label="modes")
+    lim = lim or float(np.abs(centers).max()) * 1.5
+  if lim:
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+  ax.set_aspect("equal")
+  ax.legend(loc="upper right", fontsize=7)
+  fig.tight_layout()
+  fig.canvas.draw()
+  image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+  plt.close(fig)
+  return image
+
+
+def save_image(image: np.ndarray, path: str | pathlib.Path) -> pathlib.Path:
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  Image.fromarray(image).save(path)
+  return path

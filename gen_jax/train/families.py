@@ -1,7 +1,9 @@
-"""Model-family registry: `config.model.family` -> the class that binds nets, objective and optimizer."""
+"""Model-family registry: `config.model.family` -> the class that binds nets, objective and optimizers."""
 from __future__ import annotations
 
 from gen_jax.errors import ConfigError
+
+FAMILIES = ("vae", "gan", "vaegan")
 
 
 def build_family(config, dataset):
@@ -9,4 +11,10 @@ def build_family(config, dataset):
   if name == "vae":
     from gen_jax.train.vae_step import VaeFamily
     return VaeFamily(config, dataset)
-  raise ConfigError(f"config.model.family={name!r} is not valid; choose one of: vae")
+  if name == "gan":
+    from gen_jax.train.gan_step import GanFamily
+    return GanFamily(config, dataset)
+  if name == "vaegan":
+    from gen_jax.train.vaegan_step import VaeGanFamily
+    return VaeGanFamily(config, dataset)
+  raise ConfigError(f"config.model.family={name!r} is not valid; choose one of: {', '.join(FAMILIES)}")

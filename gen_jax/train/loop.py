@@ -22,9 +22,9 @@ from gen_jax import config as config_lib
 from gen_jax import parallel
 from gen_jax.data import load_dataset
 from gen_jax.data.dataset import Dataset
-from gen_jax.data.sampler import BatchSampler, DeviceData, to_device
+from gen_jax.data.sampler import BatchSampler, DeviceData, make_sampler, to_device
 from gen_jax.errors import ConfigError, NonFiniteLossError
-from gen_jax.eval.images import save_grid
+from gen_jax.eval.images import make_grid, render_scatter, save_image
 from gen_jax.train import step as step_lib
 from gen_jax.train.checkpoint import Checkpoints
 from gen_jax.train.families import build_family
@@ -51,9 +51,6 @@ class Run:
   def init_state(self):
     return step_lib.init_state(self.family, self.sampler, self.data, self.keys, self.mesh)
 
-  def model_input(self, images_uint8: np.ndarray, key: jax.Array) -> jax.Array:
-    """Host uint8 images -> model input on the device (binarized like the training data)."""
-    return self.sampler.to_model_input(jnp.asarray(images_uint8), key)
 
 
 def data_config_for_loader(config) -> Any:
@@ -82,7 +79,8 @@ def setup(config, mesh: Mesh | None = None, family=None) -> Run:
   parallel.check_batch_size(int(config.data.batch_size), mesh)
   dataset = load_dataset(data_config_for_loader(config))
   family = family if family is not None else build_family(config, dataset)
-  sampler = BatchSampler(len(dataset.train.images), int(config.data.batch_size), dataset.binarization, mesh)
+  per_step = int(config.data.batch_size) * int(getattr(family, "batches_per_step", 1))
+  sampler = make_sampler(dataset, per_step, mesh)
   keys = step_lib.run_keys(int(config.seed))
   data = to_device(dataset, mesh, "train")
   return Run(config=config, dataset=dataset, mesh=mesh, family=family, sampler=sampler, keys=keys, data=data)
@@ -132,25 +130,36 @@ def _check_resume_config(workdir: pathlib.Path, config) -> None:
 
 
 def _visual_batch(run: Run, n: int = 64) -> dict:
-  """A fixed batch of test images for reconstructions and interpolations."""
-  test = run.dataset.test
-  n = min(n, len(test.images))
-  labels = test.labels[:n] if test.labels is not None else np.zeros(n, np.int32)
-  key = jax.random.fold_in(run.keys["visualize"], 0)
-  return {"image": run.model_input(test.images[:n], key), "label": jnp.asarray(labels, jnp.int32)}
+  """A fixed batch of real data for reconstructions, interpolations and scatter plots."""
+  return run.sampler.visual_batch(run.dataset, n, jax.random.fold_in(run.keys["visualize"], 0))
 
 
 def write_images(run: Run, models, directory: pathlib.Path, step: int, log: MetricsLog | None = None) -> dict:
+  """PNG grids (images) or scatter plots (2-D data) of what `family.visualize` returns."""
   images = jax.jit(run.family.visualize)(models, _visual_batch(run), jax.random.fold_in(run.keys["visualize"], 1))
   images = jax.device_get(images)
   layout = run.family.visualize_layout()
   paths = {}
-  if parallel.is_main_process():
-    for name, imgs in images.items():
-      paths[name] = str(save_grid(imgs, directory / f"{name}_{step:07d}.png", ncol=layout.get(name, 8)))
-    if log is not None:
-      log.write_images(step, images, layout)
+  if not parallel.is_main_process():
+    return paths
+  grids = {}
+  for name, imgs in images.items():
+    if imgs.ndim == 2:  # 2-D points
+      grids[name] = render_scatter(imgs, getattr(run.dataset, "centers", None))
+    else:
+      grids[name] = make_grid(imgs, layout.get(name, 8))
+    paths[name] = str(save_image(_enlarge(grids[name]), directory / f"{name}_{step:07d}.png"))
+  if log is not None:
+    log.write_images(step, grids)
   return paths
+
+
+def _enlarge(grid: np.ndarray, min_size: int = 256) -> np.ndarray:
+  """Nearest-neighbour enlargement so that small digit grids stay crisp in a browser."""
+  scale = max(1, min_size // max(grid.shape[0], grid.shape[1]) + (1 if max(grid.shape[:2]) < min_size else 0))
+  scale = min(scale, 4)
+  grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
+  return grid[..., 0] if grid.shape[-1] == 1 else grid
 
 
 def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, family=None,
@@ -192,6 +201,10 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
     ckpts.save(step, state, dict(meta_base, step=step, train_wall_seconds=wall_base + (time.time() - t_start)))
     return True
 
+  # XLA:CPU runs the devices of a multi-device mesh on one shared thread pool; with several steps in
+  # flight their collectives can wait on each other forever (seen with 8 fake devices on 2 cores).
+  # On CPU, dispatching ahead gains little, so wait for each step there. Accelerators run ahead.
+  sync_each_step = jax.default_backend() == "cpu" and run.mesh.devices.size > 1
   step = start
   last_saved = start if restored is not None else None
   t_start = time.time()
@@ -204,6 +217,8 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
     with _StopFlag() as stop:
       while step < num_steps:
         state, metrics = step_fn(state, run.data, run.keys)
+        if sync_each_step:
+          jax.block_until_ready(state.step)
         step += 1
         bar.update(1)
         if interrupt_at is not None and step >= interrupt_at:
@@ -217,14 +232,15 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
           latest["examples_per_sec"] = latest["steps_per_sec"] * int(config.data.batch_size)
           latest["wall_seconds"] = wall_base + now - t_start
           t_log, step_log = now, step
-          if not np.isfinite(latest.get("loss", 0.0)):
+          bad = sorted(k for k, v in latest.items() if not np.isfinite(v))
+          if bad:
             raise NonFiniteLossError(
-                f"loss is {latest.get('loss')} at step {step} (metrics {_fmt(latest)}). Training stopped; the last "
+                f"{', '.join(bad)} became NaN/Inf at step {step} (metrics {_fmt(latest)}). Training stopped; the last "
                 f"good checkpoint ({'step ' + str(last_saved) if last_saved is not None else 'none yet'}) in "
                 f"{ckpts.directory} is kept. Try a lower config.optimizer.learning_rate, "
                 f"config.optimizer.grad_clip_norm=1.0, or a warm-up (config.optimizer.warmup_steps).")
           log.write(step, latest)
-          bar.set_postfix(loss=f"{latest['loss']:.4g}", refresh=False)
+          bar.set_postfix({k: f"{latest[k]:.4g}" for k in run.family.progress_metrics if k in latest}, refresh=False)
         if step % ckpt_every == 0 or last or stopping:
           if save(step, state):
             last_saved = step

@@ -12,7 +12,6 @@ from typing import Mapping
 
 import numpy as np
 
-from gen_jax.eval.images import make_grid
 
 
 class MetricsLog:
@@ -36,11 +35,11 @@ class MetricsLog:
       if isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(float(value)):
         self._tb.add_scalar(f"{split}/{key}", float(value), int(step))
 
-  def write_images(self, step: int, images: Mapping[str, np.ndarray], ncol: Mapping[str, int]) -> None:
+  def write_images(self, step: int, grids: Mapping[str, np.ndarray]) -> None:
+    """`grids`: name -> uint8 image [H, W, C] (already laid out)."""
     if not self.enabled:
       return
-    for name, imgs in images.items():
-      grid = make_grid(imgs, ncol.get(name, 8))
+    for name, grid in grids.items():
       self._tb.add_image(f"images/{name}", grid, int(step), dataformats="HWC")
 
   def flush(self) -> None:

@@ -39,6 +39,7 @@ def interpolate(z0: jax.Array, z1: jax.Array, num_steps: int, spherical: bool) -
 class VaeFamily:
   """Builds the VAE from the config; provides the update and the logging images."""
   name = "vae"
+  progress_metrics = ("loss",)
 
   def __init__(self, config, dataset: Dataset):
     self.config = config

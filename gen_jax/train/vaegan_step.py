@@ -1,0 +1,156 @@
+"""The VAE-GAN family (Larsen, Sønderby, Larochelle, Winther 2016) on the shared trainer.
+
+Three train states: 'encoder', 'decoder' (the generator) and 'discriminator'.
+One forward pass computes every term of Algorithm 1; each network's gradient
+is taken from its own loss only (one `jax.vjp`, three cotangents):
+
+  encoder       <- prior (KL) + llike            (llike: Gaussian in D's l-th layer features)
+  decoder       <- gamma * llike + GAN generator term (on reconstructions and prior samples)
+  discriminator <- GAN discriminator loss (real vs reconstructions and prior samples)
+
+The loss formulas, with the sign convention explained, are in
+`gen_jax/objectives/vaegan.py`. Images are mapped to [-1, 1].
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from gen_jax.nets.conv import ConvEncoder
+from gen_jax.nets.gan import build_gan
+from gen_jax.objectives import distributions
+from gen_jax.objectives import vaegan as vaegan_objective
+from gen_jax.train import optim
+from gen_jax.train.gan_step import Networks, split_variables
+from gen_jax.train.state import ModelState
+from gen_jax.train.vae_step import interpolate
+
+
+class VaeGanFamily:
+  name = "vaegan"
+  progress_metrics = ("enc_loss", "dec_loss", "dis_loss")
+  batches_per_step = 1
+
+  def __init__(self, config, dataset):
+    self.config = config
+    self.data_shape = tuple(dataset.image_shape)
+    self.num_classes = dataset.num_classes
+    self.conditional = bool(config.model.get("conditional", False))
+    self.latent_dim = int(config.model.latent_dim)
+    generator, discriminator = build_gan(config.model, self.data_shape, dataset.num_classes)
+    self.encoder_module = ConvEncoder(features=tuple(config.model.features), latent_dim=self.latent_dim,
+                                      activation=config.model.get("activation", "relu"))
+    self.decoder, self.discriminator = Networks(generator), Networks(discriminator)
+    num_steps = int(config.train.num_steps)
+    self.tx = optim.make_optimizer(config.optimizer, num_steps)          # encoder and decoder
+    self.d_tx = optim.make_optimizer(config.d_optimizer, num_steps)
+    self.gamma = float(config.vaegan.gamma)
+    self.feature_sigma = float(config.vaegan.get("feature_sigma", 1.0))
+    self.ema_decay = float(config.train.get("ema_decay", 0.0))
+
+  def labels_for(self, y):
+    return y if self.conditional else None
+
+  def onehot(self, y):
+    return jax.nn.one_hot(y, self.num_classes) if self.conditional else None
+
+  def encode(self, params, x, y):
+    return self.encoder_module.apply({"params": params}, x, self.onehot(y))
+
+  def init_models(self, key, example_batch):
+    k_e, k_g, k_d = jax.random.split(key, 3)
+    x = example_batch["image"] * 2.0 - 1.0
+    y = example_batch["label"]
+    e_params = self.encoder_module.init(k_e, x, self.onehot(y))["params"]
+    z = jnp.zeros((x.shape[0], self.latent_dim))
+    g_params, g_coll = split_variables(self.decoder.module.init(k_g, z, self.labels_for(y), train=False))
+    d_params, d_coll = split_variables(self.discriminator.module.init(k_d, x, self.labels_for(y), train=False))
+    return {"encoder": ModelState.create(e_params, self.tx),
+            "decoder": ModelState.create(g_params, self.tx, ema=self.ema_decay > 0, collections=g_coll),
+            "discriminator": ModelState.create(d_params, self.d_tx, collections=d_coll)}
+
+  def update_models(self, models, batch, key, step):
+    enc, dec, dis = models["encoder"], models["decoder"], models["discriminator"]
+    x = batch["image"] * 2.0 - 1.0
+    y = batch["label"]
+    k_eps, k_prior = jax.random.split(key)
+
+    def forward(e_params, g_params, d_params):
+      mean, logvar = self.encode(e_params, x, y)
+      kl = jnp.sum(distributions.gaussian_kl_to_standard(mean, logvar), axis=-1)
+      z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(k_eps, mean.shape)
+      x_rec, g_coll = self.decoder(g_params, dec.collections, z, self.labels_for(y), train=True)
+      z_p = jax.random.normal(k_prior, mean.shape)
+      x_p, g_coll = self.decoder(g_params, g_coll, z_p, self.labels_for(y), train=True)
+      (l_real, f_real), d_coll = self.discriminator(d_params, dis.collections, x, self.labels_for(y), train=True)
+      (l_rec, f_rec), d_coll = self.discriminator(d_params, d_coll, x_rec, self.labels_for(y), train=True)
+      (l_p, _), d_coll = self.discriminator(d_params, d_coll, x_p, self.labels_for(y), train=True)
+      losses = vaegan_objective.vaegan_losses(
+          kl=kl, feat_real=f_real, feat_recon=f_rec, logits_real=l_real, logits_recon=l_rec, logits_prior=l_p,
+          gamma=self.gamma, feature_sigma=self.feature_sigma)
+      out = jnp.stack([losses["encoder"], losses["decoder"], losses["discriminator"]])
+      aux = {"losses": losses, "g_coll": g_coll, "d_coll": d_coll, "x_rec": x_rec,
+             "d_real": jnp.mean(jax.nn.sigmoid(l_real)), "d_recon": jnp.mean(jax.nn.sigmoid(l_rec)),
+             "d_prior": jnp.mean(jax.nn.sigmoid(l_p))}
+      return out, aux
+
+    _, vjp, aux = jax.vjp(forward, enc.params, dec.params, dis.params, has_aux=True)
+    g_enc = vjp(jnp.array([1.0, 0.0, 0.0]))[0]
+    g_dec = vjp(jnp.array([0.0, 1.0, 0.0]))[1]
+    g_dis = vjp(jnp.array([0.0, 0.0, 1.0]))[2]
+    new = {"encoder": enc.apply_gradients(g_enc, self.tx),
+           "decoder": dec.apply_gradients(g_dec, self.tx, self.ema_decay, collections=aux["g_coll"]),
+           "discriminator": dis.apply_gradients(g_dis, self.d_tx, collections=aux["d_coll"])}
+    losses = aux["losses"]
+    metrics = {"enc_loss": losses["encoder"], "dec_loss": losses["decoder"], "dis_loss": losses["discriminator"],
+               "kl": losses["prior"], "llike": losses["llike"], "gan_d": losses["gan_d"], "gan_g": losses["gan_g"],
+               "d_real": aux["d_real"], "d_recon": aux["d_recon"], "d_prior": aux["d_prior"],
+               "recon_mse": jnp.mean(jnp.square((aux["x_rec"] - x) / 2.0)),
+               "enc_grad_norm": optax.tree.norm(g_enc), "dec_grad_norm": optax.tree.norm(g_dec),
+               "dis_grad_norm": optax.tree.norm(g_dis)}
+    return new, metrics
+
+  # --- images and evaluation ----------------------------------------------------------------
+  def decode(self, models, z, y):
+    dec = models["decoder"]
+    out, _ = self.decoder(dec.eval_params(), dec.collections, z, self.labels_for(y), train=False)
+    return jnp.clip((out + 1.0) / 2.0, 0.0, 1.0)
+
+  def reconstruct(self, models, x01, y):
+    mean, _ = self.encode(models["encoder"].params, x01 * 2.0 - 1.0, y)
+    return self.decode(models, mean, y), mean
+
+  def visualize(self, models, batch, key, num: int = 64, interp_pairs: int = 8, interp_steps: int = 10):
+    x, y = batch["image"], batch["label"]
+    n = min(num, x.shape[0])
+    labels = jnp.arange(num, dtype=jnp.int32) % (self.num_classes or 1)
+    out = {"samples": self.decode(models, jax.random.normal(key, (num, self.latent_dim)), labels)}
+    recon, mean = self.reconstruct(models, x[:n], y[:n])
+    half = max(1, n // 2)
+    out["reconstructions"] = jnp.stack([x[:half], recon[:half]], axis=1).reshape((2 * half,) + x.shape[1:])
+    p = min(interp_pairs, n // 2)
+    for kind, spherical in (("interpolation_linear", False), ("interpolation_spherical", True)):
+      path = interpolate(mean[:p], mean[p:2 * p], interp_steps, spherical).reshape(-1, self.latent_dim)
+      out[kind] = self.decode(models, path, jnp.repeat(y[:p], interp_steps))
+    return out
+
+  def visualize_layout(self) -> dict[str, int]:
+    cols = self.num_classes if (self.conditional and self.num_classes and self.num_classes <= 10) else 8
+    return {"samples": cols, "reconstructions": 8, "interpolation_linear": 10, "interpolation_spherical": 10}
+
+  def evaluate(self, models, dataset, key, eval_cfg, progress: bool = False) -> dict:
+    """Test reconstruction error (pixel MSE in [0, 1]) of the posterior mean; more in the evaluation suite."""
+    split = getattr(dataset, eval_cfg.get("split", "test"))
+    n = int(eval_cfg.get("num_examples", 0)) or len(split.images)
+    bs = int(eval_cfg.get("batch_size", 500))
+    labels = split.labels if split.labels is not None else jnp.zeros(len(split.images), jnp.int32)
+    recon_fn = jax.jit(lambda m, x, y: jnp.mean(jnp.square(self.reconstruct(m, x, y)[0] - x), axis=(1, 2, 3)))
+    errors = []
+    for start in range(0, n, bs):
+      xb = jnp.asarray(split.images[start:min(n, start + bs)], jnp.float32) / 255.0
+      errors.append(recon_fn(models, xb, jnp.asarray(labels[start:min(n, start + bs)])))
+    mse = float(jnp.mean(jnp.concatenate(errors)))
+    return {"metrics": {"recon_mse": mse},
+            "protocol": {"split": eval_cfg.get("split", "test"), "num_examples": n,
+                         "recon_mse": "per-pixel squared error in [0, 1] of Dec(mean of q(z|x))"}}
