@@ -20,7 +20,7 @@ CONFIG_SPECS = [
     "configs/iwae.py:k5", "configs/iwae.py:k50",
     "configs/gan.py", "configs/gan.py:minimax", "configs/gan.py:wgan", "configs/gan.py:wgan_gp",
     "configs/gan.py:hinge", "configs/gan.py:lsgan", "configs/gan.py:r1", "configs/gan.py:resnet",
-    "configs/gan.py:conditional,fashion", "configs/gan.py:stacked", "configs/gan.py:folder,resnet,conditional",
+    "configs/gan.py:conditional,fashion", "configs/gan.py:stacked", "configs/gan.py:folder,conditional",
     "configs/gan_toy.py", "configs/gan_toy.py:grid,wgan_gp", "configs/gan_toy.py:minimax,hinge",
     "configs/vaegan.py", "configs/vaegan.py:conditional,fashion",
 ]

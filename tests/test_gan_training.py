@@ -19,7 +19,7 @@ from conftest import REPO_ROOT, TINY, cli_env
 
 def test_gan_update_with_critic_steps_compiles_once(make_config):
   config = make_config("configs/gan.py:wgan_gp", *TINY, "model.g_width=8", "model.d_width=8", "data.batch_size=16")
-  run = loop.setup(config)
+  run = loop.setup(config, parallel.make_mesh(jax.devices()[:2]))
   assert run.sampler.batch_size == 16 * 5  # one real batch per critic step
   step = chex.assert_max_traces(step_lib.make_train_step(run.family, run.sampler), n=1)
   jitted = jax.jit(step, donate_argnums=0)
