@@ -5,7 +5,6 @@ Fields read (each with a default, so older configs keep working): arch ('mlp' fo
 hidden and activation (mlp), upsample, spectral_norm (D; default False except for resnet),
 conditional, feature_layer.
 """
-import operator
 from typing import Any, Optional, Sequence
 
 import flax.linen as nn
@@ -14,7 +13,7 @@ import numpy as np
 from gen_jax.errors import ConfigError
 from gen_jax.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gen_jax.nets.gan_layers import check_feature_layer, num_stages
-from gen_jax.nets.layers import DEFAULT_UPSAMPLE, activation, check_upsample_method
+from gen_jax.nets.layers import DEFAULT_UPSAMPLE, activation, check_upsample_method, positive_int
 from gen_jax.nets.resnet_gan import ResNetDiscriminator, ResNetGenerator
 from gen_jax.nets.toy import ToyDiscriminator, ToyGenerator
 
@@ -30,15 +29,7 @@ def _get(model_cfg: Any, key: str, default: Any) -> Any:
 
 
 def _positive_int(value: Any, key: str) -> int:
-  try:
-    if isinstance(value, bool):
-      raise TypeError
-    out = operator.index(value)
-  except TypeError:
-    out = 0
-  if out < 1:
-    raise ConfigError(f"config.model.{key} must be a positive int, got {value!r}")
-  return out
+  return positive_int(value, f"config.model.{key}")
 
 
 def _bool(value: Any, key: str) -> bool:

@@ -25,6 +25,7 @@ conv (pixel shuffle has 4x the weights), and free of checkerboard artifacts (Ode
 'nearest' and 'pixel_shuffle' are each one ordinary conv of equal FLOPs (not measured: no GPU here).
 """
 import functools
+import operator
 from typing import Callable
 
 import jax
@@ -96,3 +97,16 @@ class Upsample2x(nn.Module):
     if method == "nearest":
       return nn.Conv(self.features, k, padding="SAME", name="conv")(nearest_upsample2x(x))
     return nn.ConvTranspose(self.features, k, strides=(2, 2), padding="SAME", name="conv")(x)
+
+
+def positive_int(value, name: str) -> int:
+  """`value` as an int >= 1, else ConfigError naming `name` (e.g. 'config.model.latent_dim')."""
+  try:
+    if isinstance(value, bool):
+      raise TypeError
+    out = operator.index(value)
+  except TypeError:
+    out = 0
+  if out < 1:
+    raise ConfigError(f"{name} must be a positive int, got {value!r}")
+  return out

@@ -1,5 +1,4 @@
 """The VAE module (encoder + decoder, optionally label-conditional) and ``build_vae`` from a config."""
-import operator
 from typing import Any, Optional, Sequence
 
 import jax
@@ -8,7 +7,7 @@ import flax.linen as nn
 
 from gen_jax.errors import ConfigError
 from gen_jax.nets.conv import ConvDecoder, ConvEncoder, decoder_base_shape
-from gen_jax.nets.layers import DEFAULT_UPSAMPLE, activation, check_upsample_method
+from gen_jax.nets.layers import DEFAULT_UPSAMPLE, activation, check_upsample_method, positive_int
 from gen_jax.nets.mlp import MLPDecoder, MLPEncoder
 
 LOGVAR_MIN = -30.0
@@ -53,16 +52,6 @@ class VAE(nn.Module):
     return self.decode(self.encode(x, y)[0], y)
 
 
-def _positive_int(value: Any, name: str) -> int:
-  try:
-    if isinstance(value, bool):
-      raise TypeError
-    out = operator.index(value)
-  except TypeError:
-    out = 0
-  if out < 1:
-    raise ConfigError(f"{name} must be a positive int, got {value!r}")
-  return out
 
 
 def _required(model_cfg: Any, key: str) -> Any:
@@ -77,7 +66,7 @@ def _int_tuple(value: Any, key: str) -> tuple[int, ...]:
     items = tuple(value)
   except TypeError:
     raise ConfigError(f"config.model.{key} must be a sequence of positive ints, got {value!r}") from None
-  return tuple(_positive_int(v, f"each entry of config.model.{key}") for v in items)
+  return tuple(positive_int(v, f"each entry of config.model.{key}") for v in items)
 
 
 def build_vae(model_cfg: Any, image_shape: Sequence[int], num_classes: Optional[int],
@@ -88,15 +77,15 @@ def build_vae(model_cfg: Any, image_shape: Sequence[int], num_classes: Optional[
   the dataset's label count (None if unlabelled); it is used only when ``model_cfg.conditional``.
   """
   h, w, c = (int(s) for s in image_shape)
-  out_shape = (h, w, c * _positive_int(params_per_channel, "params_per_channel"))
-  latent_dim = _positive_int(_required(model_cfg, "latent_dim"), "config.model.latent_dim")
+  out_shape = (h, w, c * positive_int(params_per_channel, "params_per_channel"))
+  latent_dim = positive_int(_required(model_cfg, "latent_dim"), "config.model.latent_dim")
   act = model_cfg.get("activation", "relu")
   activation(act)  # Validates the name (ConfigError naming config.model.activation).
   classes = None
   if model_cfg.get("conditional", False):
     if num_classes is None:
       raise ConfigError("config.model.conditional=True but the dataset has no labels; set it to False")
-    classes = _positive_int(num_classes, "num_classes")
+    classes = positive_int(num_classes, "num_classes")
   arch = model_cfg.get("arch", None)
   if arch == "mlp":
     hidden = _int_tuple(_required(model_cfg, "hidden"), "hidden")
@@ -106,7 +95,7 @@ def build_vae(model_cfg: Any, image_shape: Sequence[int], num_classes: Optional[
     features = _int_tuple(_required(model_cfg, "features"), "features")
     decoder_base_shape(out_shape, len(features))  # Fail now, not at init, on sizes it cannot produce.
     method = check_upsample_method(model_cfg.get("upsample", DEFAULT_UPSAMPLE))
-    kernel_size = _positive_int(model_cfg.get("kernel_size", 3), "config.model.kernel_size")
+    kernel_size = positive_int(model_cfg.get("kernel_size", 3), "config.model.kernel_size")
     encoder = ConvEncoder(features=features, latent_dim=latent_dim, activation=act,
                           dense=model_cfg.get("dense", None), kernel_size=kernel_size)
     decoder = ConvDecoder(features=features[::-1], out_shape=out_shape, activation=act,
