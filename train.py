@@ -17,8 +17,8 @@ def main() -> int:
   parallel.maybe_initialize_distributed()
   from gen_jax.train.loop import train
   summary = train(config, args.workdir, progress=not args.no_progress)
-  metrics = summary["metrics"]
-  print(f"done: step {summary['step']}, loss {metrics.get('loss', float('nan')):.4f}; outputs in {args.workdir}")
+  shown = ", ".join(f"{k} {v:.4f}" for k, v in summary["metrics"].items() if k in summary["progress_metrics"])
+  print(f"done: step {summary['step']}, {shown}; outputs in {args.workdir}")
   return 0
 
 

@@ -260,7 +260,8 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
   if stopped_by:
     print(f"Stopped by {stopped_by} at step {step}; checkpoint saved in {ckpts.directory}. "
           f"Rerun the same command to resume.", flush=True)
-  return {"step": step, "metrics": latest, "stopped_by": stopped_by, "workdir": str(workdir), "state": state}
+  return {"step": step, "metrics": latest, "stopped_by": stopped_by, "workdir": str(workdir), "state": state,
+          "progress_metrics": tuple(run.family.progress_metrics)}
 
 
 def _fmt(metrics: dict) -> str:
