@@ -53,31 +53,11 @@ class Run:
 
 
 
-def data_config_for_loader(config) -> Any:
-  """config.data with '' / 0 meaning 'not set' turned into None, as the loader expects."""
-  d = config.data.to_dict()
-  for key in ("data_dir", "tfds_dir", "path"):
-    if key in d and not d[key]:
-      d[key] = None
-  for key in ("num_train", "num_test"):
-    if key in d and not d[key]:
-      d[key] = None
-  return _Namespace(d)
-
-
-class _Namespace(dict):
-  def __getattr__(self, key):
-    try:
-      return self[key]
-    except KeyError:
-      raise AttributeError(key) from None
-
-
 def setup(config, mesh: Mesh | None = None, family=None) -> Run:
   config_lib.validate_config(config)
   mesh = mesh if mesh is not None else parallel.make_mesh()
   parallel.check_batch_size(int(config.data.batch_size), mesh)
-  dataset = load_dataset(data_config_for_loader(config))
+  dataset = load_dataset(config.data)
   family = family if family is not None else build_family(config, dataset)
   per_step = int(config.data.batch_size) * int(getattr(family, "batches_per_step", 1))
   sampler = make_sampler(dataset, per_step, mesh)
