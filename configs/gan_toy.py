@@ -5,7 +5,8 @@
   add an objective token: r1 (default: non-saturating + R1 penalty, gamma 0.1) | nonsaturating (no penalty) |
   minimax | wgan | wgan_gp | hinge | lsgan
 The default (fixed seed 0) covers all 8 ring modes in 5000 steps, about 20 CPU seconds; the plain
-non-saturating GAN drops modes (6 of 8 at the same budget), the textbook failure.
+non-saturating GAN drops modes (6 of 8 at the same budget), the textbook failure. The grid runs 15000
+generator steps (6000 for the n_critic=5 Wasserstein variants); results/grid25_modes.md compares them.
 eval.py writes modes_covered and high_quality_fraction (samples within 3 std of a mode).
 """
 from configs import default
@@ -52,6 +53,9 @@ def get_config(variant: str = ""):
     c.optimizer = default.optimizer(1e-3, b1=0.5, b2=0.9)
     c.d_optimizer = default.optimizer(1e-3, b1=0.5, b2=0.9)
     c.train.num_steps = 2_000   # 5 critic steps each: 10k discriminator updates
+  if "grid" in tokens:          # 25 modes need a longer budget: ~2 CPU minutes at n_critic 1
+    c.train.num_steps = 6_000 if c.gan.n_critic > 1 else 15_000
+    c.train.checkpoint_every = c.train.sample_every = 5_000
   if "runlocal" in tokens:
     c.train.num_steps, c.train.log_every, c.train.checkpoint_every, c.train.sample_every = 50, 10, 25, 50
   return c

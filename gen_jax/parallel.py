@@ -34,6 +34,9 @@ def maybe_initialize_distributed() -> bool:
     return False
   if jax.distributed.is_initialized():
     return True
+  if "JAX_CPU_COLLECTIVES_IMPLEMENTATION" not in os.environ:
+    # CPU processes need a collectives library to talk to each other; GPUs/TPUs ignore this.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
   kwargs: dict[str, Any] = {}
   if coordinator:
     try:
