@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import pathlib
+import shutil
 import time
 from typing import ClassVar
 
@@ -137,9 +138,17 @@ def prepare(builder: tfds.core.DatasetBuilder, raw_dir: str | os.PathLike) -> No
   t0 = time.perf_counter()
   print(f"Preparing {builder.name} once from {raw_dir} into {builder.data_path} (a few seconds)...", flush=True)
   tfds.disable_progress_bar()
-  builder.download_and_prepare(
-      file_format="array_record",
-      download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(raw_dir), try_download_gcs=False))
+  try:
+    builder.download_and_prepare(
+        file_format="array_record",
+        download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(raw_dir), try_download_gcs=False))
+  except FileExistsError:
+    # Another process (a second host, a parallel test worker) finished preparing the same files first;
+    # its result is identical, so use it.
+    if not is_prepared(builder):
+      raise
+    for leftover in pathlib.Path(os.fspath(builder.data_path)).parent.glob("incomplete.*"):
+      shutil.rmtree(leftover, ignore_errors=True)
   log.info("Prepared %s from %s in %.1fs", builder.data_path, raw_dir, time.perf_counter() - t0)
 
 
