@@ -7,6 +7,7 @@ checkpoint), never per step.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 import signal
 import time
@@ -31,7 +32,7 @@ from gen_jax.train.families import build_family
 from gen_jax.train.metrics_log import MetricsLog
 
 # Config keys that may change when a run is resumed (everything else must match the saved config).
-RESUMABLE_CHANGES = ("train.", "eval.")
+RESUMABLE_CHANGES = ("train.", "eval.", "data.data_dir", "data.tfds_dir")
 
 
 @dataclasses.dataclass
@@ -44,6 +45,11 @@ class Run:
   sampler: BatchSampler
   keys: dict
   data: DeviceData
+
+  @functools.cached_property
+  def visualize(self):
+    """The family's image function, jitted once per run."""
+    return jax.jit(self.family.visualize)
 
   def abstract_state(self):
     return step_lib.abstract_state(self.family, self.sampler, self.data, self.keys, self.mesh)
@@ -116,7 +122,7 @@ def _visual_batch(run: Run, n: int = 64) -> dict:
 
 def write_images(run: Run, models, directory: pathlib.Path, step: int, log: MetricsLog | None = None) -> dict:
   """PNG grids (images) or scatter plots (2-D data) of what `family.visualize` returns."""
-  images = jax.jit(run.family.visualize)(models, _visual_batch(run), jax.random.fold_in(run.keys["visualize"], 1))
+  images = run.visualize(models, _visual_batch(run), jax.random.fold_in(run.keys["visualize"], 1))
   images = jax.device_get(images)
   layout = run.family.visualize_layout()
   paths = {}
