@@ -6,7 +6,8 @@ import pathlib
 # dominates: LLVM optimization level 0 compiles ~3-10x faster (XLA:CPU's threefry RNG alone takes ~2 s per
 # op at the default level) and runs a few steps slower. Tests that train for thousands of steps run the
 # real command lines in a subprocess with default flags (see `cli_env`).
-USER_XLA_FLAGS = os.environ.get("XLA_FLAGS", "")
+# The user's own flags, recorded once: pytest-xdist workers inherit the controller's modified environment.
+USER_XLA_FLAGS = os.environ.setdefault("GEN_JAX_TEST_USER_XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
 os.environ["XLA_FLAGS"] = (USER_XLA_FLAGS + " --xla_force_host_platform_device_count=8"
                            " --xla_backend_optimization_level=0").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
