@@ -17,3 +17,5 @@ for run in burda_vae burda_iwae_k5 burda_iwae_k50; do
   $PY eval.py --workdir=runs/$run --no_progress --config.eval.num_importance_samples=5000
 done
 $PY -m gen_jax.eval.nll_table runs/burda_vae runs/burda_iwae_k5 runs/burda_iwae_k50 --out results/nll_mnist.md
+cp runs/burda_vae/images/samples_$(printf "%07d" "$VAE_STEPS").png results/vae_mnist_samples.png
+cp runs/burda_vae/images/interpolation_linear_$(printf "%07d" "$VAE_STEPS").png results/vae_mnist_interpolation.png
