@@ -8,9 +8,10 @@ with the protocol (sample count, criterion, seed) and the training budget.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
+
+from gen_jax.eval import table_cli
 
 
 def row_for(workdir: pathlib.Path) -> dict:
@@ -41,17 +42,5 @@ def to_markdown(rows: list[dict]) -> str:
   return head + body + "\n\n" + notes + "\n"
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("workdirs", nargs="+", type=pathlib.Path)
-  parser.add_argument("--out", type=pathlib.Path, default=None)
-  args = parser.parse_args()
-  table = to_markdown([row_for(w) for w in args.workdirs])
-  print(table)
-  if args.out:
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(table)
-
-
 if __name__ == "__main__":
-  main()
+  table_cli.main(__doc__, row_for, to_markdown)

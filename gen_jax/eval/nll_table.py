@@ -8,9 +8,10 @@ hardware. Nothing is typed in by hand except the published reference numbers.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
+
+from gen_jax.eval import table_cli
 
 # Burda, Grosse, Salakhutdinov 2015 (arXiv 1509.00519), Table 1, 1 stochastic layer,
 # 784-200-200-50, dynamically binarized MNIST, test NLL in nats (k=5000 estimate), 3280 epochs.
@@ -52,17 +53,5 @@ def to_markdown(rows: list[dict]) -> str:
   return head + "\n".join(lines) + "\n\n" + notes + "\n- Burda et al. trained for 3280 epochs (about 2 million steps).\n"
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("workdirs", nargs="+", type=pathlib.Path)
-  parser.add_argument("--out", type=pathlib.Path, default=None)
-  args = parser.parse_args()
-  table = to_markdown([row_for(w) for w in args.workdirs])
-  print(table)
-  if args.out:
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(table)
-
-
 if __name__ == "__main__":
-  main()
+  table_cli.main(__doc__, row_for, to_markdown)

@@ -94,14 +94,8 @@ class BernoulliLikelihood:
     return jax.random.bernoulli(key, jax.nn.sigmoid(out)).astype(out.dtype)
 
 
-@dataclasses.dataclass(frozen=True)
-class DiscretizedGaussianLikelihood:
-  """Discretized N(mu, s^2) per pixel; out = [mu | log s] (log s clipped to [LOG_SCALE_MIN, LOG_SCALE_MAX])."""
-
-  name: str = "gaussian"
-  params_per_channel: int = 2
-  is_discrete: bool = True
-  num_bins: int = NUM_BINS
+class _LocScaleLikelihood:
+  """Shared parts of the per-pixel location/log-scale likelihoods: out = [mu | log s], log s clipped."""
 
   def _params(self, out: Array) -> tuple[Array, Array]:
     loc, log_scale = _split(out, 2, self.name)
@@ -109,11 +103,21 @@ class DiscretizedGaussianLikelihood:
 
   def log_prob(self, x: Array, out: Array) -> Array:
     loc, log_scale = self._params(out)
-    lp = distributions.discretized_gaussian_log_prob(x, loc, log_scale, self.num_bins)
-    return jnp.sum(lp, axis=_EVENT_AXES)
+    return jnp.sum(self._bin_log_prob(x, loc, log_scale, self.num_bins), axis=_EVENT_AXES)
 
   def mean(self, out: Array) -> Array:
     return jnp.clip(self._params(out)[0], 0.0, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscretizedGaussianLikelihood(_LocScaleLikelihood):
+  """Discretized N(mu, s^2) per pixel; out = [mu | log s] (log s clipped to [LOG_SCALE_MIN, LOG_SCALE_MAX])."""
+
+  name: str = "gaussian"
+  params_per_channel: int = 2
+  is_discrete: bool = True
+  num_bins: int = NUM_BINS
+  _bin_log_prob = staticmethod(distributions.discretized_gaussian_log_prob)
 
   def sample(self, key: Array, out: Array) -> Array:
     loc, log_scale = self._params(out)
@@ -144,25 +148,14 @@ class FixedGaussianLikelihood:
 
 
 @dataclasses.dataclass(frozen=True)
-class DiscretizedLogisticLikelihood:
+class DiscretizedLogisticLikelihood(_LocScaleLikelihood):
   """Discretized Logistic(mu, s) per pixel; out = [mu | log s] (log s clipped to [LOG_SCALE_MIN, LOG_SCALE_MAX])."""
 
   name: str = "logistic"
   params_per_channel: int = 2
   is_discrete: bool = True
   num_bins: int = NUM_BINS
-
-  def _params(self, out: Array) -> tuple[Array, Array]:
-    loc, log_scale = _split(out, 2, self.name)
-    return loc, _clip_log_scale(log_scale)
-
-  def log_prob(self, x: Array, out: Array) -> Array:
-    loc, log_scale = self._params(out)
-    lp = distributions.discretized_logistic_log_prob(x, loc, log_scale, self.num_bins)
-    return jnp.sum(lp, axis=_EVENT_AXES)
-
-  def mean(self, out: Array) -> Array:
-    return jnp.clip(self._params(out)[0], 0.0, 1.0)
+  _bin_log_prob = staticmethod(distributions.discretized_logistic_log_prob)
 
   def sample(self, key: Array, out: Array) -> Array:
     loc, log_scale = self._params(out)
