@@ -22,6 +22,8 @@ def base() -> ml_collections.ConfigDict:
   c.data.num_train = 0              # keep only the first N training examples; 0 = all
   c.data.num_test = 0               # likewise for the test split
   c.data.seed = 0                   # fixed binarization draw and image-folder hold-out split
+  c.data.classes = ()               # keep only these classes in the TRAIN split (one-class anomaly protocol);
+                                    # the test split stays whole; () = all classes
 
   c.model = ml_collections.ConfigDict()
   c.model.family = "vae"
@@ -63,6 +65,8 @@ def base() -> ml_collections.ConfigDict:
   c.train.keep_checkpoints = 3
   c.train.sample_every = 5_000       # PNG grids of samples / reconstructions / interpolations; 0 = only at the end
   c.train.ema_decay = 0.0            # EMA of parameters for sampling and evaluation; 0 = off
+  c.train.steps_per_dispatch = 1     # update steps per jitted call (lax.scan): hides Python/dispatch overhead
+  c.train.compute_dtype = "float32"  # float32 | bfloat16 (mixed precision: bf16 compute, f32 weights and loss)
 
   c.eval = ml_collections.ConfigDict()
   c.eval.split = "test"
@@ -70,6 +74,22 @@ def base() -> ml_collections.ConfigDict:
   c.eval.batch_size = 500
   c.eval.num_importance_samples = 5000   # k of the NLL estimate (Burda et al.); 0 = skip
   c.eval.chunk_size = 100            # importance samples per chunk: bounds memory for any k
+  # The evaluation suite (gen_jax/eval/suite.py). Groups that do not apply to a model are skipped.
+  c.eval.suites = ("likelihood", "samples", "modes", "latent", "imputation", "cas")
+  c.eval.num_samples = 10_000        # generated samples for sample-quality metrics
+  c.eval.reference_split = "test"    # real reference set; the real-data floor compares it with 'train'
+  c.eval.feature_net = ""            # classifier checkpoint folder; '' = classifiers/<dataset> in the repo
+  c.eval.inception_weights = ""      # pytorch-fid's pt_inception-2015-12-05-6726825d.pth; '' = $GEN_JAX_INCEPTION_WEIGHTS
+  c.eval.kid_subsets = 100           # KID: number of random subsets ...
+  c.eval.kid_subset_size = 1000      # ... and their size (Binkowski et al. 2018)
+  c.eval.pr_k = 3                    # k of improved precision/recall (Kynkaanniemi et al. 2019)
+  c.eval.dc_k = 5                    # k of density/coverage (Naeem et al. 2020)
+  c.eval.ppl_samples = 2000          # perceptual path length: interpolation pairs ...
+  c.eval.ppl_epsilon = 1e-4          # ... and step
+  c.eval.imputation_examples = 500   # test images masked per mask kind
+  c.eval.imputation_steps = 100      # iterations of conditional sampling / latent optimization
+  c.eval.cas_samples = 10_000        # classification accuracy score: generated training examples
+  c.eval.cas_real_subset = 1000      # augmentation: size of the small real training subset
   return c
 
 
@@ -107,7 +127,6 @@ def add_gan(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.train.num_steps = 10_000
   c.train.sample_every = 1_000
   c.train.checkpoint_every = 2_000
-  c.eval.num_samples = 2500         # generated samples per evaluation
   return c
 
 
@@ -136,4 +155,9 @@ def apply_variant(c: ml_collections.ConfigDict, variant: str | None) -> ml_colle
       c.train.sample_every = 50
       c.eval.num_importance_samples = 50
       c.eval.batch_size = 100
+      c.eval.num_samples = 500
+      c.eval.kid_subsets, c.eval.kid_subset_size = 10, 100
+      c.eval.ppl_samples = 100
+      c.eval.imputation_examples, c.eval.imputation_steps = 50, 20
+      c.eval.cas_samples, c.eval.cas_real_subset = 500, 100
   return c

@@ -163,15 +163,22 @@ _CHOICES = {
     "optimizer.name": ("adam", "adamw", "sgd", "rmsprop"),
     "optimizer.schedule": ("constant", "cosine", "warmup_cosine", "exponential", "burda"),
     "data.binarization": ("dynamic", "fixed"),
+    "train.compute_dtype": ("float32", "bfloat16"),
+    "eval.reference_split": ("test", "train"),
 }
+
+EVAL_SUITES = ("likelihood", "samples", "modes", "latent", "imputation", "cas")
 
 _POSITIVE = ("data.batch_size", "train.num_steps", "train.log_every", "train.checkpoint_every",
              "train.keep_checkpoints", "model.latent_dim", "objective.num_samples",
-             "optimizer.learning_rate", "d_optimizer.learning_rate", "gan.n_critic")
+             "optimizer.learning_rate", "d_optimizer.learning_rate", "gan.n_critic", "train.steps_per_dispatch",
+             "eval.num_samples", "eval.kid_subsets", "eval.kid_subset_size", "eval.pr_k", "eval.dc_k",
+             "eval.ppl_epsilon")
 _NON_NEGATIVE = ("objective.beta", "objective.kl_warmup_steps", "objective.free_bits",
                  "optimizer.grad_clip_norm", "optimizer.weight_decay", "optimizer.warmup_steps",
                  "train.ema_decay", "train.sample_every", "eval.num_importance_samples", "gan.gp_weight",
-                 "gan.r1_weight", "gan.clip_value", "vaegan.gamma")
+                 "gan.r1_weight", "gan.clip_value", "vaegan.gamma", "eval.ppl_samples", "eval.imputation_examples",
+                 "eval.imputation_steps", "eval.cas_samples", "eval.cas_real_subset")
 
 
 def get_by_path(config: ConfigDict, dotted_key: str, default: Any = None) -> Any:
@@ -201,6 +208,10 @@ def validate_config(config: ConfigDict) -> ConfigDict:
     value = get_by_path(config, key, _MISSING)
     if value is not _MISSING and value < 0:
       raise ConfigError(f"config.{key} must be >= 0, got {value!r}")
+  suites = get_by_path(config, "eval.suites", ())
+  unknown = [s for s in (suites or ()) if s not in EVAL_SUITES]
+  if unknown:
+    raise ConfigError(f"config.eval.suites has unknown group(s) {unknown}; choose from {', '.join(EVAL_SUITES)}")
   ema = get_by_path(config, "train.ema_decay", 0.0)
   if not 0.0 <= ema < 1.0:
     raise ConfigError(f"config.train.ema_decay must be in [0, 1), got {ema!r}")
