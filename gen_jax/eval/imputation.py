@@ -1,0 +1,300 @@
+"""Imputation: hide part of each test image, let the model fill it in, score the error on the hidden pixels.
+
+Masks (bool [N, H, W, 1], True = MISSING; one mask covers every channel of a pixel):
+  half     the bottom half of the rows (rows >= H // 2)
+  centre   the centre rectangle of H // 2 x W // 2 pixels (a square for square images): a quarter of the image
+  random   each pixel independently with probability 0.5, from a key
+
+Fill-in methods (any number of images, `batch_size` at a time through one jitted function, no loop over pixels):
+  latent optimization      (any family with a decoder) minimise over z, per image,
+                             sum_{observed pixels} (G(z) - x)^2 + prior_weight * 0.5 ||z||^2
+                           with Adam (cosine-decayed step size) from `restarts` prior draws; the restart with the lowest
+                           objective wins; the imputation is G(z*) on the missing pixels.
+  conditional sampling     (encoder models; Rezende et al. 2014, the pseudo-Gibbs chain) start with the missing pixels
+                           at `init` (the mean training image in `evaluate_imputation`), then repeat `steps` times:
+                           encode, draw z ~ q(z | x), decode, overwrite only the missing pixels with the decoder mean.
+                           The imputation is the average decoder mean of the last `average_last` steps.
+Observed pixels always keep their given values, so a method's output differs from its input only where pixels miss.
+
+The error is the mean squared error per missing pixel and channel, in [0, 1] units, pooled over all images
+(sum of squared errors / number of missing values), against the test image in [0, 1]. For binarized datasets the
+model sees its own input (`model_input`, thresholded at 0.5) at the observed pixels while the truth stays the grey
+image: the decoder's mean is a pixel's probability of being on, whose best value under dynamic binarization is the
+grey level itself. The baseline 'meanfill' fills the missing pixels with the mean training image.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gen_jax.errors import ConfigError, DatasetError
+from gen_jax.eval.batching import map_batches
+
+MASK_KINDS = ("half", "centre", "random")
+LEARNING_RATE = 0.1   # Adam's initial step size in latent optimization (z ~ N(0, I), so 0.1 is a small step)
+PRIOR_WEIGHT = 0.01   # weight of 0.5 ||z||^2 against the summed squared error over hundreds of observed pixels
+
+
+# --- masks (True = missing) ---------------------------------------------------------------------------------------
+def half_mask(num: int, height: int, width: int) -> np.ndarray:
+  """Bottom half missing: rows >= height // 2. bool [num, height, width, 1]."""
+  rows = np.arange(height) >= height // 2
+  return np.broadcast_to(rows[None, :, None, None], (num, height, width, 1)).copy()
+
+
+def centre_mask(num: int, height: int, width: int) -> np.ndarray:
+  """The centre (height // 2) x (width // 2) block missing. bool [num, height, width, 1]."""
+  sh, sw = height // 2, width // 2
+  top, left = (height - sh) // 2, (width - sw) // 2
+  mask = np.zeros((num, height, width, 1), bool)
+  mask[:, top:top + sh, left:left + sw] = True
+  return mask
+
+
+def random_mask(key: jax.Array, num: int, height: int, width: int, missing_prob: float = 0.5) -> np.ndarray:
+  """Each pixel missing independently with probability ``missing_prob``. bool [num, height, width, 1]."""
+  return np.asarray(jax.random.bernoulli(key, missing_prob, (num, height, width, 1)))
+
+
+def make_mask(kind: str, key: jax.Array, num: int, height: int, width: int) -> np.ndarray:
+  if kind == "half":
+    return half_mask(num, height, width)
+  if kind == "centre":
+    return centre_mask(num, height, width)
+  if kind == "random":
+    return random_mask(key, num, height, width)
+  raise ConfigError(f"unknown imputation mask {kind!r}; known: {MASK_KINDS}")
+
+
+def missing_pixel_mse(imputed, truth, missing) -> float:
+  """Sum of squared errors over missing values / number of missing values (pixels x channels); float64."""
+  imputed, truth = np.asarray(imputed, np.float64), np.asarray(truth, np.float64)
+  missing = np.broadcast_to(np.asarray(missing, bool), truth.shape)
+  count = int(missing.sum())
+  if count == 0:
+    raise ValueError("missing_pixel_mse: the mask hides no pixel, so there is no error to measure")
+  return float(np.sum(np.square(imputed - truth) * missing) / count)
+
+
+# --- the model with its parameters as a traced argument ------------------------------------------------------------
+def _bound(model: Any, models: Any) -> Any:
+  """A shallow copy of ``model`` reading its parameters from ``models`` (tracers inside jit, not constants)."""
+  if models is None:
+    return model
+  bound = copy.copy(model)
+  bound.models = models
+  return bound
+
+
+def _example_keys(key: jax.Array, index: jax.Array) -> jax.Array:
+  """One key per example from its index in the whole set, so results do not depend on the batch size."""
+  return jax.vmap(jax.random.fold_in, (None, 0))(key, index)
+
+
+@functools.lru_cache(maxsize=4)  # keeps the last few models alive; one compile per model
+def _latent_optimizer(model: Any, steps: int, restarts: int, learning_rate: float, prior_weight: float):
+  tx = optax.adam(optax.cosine_decay_schedule(learning_rate, max(steps, 1)))
+
+  def run(models, key, index, x_obs, observed, labels):
+    m = _bound(model, models)
+    n, latent = x_obs.shape[0], int(m.latent_dim)
+    keys = _example_keys(key, index)
+    z = jax.vmap(lambda k: jax.random.normal(k, (restarts, latent)))(keys).reshape(n * restarts, latent)
+    x_rep = jnp.repeat(x_obs, restarts, axis=0)
+    obs_rep = jnp.repeat(observed, restarts, axis=0).astype(jnp.float32)
+    lab_rep = jnp.repeat(labels, restarts, axis=0)
+    axes = tuple(range(1, x_obs.ndim))
+
+    def objective(z):  # [n * restarts]: each row its own problem, so the summed gradient is per row
+      fit = jnp.sum(obs_rep * jnp.square(m.decode(z, lab_rep) - x_rep), axis=axes)
+      return fit + prior_weight * 0.5 * jnp.sum(jnp.square(z), axis=-1)
+
+    def step(carry, _):
+      z, opt_state = carry
+      grads = jax.grad(lambda v: jnp.sum(objective(v)))(z)
+      updates, opt_state = tx.update(grads, opt_state, z)
+      return (optax.apply_updates(z, updates), opt_state), None
+
+    (z, _), _ = jax.lax.scan(step, (z, tx.init(z)), None, length=steps)
+    best = jnp.argmin(objective(z).reshape(n, restarts), axis=1)
+    z_best = z.reshape(n, restarts, latent)[jnp.arange(n), best]
+    return jnp.where(observed, x_obs, m.decode(z_best, labels))
+
+  return jax.jit(run)
+
+
+@functools.lru_cache(maxsize=4)  # keeps the last few models alive; one compile per model
+def _conditional_sampler(model: Any, steps: int, average_last: int):
+  def run(models, key, index, x_obs, observed, labels, init):
+    m = _bound(model, models)
+    keys = _example_keys(key, index)
+    start = jnp.where(observed, x_obs, init)
+
+    def step(carry, i):
+      x_fill, total = carry
+      mean, logvar = m.encode(x_fill, labels)
+      eps = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, i), mean.shape[1:]))(keys)
+      decoded = m.decode(mean + jnp.exp(0.5 * logvar) * eps, labels)
+      total = total + jnp.where(i >= steps - average_last, decoded, 0.0)
+      return (jnp.where(observed, x_obs, decoded), total), None
+
+    (_, total), _ = jax.lax.scan(step, (start, jnp.zeros_like(x_obs)), jnp.arange(steps))
+    return jnp.where(observed, x_obs, total / average_last)
+
+  return jax.jit(run)
+
+
+def _prepare(model: Any, x, observed_mask, labels):
+  x = np.asarray(x, np.float32)
+  if x.ndim != 4:
+    raise ValueError(f"imputation needs images [N, H, W, C]; got shape {x.shape}")
+  observed = np.asarray(observed_mask, bool)
+  observed = observed[..., None] if observed.ndim == 3 else observed
+  if observed.shape != x.shape[:3] + (1,):
+    raise ValueError(f"observed_mask must be [N, H, W, 1] or [N, H, W] for images {x.shape}; got {observed.shape}")
+  if labels is None:
+    if getattr(model, "conditional", False):
+      raise ConfigError("imputation of a conditional model needs the images' labels; pass labels=")
+    labels = np.zeros((x.shape[0],), np.int32)
+  x_obs = np.asarray(model.model_input(x), np.float32)
+  return x_obs, observed, np.asarray(labels, np.int32), np.arange(x.shape[0], dtype=np.int32)
+
+
+def impute_latent_optimization(model: Any, x, observed_mask, key: jax.Array, steps: int, restarts: int = 4,
+                               labels=None, learning_rate: float = LEARNING_RATE, prior_weight: float = PRIOR_WEIGHT,
+                               batch_size: int = 128) -> np.ndarray:
+  """Fill the unobserved pixels of x [N, H, W, C] in [0, 1] by optimizing z (see the module docstring).
+
+  observed_mask: bool [N, H, W, 1] (or [N, H, W]), True = observed. model: an `EvalModel`, or any object with its
+  methods (decode, model_input, latent_dim, conditional) whose parameters live in ``.models``. Returns numpy
+  [N, H, W, C]: the model input at observed pixels, G(z*) at missing ones.
+  """
+  if int(steps) < 1 or int(restarts) < 1:
+    raise ConfigError(f"latent optimization needs steps >= 1 and restarts >= 1; got {steps!r}, {restarts!r}")
+  x_obs, observed, labels, index = _prepare(model, x, observed_mask, labels)
+  fn = _latent_optimizer(model, int(steps), int(restarts), float(learning_rate), float(prior_weight))
+  models = getattr(model, "models", None)
+  return map_batches(lambda i, xo, ob, y: fn(models, key, i, xo, ob, y), index, x_obs, observed, labels,
+                     batch_size=batch_size)
+
+
+def impute_conditional_sampling(model: Any, x, observed_mask, key: jax.Array, steps: int, labels=None,
+                                init=0.5, average_last: int | None = None, batch_size: int = 128) -> np.ndarray:
+  """Fill the unobserved pixels of x [N, H, W, C] in [0, 1] by the pseudo-Gibbs chain of an encoder model.
+
+  init: the starting value of missing pixels (a number or an image broadcastable to [H, W, C]); average_last: how
+  many of the last steps' decoder means are averaged (default max(1, steps // 4)). Returns numpy [N, H, W, C].
+  """
+  if not getattr(model, "has_encoder", False):
+    raise ConfigError(f"conditional-sampling imputation needs an encoder; a {model.family_name} model has none. "
+                      "Use impute_latent_optimization")
+  steps = int(steps)
+  if steps < 1:
+    raise ConfigError(f"conditional sampling needs steps >= 1; got {steps!r}")
+  average_last = max(1, steps // 4) if average_last is None else int(average_last)
+  if not 1 <= average_last <= steps:
+    raise ConfigError(f"average_last must be in [1, steps={steps}]; got {average_last!r}")
+  x_obs, observed, labels, index = _prepare(model, x, observed_mask, labels)
+  init = jnp.broadcast_to(jnp.asarray(init, jnp.float32), x_obs.shape[1:])
+  fn = _conditional_sampler(model, steps, average_last)
+  models = getattr(model, "models", None)
+  return map_batches(lambda i, xo, ob, y: fn(models, key, i, xo, ob, y, init), index, x_obs, observed, labels,
+                     batch_size=batch_size)
+
+
+def mean_training_image(train_images, data_shape) -> np.ndarray:
+  """The mean of ``train_images`` (uint8 or [0, 1] floats, [N, H, W, C']) in [0, 1], broadcast to ``data_shape``
+  [H, W, C] (Stacked MNIST: the MNIST mean in every channel, as its channels are independent MNIST digits)."""
+  images = np.asarray(train_images)
+  if images.ndim != 4 or images.shape[0] < 1:
+    raise DatasetError(f"the mean training image needs training images [N >= 1, H, W, C]; got {images.shape}")
+  mean = images.mean(axis=0, dtype=np.float64)
+  if images.dtype == np.uint8:
+    mean = mean / 255.0
+  try:
+    return np.broadcast_to(mean, tuple(data_shape)).astype(np.float32)
+  except ValueError:
+    raise DatasetError(f"training images {images.shape[1:]} do not fit the model's data shape {tuple(data_shape)}; "
+                       "pass the training images of the model's dataset") from None
+
+
+def evaluate_imputation(model: Any, test_images, test_labels, key: jax.Array, num_examples: int, steps: int,
+                        batch_size: int, restarts: int = 4, train_images=None, mean_image=None) -> dict:
+  """Imputation error of a model for each mask kind: {'metrics': {...}, 'protocol': {...}}.
+
+  metrics per kind k in MASK_KINDS: 'impute_mse_k' (the model's best method: conditional sampling for encoder
+  models, latent optimization for GANs), 'impute_mse_k_latentopt' (encoder models, to compare) and
+  'impute_mse_k_meanfill' (the mean training image). The first ``num_examples`` test images are used; test_images
+  uint8 or [0, 1] floats [N, H, W, C]; test_labels [N] or None (needed for conditional models, which impute given
+  the true label). The mean-fill image: ``mean_image`` [H, W, C] in [0, 1] if given, else the mean of
+  ``train_images``, else the mean of the model's own training set (``model.dataset.train.images``).
+  """
+  if not getattr(model, "is_image", True):
+    raise ConfigError("imputation needs image data; this model's data is not images. Remove 'imputation' from "
+                      "eval.suites for toy 2-D data")
+  images = np.asarray(test_images)
+  images = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
+  if tuple(images.shape[1:]) != tuple(model.data_shape):
+    raise DatasetError(f"evaluate_imputation: test images {images.shape[1:]} do not match the model's data shape "
+                       f"{tuple(model.data_shape)}; pass images as the model sees them (e.g. stacked for "
+                       "Stacked MNIST)")
+  num = min(int(num_examples), images.shape[0])
+  if num < 1:
+    raise ConfigError(f"evaluate_imputation needs num_examples >= 1 (eval.imputation_examples); got {num_examples!r}")
+  images = images[:num]
+  labels = None if test_labels is None else np.asarray(test_labels, np.int32)[:num]
+  if mean_image is None:
+    if train_images is None:
+      dataset = getattr(model, "dataset", None)
+      if dataset is None:
+        raise DatasetError("evaluate_imputation needs the mean training image: the model carries no dataset; "
+                           "pass train_images= or mean_image=")
+      train_images = dataset.train.images
+    mean_image = mean_training_image(train_images, images.shape[1:])
+  mean = np.broadcast_to(np.asarray(mean_image, np.float32), images.shape[1:])
+  h, w = images.shape[1:3]
+  metrics: dict[str, float] = {}
+  missing_fraction: dict[str, float] = {}
+  for i, kind in enumerate(MASK_KINDS):
+    k_mask, k_opt, k_gibbs = jax.random.split(jax.random.fold_in(key, i), 3)
+    missing = make_mask(kind, k_mask, num, h, w)
+    missing_fraction[kind] = float(missing.mean())
+    opt = impute_latent_optimization(model, images, ~missing, k_opt, steps, restarts, labels, batch_size=batch_size)
+    metrics[f"impute_mse_{kind}_meanfill"] = missing_pixel_mse(np.broadcast_to(mean, images.shape), images, missing)
+    if model.has_encoder:
+      gibbs = impute_conditional_sampling(model, images, ~missing, k_gibbs, steps, labels, init=mean,
+                                          batch_size=batch_size)
+      metrics[f"impute_mse_{kind}"] = missing_pixel_mse(gibbs, images, missing)
+      metrics[f"impute_mse_{kind}_latentopt"] = missing_pixel_mse(opt, images, missing)
+    else:
+      metrics[f"impute_mse_{kind}"] = missing_pixel_mse(opt, images, missing)
+  best = "conditional sampling" if model.has_encoder else "latent optimization"
+  protocol = {
+      "metric": "mean squared error per missing pixel and channel, [0, 1] units, pooled over the images, against "
+                "the grey test image; observed pixels are given to the model as model_input(x) (binarized data "
+                "thresholded at 0.5)",
+      "family": getattr(model, "family_name", "?"), "params_kind": getattr(model, "params_kind", "?"),
+      "split": "test", "num_examples": num, "images": f"the first {num} of the split",
+      "masks": {"half": "rows >= H // 2 missing", "centre": "centre (H // 2) x (W // 2) block missing",
+                "random": "each pixel missing with probability 0.5"},
+      "missing_fraction": missing_fraction,
+      "impute_mse_<kind>": best, "steps": int(steps),
+      "latent_optimization": f"Adam (lr {LEARNING_RATE}, cosine decay to 0) on sum_observed (G(z) - x)^2 + "
+                             f"{PRIOR_WEIGHT} * 0.5 ||z||^2, {int(restarts)} prior restarts, lowest objective kept",
+      "meanfill": "the mean training image at the missing pixels",
+      "key_data": np.asarray(jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+                             else key).ravel().tolist(),
+  }
+  if model.has_encoder:
+    protocol["conditional_sampling"] = (f"pseudo-Gibbs (Rezende et al. 2014): missing pixels start at the mean "
+                                        f"training image; encode, z ~ q(z|x), decode, refill; average of the last "
+                                        f"{max(1, int(steps) // 4)} decoder means")
+  if getattr(model, "conditional", False):
+    protocol["labels"] = "the true test label"
+  return {"metrics": metrics, "protocol": protocol}
