@@ -35,6 +35,8 @@ def get_config(variant: str = ""):
   c.train.sample_every = 1_000
   c.train.checkpoint_every = 1_000
   c.train.ema_decay = 0.0
+  c.eval.num_samples = 2500     # the protocol of results/grid25_modes.md
+  c.eval.suites = ("modes",)    # image metrics do not apply to 2-D points
   if tokens & (set(OBJECTIVES) - {"r1"}):
     c.gan.r1_weight = 0.0       # the other objectives are run as published, without R1
   if "minimax" in tokens:

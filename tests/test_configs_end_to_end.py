@@ -78,12 +78,12 @@ def test_train_and_eval_command_lines(shared_data_dir, tfds_cache_dir, tmp_path)
                       cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
   assert ev.returncode == 0, ev.stderr[-3000:]
   report = json.loads((workdir / "eval" / "metrics.json").read_text())
-  m, p = report["metrics"], report["protocol"]
+  m, p = report["metrics"], report["protocol"]["likelihood"]
   assert report["step"] == 30
   assert m["nll"] <= -m["elbo"] + 1e-3          # the IS estimate is a tighter bound than the ELBO
   assert m["kl"] >= 0 and m["nll"] > 0
   assert p["split"] == "test" and p["num_examples"] == 200 and p["num_importance_samples"] == 50
-  assert p["seed"] == 0 and "dataset_source" in p
+  assert report["protocol"]["seed"] == 0 and "dataset_source" in report["protocol"]
   assert (workdir / "eval" / "samples_0000030.png").exists()
   bad = subprocess.run([sys.executable, "eval.py", f"--workdir={tmp_path / 'missing'}"], cwd=REPO_ROOT,
                        capture_output=True, text=True, timeout=120)

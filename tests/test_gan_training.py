@@ -85,7 +85,7 @@ def test_eval_on_a_mixture_run_writes_mode_metrics(shared_data_dir, tfds_cache_d
   m = report["metrics"]
   assert 0 <= m["modes_covered"] <= 25 and 0.0 <= m["high_quality_fraction"] <= 1.0
   assert m["num_modes"] == 25
-  assert report["protocol"]["num_samples"] == 2500 and report["protocol"]["seed"] == 0
+  assert report["protocol"]["modes"]["num_samples"] == 2500 and report["protocol"]["seed"] == 0
 
 
 def test_vaegan_trains_and_logs_each_networks_loss(make_config, tmp_path):

@@ -1,4 +1,8 @@
-"""Evaluate a trained run: restore a checkpoint, measure, write `<workdir>/eval/metrics.json` and images."""
+"""Evaluate a trained run: restore a checkpoint, run the evaluation suite, write `<workdir>/eval/metrics.json`.
+
+metrics.json: {"metrics": {name: number}, "protocol": {"seed", "dataset", "dataset_source", <group>: {...}}, ...}
+with one protocol entry per group of `gen_jax/eval/suite.py` (or {"skipped": reason}).
+"""
 from __future__ import annotations
 
 import json
@@ -12,6 +16,7 @@ import jax
 from gen_jax import config as config_lib
 from gen_jax import parallel
 from gen_jax.errors import CheckpointError
+from gen_jax.eval.suite import run_suite
 from gen_jax.train.checkpoint import Checkpoints
 from gen_jax.train.loop import setup, write_images
 
@@ -42,7 +47,7 @@ def evaluate_workdir(workdir: str | pathlib.Path, step: int | None = None, overr
                           f"(python train.py --config=... --workdir={workdir})")
   state, meta, restored_step = restored
   t0 = time.time()
-  result = run.family.evaluate(state.models, run.dataset, run.keys["eval"], config.eval, progress=progress)
+  result = run_suite(run, state.models, run.keys["eval"], config.eval, int(config.seed), progress=progress)
   out_dir = workdir / "eval"
   images = write_images(run, state.models, out_dir, restored_step)
   report = {
@@ -54,6 +59,7 @@ def evaluate_workdir(workdir: str | pathlib.Path, step: int | None = None, overr
       "metrics": result["metrics"],
       "protocol": dict(result["protocol"], seed=int(config.seed), dataset=run.dataset.name,
                        dataset_source=run.dataset.source),
+      "eval_group_seconds": result["seconds"],
       "train": {"steps": restored_step, "wall_seconds": meta.get("train_wall_seconds"),
                 "device_kind": meta.get("device_kind"), "num_devices": meta.get("num_devices")},
       "eval_hardware": hardware_description(),

@@ -147,4 +147,15 @@ def _discriminate(family, models, x, labels):
 
 def from_run(run: Any, models: dict) -> EvalModel:
   """The EvalModel of a `gen_jax.train.loop.Run` and its restored `state.models`."""
-  return EvalModel(run.family, models, run.dataset)
+  return EvalModel(run.family, single_device(models), run.dataset)
+
+
+def single_device(models: dict) -> dict:
+  """Parameters replicated over a mesh of one process, moved to its first device.
+
+  Evaluation batches are small and unsharded; with parameters replicated over N local devices every
+  evaluation op would run N times (seen with 8 fake CPU devices). Several processes keep their mesh.
+  """
+  if jax.process_count() > 1:
+    return models
+  return jax.device_put(models, jax.local_devices()[0])

@@ -1,0 +1,336 @@
+"""What a run directory holds, read for the comparison report: config, results, logs, images, ranking.
+
+`load_run` reads one `--workdir` of train.py (config.json, eval/metrics.json, anomaly/anomaly.json,
+metrics.jsonl); `metric_table` lines up every run's metrics by the table of gen_jax/eval/metric_specs.py and
+ranks each row among runs on the same data; `training_summary` describes how each run was trained;
+`collect_images` copies the image grids next to the report. gen_jax/eval/report.py turns this into the page.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+import re
+import shutil
+import statistics
+from typing import Any, Sequence
+
+from gen_jax.errors import GenJaxError
+from gen_jax.eval import curves as curves_lib
+from gen_jax.eval import metric_specs as specs
+
+IMAGE_KINDS = (("samples", "Samples"), ("reconstructions", "Reconstructions"),
+               ("interpolation_linear", "Linear interpolations"),
+               ("interpolation_spherical", "Spherical interpolations"))
+
+
+@dataclasses.dataclass
+class RunInfo:
+  """What the report knows about one run directory."""
+  name: str
+  path: pathlib.Path
+  config: dict
+  rows: list[dict]
+  eval: dict | None = None
+  anomaly: dict | None = None
+  status: str = "not evaluated"
+  asset_dir: str = ""
+
+  @property
+  def metrics(self) -> dict[str, Any]:
+    out = dict((self.eval or {}).get("metrics") or {})
+    for score, auroc in ((self.anomaly or {}).get("mean") or {}).items():
+      out[f"anomaly_auroc_{score}"] = auroc
+    return out
+
+  @property
+  def family(self) -> str:
+    return (self.eval or {}).get("family") or _get(self.config, "model.family", "?")
+
+  @property
+  def dataset(self) -> str:
+    """The data the numbers are about: runs are ranked only against runs on the same data."""
+    name = str(((self.eval or {}).get("protocol") or {}).get("dataset") or _get(self.config, "data.name", "?"))
+    classes = _get(self.config, "data.classes")
+    return name + (f" (train classes {', '.join(str(c) for c in classes)})" if classes else "")
+
+
+def _get(d: dict, dotted: str, default=None):
+  for part in dotted.split("."):
+    if not isinstance(d, dict) or part not in d:
+      return default
+    d = d[part]
+  return d
+
+
+def read_json(path: pathlib.Path, what: str, fix: str) -> dict:
+  try:
+    data = json.loads(path.read_text())
+  except (OSError, json.JSONDecodeError) as e:
+    raise GenJaxError(f"{path} ({what}) cannot be read: {e}. {fix}") from None
+  if not isinstance(data, dict):
+    raise GenJaxError(f"{path} ({what}) holds a {type(data).__name__}, not a JSON object. {fix}")
+  return data
+
+
+def eval_fix(path: pathlib.Path) -> str:
+  return f"Delete it and evaluate again: python eval.py --workdir={path}"
+
+
+def load_run(path: str | pathlib.Path, name: str | None = None) -> RunInfo:
+  """Reads a run directory; a path that is not one is a GenJaxError saying how to make one."""
+  path = pathlib.Path(path)
+  how = (f"Make one with `python train.py --config=configs/vae.py --workdir={path}` "
+         f"(then `python eval.py --workdir={path}`), or pass the --workdir of an existing run.")
+  if not path.exists():
+    raise GenJaxError(f"run directory {path} does not exist. {how}")
+  if not path.is_dir() or not (path / "config.json").is_file():
+    raise GenJaxError(f"{path} is not a gen_jax run directory: it has no config.json (train.py writes one into "
+                      f"every --workdir). {how}")
+  config = read_json(path / "config.json", "run config", "It is written by train.py; restore it or retrain.")
+  run = RunInfo(name=name or path.name, path=path, config=config, rows=curves_lib.read_rows(path / "metrics.jsonl"))
+  if (path / "eval" / "metrics.json").is_file():
+    run.eval, run.status = read_json(path / "eval" / "metrics.json", "eval results", eval_fix(path)), "evaluated"
+  if (path / "anomaly" / "anomaly.json").is_file():
+    run.anomaly = read_json(path / "anomaly" / "anomaly.json", "anomaly results",
+                             "Delete it and rerun the anomaly evaluation, or leave it out of the report.")
+  return run
+
+
+def run_names(paths: Sequence[pathlib.Path]) -> list[str]:
+  """Directory names; when two runs share one, the parent folder is added: 'vae (sweep1)'."""
+  names = [p.resolve().name for p in paths]
+  out = []
+  for p, n in zip(paths, names):
+    out.append(f"{n} ({p.resolve().parent.name})" if names.count(n) > 1 else n)
+  for i, n in enumerate(out):  # still equal (same parent name too): number them
+    if out.count(n) > 1:
+      out[i] = f"{n} #{i + 1}"
+  return out
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def num(value) -> float | None:
+  return specs.as_number(value)
+
+
+def _cell_text(name: str, metrics: dict) -> str:
+  spec = specs.spec_or_unknown(name)
+  if name not in metrics:
+    return "—"
+  text = specs.format_value(name, metrics[name])
+  if spec.std and spec.std in metrics:
+    text += f" ± {specs.format_value(name, metrics[spec.std])}"
+  if spec.floor and spec.floor in metrics:
+    text += f" (floor {specs.format_value(name, metrics[spec.floor])})"
+  if spec.reference and spec.reference in metrics:
+    text += f" ({spec.reference_label} {specs.format_value(name, metrics[spec.reference])})"
+  return text
+
+
+# Metric groups measured on the pixel values themselves: a binarized and a grey-level copy of one dataset are
+# different data there. The other groups compare samples with the same real reference set (or are scale-free),
+# so runs on 'binarized_mnist' and 'mnist' are ranked together on them.
+EXACT_DATA_GROUPS = ("likelihood", "imputation", "other")
+
+
+def base_dataset(dataset: str) -> str:
+  return dataset.removeprefix("binarized_")
+
+
+def rank_key(run: RunInfo, group: str) -> str:
+  """The data a run's metrics of `group` are ranked on: runs are only ranked against runs with the same key."""
+  return run.dataset if group in EXACT_DATA_GROUPS else base_dataset(run.dataset)
+
+
+def dataset_groups(runs: Sequence[RunInfo], group: str = "likelihood") -> dict[str, list[int]]:
+  """{ranking key: indices of the runs with it}, in the order runs were given."""
+  out: dict[str, list[int]] = {}
+  for i, run in enumerate(runs):
+    out.setdefault(rank_key(run, group), []).append(i)
+  return out
+
+
+def metric_table(runs: Sequence[RunInfo]) -> list[dict]:
+  """Rows of the big table, in report order: {name, group, label, unit, direction, target, arrow, meaning,
+  values: [float|None per run], cells: [text per run], best: [run indices], ranked: [(data, members, best)]}.
+  A metric is ranked separately within each set of runs on the same data (see rank_key)."""
+  all_names = set().union(*(r.metrics for r in runs)) if runs else set()
+  rows = []
+  for group, names in specs.ordered_names(all_names):
+    partitions = dataset_groups(runs, group)
+    for name in names:
+      spec = specs.spec_or_unknown(name)
+      values = [num(r.metrics.get(name)) for r in runs]
+      ranked = []
+      for data, members in partitions.items():
+        best = [members[j] for j in specs.best_runs(name, [values[i] for i in members])]
+        if best:
+          ranked.append((data, members, best))
+      rows.append({"name": name, "group": group, "label": spec.label, "unit": spec.unit,
+                   "direction": spec.direction, "target": spec.target, "arrow": spec.arrow,
+                   "meaning": spec.meaning, "values": values,
+                   "cells": [_cell_text(name, r.metrics) for r in runs],
+                   "best": sorted(i for _, _, best in ranked for i in best), "ranked": ranked})
+  return rows
+
+
+def protocol_groups(report: dict | None) -> dict[str, dict]:
+  """{group: {key: value}}: dict entries of 'protocol' are groups; scalar entries (seed, dataset, and every
+  entry of an older flat protocol) form the group 'general'."""
+  protocol = (report or {}).get("protocol") or {}
+  out: dict[str, dict] = {}
+  for key, value in protocol.items():
+    if isinstance(value, dict):
+      out[key] = value
+    else:
+      out.setdefault("general", {})[key] = value
+  return out
+
+
+def _median(values: list[float]) -> float | None:
+  values = [v for v in values if v is not None and math.isfinite(v)]
+  return statistics.median(values) if values else None
+
+
+def _last(rows: list[dict], key: str) -> float | None:
+  _, values = curves_lib.series(rows, key)
+  finite = [v for v in values if math.isfinite(v)]
+  return finite[-1] if finite else None
+
+
+def _arch(cfg: dict) -> str:
+  m = cfg.get("model", {})
+  arch, family = m.get("arch", "?"), m.get("family", "?")
+  if arch == "mlp":
+    text = "mlp " + "-".join(str(h) for h in m.get("hidden", ()))
+  elif family == "vae":
+    text = f"{arch} " + "-".join(str(h) for h in m.get("features", ()))
+  else:
+    text = f"{arch} G{m.get('g_width', '?')}/D{m.get('d_width', '?')}"
+    if family == "vaegan":
+      text += " E" + "-".join(str(h) for h in m.get("features", ()))
+  text += f", z={m.get('latent_dim', '?')}"
+  if m.get("spectral_norm"):
+    text += ", SN"
+  if m.get("conditional"):
+    text += ", conditional"
+  return text
+
+
+def _objective(cfg: dict) -> str:
+  family = _get(cfg, "model.family")
+  if family == "vae":
+    o = cfg.get("objective", {})
+    text = f"{o.get('name', '?')} k={o.get('num_samples', '?')}, {_get(cfg, 'model.likelihood', '?')} likelihood"
+    if o.get("beta", 1.0) != 1.0:
+      text += f", beta={o['beta']}"
+    if o.get("free_bits", 0.0):
+      text += f", free bits={o['free_bits']}"
+    return text
+  g = cfg.get("gan", {})
+  text = f"{g.get('loss', '?')} GAN loss"
+  for key, label in (("gp_weight", "GP"), ("r1_weight", "R1"), ("clip_value", "clip")):
+    if g.get(key):
+      text += f", {label}={g[key]}"
+  if g.get("n_critic", 1) != 1:
+    text += f", n_critic={g['n_critic']}"
+  if family == "vaegan":
+    text = f"VAE-GAN gamma={_get(cfg, 'vaegan.gamma', '?')}, " + text
+  return text
+
+
+def _params(run: RunInfo):
+  for where in ((run.eval or {}), (run.eval or {}).get("train") or {}, run.metrics):
+    for key in ("num_params", "param_count", "params"):
+      if isinstance(where.get(key), (int, float)):
+        return where[key]
+  return None
+
+
+def _first(*values):
+  return next((v for v in values if v is not None), None)
+
+
+def _checkpoint_meta(path: pathlib.Path) -> dict:
+  """The JSON metadata of the newest complete checkpoint (training wall time, devices) of a run that has not
+  been evaluated yet; {} when there is none or it cannot be read (orbax layout: <step>/meta/metadata)."""
+  steps = sorted((int(p.name) for p in (path / "checkpoints").glob("*") if p.name.isdigit()), reverse=True)
+  for step in steps:
+    meta = path / "checkpoints" / str(step) / "meta" / "metadata"
+    try:
+      data = json.loads(meta.read_text())
+    except (OSError, json.JSONDecodeError):
+      continue
+    if isinstance(data, dict):
+      return dict(data, step=data.get("step", step))
+  return {}
+
+
+def training_summary(run: RunInfo) -> dict:
+  cfg, ev = run.config, run.eval or {}
+  train = ev.get("train") or {}
+  steps_per_sec = curves_lib.series(run.rows, "steps_per_sec")[1]
+  examples_per_sec = curves_lib.series(run.rows, "examples_per_sec")[1]
+  meta = _checkpoint_meta(run.path) if not train else {}
+  device_kind = train.get("device_kind") or meta.get("device_kind")
+  num_devices = train.get("num_devices") or meta.get("num_devices")
+  steps = _first(train.get("steps"), meta.get("step"), run.rows[-1]["step"] if run.rows else None)
+  wall = _first(num(train.get("wall_seconds")), num(meta.get("train_wall_seconds")), _last(run.rows, "wall_seconds"))
+  return {
+      "family": run.family, "dataset": run.dataset, "arch": _arch(cfg), "objective": _objective(cfg),
+      "params": _params(run), "batch_size": _get(cfg, "data.batch_size"), "steps": steps, "wall_seconds": wall,
+      "median_steps_per_sec": _median(steps_per_sec), "median_examples_per_sec": _median(examples_per_sec),
+      "device": f"{num_devices}x {device_kind}" if device_kind else None,
+      "eval_wall_seconds": num(ev.get("eval_wall_seconds")),
+      "eval_hardware": ev.get("eval_hardware"), "status": run.status,
+  }
+
+
+# --------------------------------------------------------------------------- assets
+
+
+def slug(text: str) -> str:
+  return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "run"
+
+
+def _latest_training_image(run: RunInfo, kind: str) -> tuple[pathlib.Path, int] | None:
+  best = None
+  for p in (run.path / "images").glob(f"{kind}_*.png"):
+    m = re.fullmatch(re.escape(kind) + r"_(\d+)\.png", p.name)
+    if m and (best is None or int(m.group(1)) > best[1]):
+      best = (p, int(m.group(1)))
+  return best
+
+
+def _eval_image(run: RunInfo, kind: str) -> pathlib.Path | None:
+  recorded = ((run.eval or {}).get("images") or {}).get(kind)
+  if not recorded:
+    return None
+  recorded = pathlib.Path(recorded)
+  for candidate in (recorded, run.path / "eval" / recorded.name, run.path / recorded):
+    if candidate.is_file():
+      return candidate
+  return None
+
+
+def collect_images(run: RunInfo, out_dir: pathlib.Path) -> dict[str, dict]:
+  """Copies each image kind of a run into assets/: {kind: {"path": relative, "source": words}}."""
+  found = {}
+  for kind, _ in IMAGE_KINDS:
+    src = _eval_image(run, kind)
+    if src is not None:
+      source = f"evaluation, step {(run.eval or {}).get('step', '?')}"
+    else:
+      latest = _latest_training_image(run, kind)
+      if latest is None:
+        continue
+      src, step = latest
+      source = f"training, step {step}"
+    rel = f"{run.asset_dir}/{kind}.png"
+    shutil.copyfile(src, out_dir / rel)
+    found[kind] = {"path": rel, "source": source, "original": str(src)}
+  return found

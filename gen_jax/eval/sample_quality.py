@@ -1,0 +1,105 @@
+"""Sample quality and diversity of an image model in a feature space, each number beside its real-data floor.
+
+Given N generated images and a real reference set (by default N test images), it reports in the features of
+the dataset's own classifier (`gen_jax/eval/feature_net.py`):
+
+  fd_classifier         Frechet distance between Gaussian fits of the two feature sets (lower is better)
+  kid, kid_std          kernel distance, unbiased MMD^2 with a cubic polynomial kernel, over random subsets
+  classifier_score      exp(E KL(p(y|x) || p(y))), the Inception-Score analogue (higher is better, max = #classes)
+  precision, recall     improved precision / recall, k-NN manifolds (Kynkaanniemi et al. 2019)
+  density, coverage     Naeem et al. 2020
+
+and with `eval.inception_weights` (pytorch-fid's file) also `fid_inception`, the standard FID.
+
+The real-data floor of each metric (suffix `_floor`) compares the reference set with as many images of the
+other split (test vs train): what a perfect model would score with this sample count. Numbers from different
+sample counts are not comparable (FD and KID are biased in N), which is why the protocol records N.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+from gen_jax.eval import batching
+from gen_jax.eval import classifier_score as classifier_score_lib
+from gen_jax.eval import frechet, kid, manifold
+
+
+def _uint8_to_float(images: np.ndarray) -> np.ndarray:
+  return np.asarray(images, np.float32) / 255.0
+
+
+def feature_metrics(real_feats: np.ndarray, fake_feats: np.ndarray, *, kid_subsets: int, kid_subset_size: int,
+                    pr_k: int, dc_k: int, seed: int) -> dict[str, float]:
+  """All set-to-set metrics between two feature arrays [N, D]."""
+  out = {"fd": float(frechet.frechet_distance(frechet.feature_stats(real_feats), frechet.feature_stats(fake_feats)))}
+  kid_mean, kid_std = kid.kernel_inception_distance(real_feats, fake_feats, num_subsets=kid_subsets,
+                                                    subset_size=kid_subset_size, key_or_seed=seed)
+  out["kid"], out["kid_std"] = float(kid_mean), float(kid_std)
+  out.update({k: float(v) for k, v in manifold.precision_recall(real_feats, fake_feats, k=pr_k).items()})
+  out.update({k: float(v) for k, v in manifold.density_coverage(real_feats, fake_feats, k=dc_k).items()})
+  return out
+
+
+def evaluate_sample_quality(model, dataset, feature_net, key: jax.Array, eval_cfg, *, seed: int,
+                            progress: bool = False, samples: np.ndarray | None = None) -> dict[str, Any]:
+  """Generated-vs-real metrics of `model` (an EvalModel) in `feature_net`'s space, with floors and protocol."""
+  n_req = int(eval_cfg.num_samples)
+  ref_name = str(eval_cfg.get("reference_split", "test"))
+  floor_name = "train" if ref_name == "test" else "test"
+  reference = getattr(dataset, ref_name)
+  other = getattr(dataset, floor_name)
+  n = min(n_req, len(reference.images), len(other.images))
+  batch_size = int(eval_cfg.get("batch_size", 500))
+  if samples is None:
+    samples = batching.generate(lambda k, m: model.sample(k, m), key, n, batch_size,
+                                progress="samples" if progress else None)
+  samples = np.asarray(samples[:n], np.float32)
+  real = _uint8_to_float(reference.images[:n])
+  floor_set = _uint8_to_float(other.images[:n])
+
+  def feats(x):
+    return np.asarray(feature_net.features(x), np.float64)
+
+  f_fake, f_real, f_floor = feats(samples), feats(real), feats(floor_set)
+  opts = dict(kid_subsets=int(eval_cfg.kid_subsets), kid_subset_size=min(int(eval_cfg.kid_subset_size), n),
+              pr_k=int(eval_cfg.pr_k), dc_k=int(eval_cfg.dc_k), seed=seed)
+  model_m = feature_metrics(f_real, f_fake, **opts)
+  floor_m = feature_metrics(f_real, f_floor, **opts)
+  metrics: dict[str, float] = {}
+  for name, value in model_m.items():
+    key_name = "fd_classifier" if name == "fd" else name
+    metrics[key_name] = value
+    if name != "kid_std":
+      metrics[key_name + "_floor"] = floor_m[name]
+  cs_mean, cs_std = classifier_score_lib.classifier_score_from_logits(np.asarray(feature_net.logits(samples)))
+  cs_real, _ = classifier_score_lib.classifier_score_from_logits(np.asarray(feature_net.logits(real)))
+  metrics.update(classifier_score=float(cs_mean), classifier_score_std=float(cs_std),
+                 classifier_score_real=float(cs_real))
+  protocol = {
+      "reference": f"{dataset.name} {ref_name} split, first {n} images",
+      "floor": f"{dataset.name} {floor_name} split, first {n} images, vs the reference",
+      "num_samples": n,
+      "labels": "balanced over classes (arange(n) % K)" if model.conditional else "unconditional",
+      "params": model.params_kind,
+      "feature_network": f"classifier {feature_net.describe()}",
+      "feature_network_sha256": feature_net.sha256,
+      "kid": f"cubic polynomial kernel, {opts['kid_subsets']} subsets of {opts['kid_subset_size']}",
+      "precision_recall_k": opts["pr_k"], "density_coverage_k": opts["dc_k"],
+      "classifier_score": "exp(E KL(p(y|x)||p(y))), 10 splits; classifier_score_real on the reference images",
+  }
+  return {"metrics": metrics, "protocol": protocol, "samples": samples, "real": real}
+
+
+def inception_fid(inception, samples: np.ndarray, real: np.ndarray, floor_set: np.ndarray | None,
+                  batch_size: int) -> dict[str, float]:
+  """Standard FID (pytorch-fid's InceptionV3 pool3 features) of samples vs real, and of floor_set vs real."""
+  def stats(x):
+    return frechet.feature_stats(np.asarray(inception.features(x, batch_size=batch_size), np.float64))
+  ref = stats(real)
+  out = {"fid_inception": float(frechet.frechet_distance(ref, stats(samples)))}
+  if floor_set is not None:
+    out["fid_inception_floor"] = float(frechet.frechet_distance(ref, stats(floor_set)))
+  return out

@@ -1,0 +1,206 @@
+"""The evaluation suite: every model family measured with the same instruments.
+
+`run_suite` measures a restored model group by group (`config.eval.suites`); a group that does not apply to
+a model (no encoder, not conditional, no classifier for this dataset, ...) is skipped with the reason recorded,
+never silently. Each group returns its numbers and its protocol; `gen_jax/eval/evaluate.py` writes them to
+`<workdir>/eval/metrics.json`.
+
+  likelihood  ELBO, importance-sampled NLL, active units, reconstruction error     (encoder models)
+  samples     classifier-feature Frechet distance, KID, classifier score, precision/recall,
+              density/coverage, each with its real-data floor; InceptionV3 FID when weights are supplied
+  modes       2-D mixtures: modes covered, high-quality fraction; Stacked MNIST: modes of 1000, KL to uniform
+  latent      perceptual path length in the classifier's feature space
+  imputation  error on masked pixels (half, centre square, random) against the truth
+  cas         classification accuracy score and augmentation (conditional models)
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+from gen_jax import rng
+from gen_jax.data.synthetic import MixtureDataset, StackedMnist
+from gen_jax.errors import GenJaxError
+from gen_jax.eval.model_api import EvalModel, single_device
+
+GROUPS = ("likelihood", "samples", "modes", "latent", "imputation", "cas")
+
+
+class _Skip(Exception):
+  """A group that does not apply; the message says why (and how to make it apply, where possible)."""
+
+
+def _feature_net(dataset, eval_cfg):
+  from gen_jax.eval import feature_net as feature_net_lib
+  directory = eval_cfg.get("feature_net", "") or feature_net_lib.default_feature_net_dir(dataset.name)
+  try:
+    return feature_net_lib.load_feature_net(directory)
+  except GenJaxError as e:
+    raise _Skip(f"no feature classifier: {e}") from None
+
+
+def _check_feature_net_fits(net, model: EvalModel):
+  if tuple(net.image_shape) != tuple(model.data_shape):
+    raise _Skip(f"the feature classifier takes images {tuple(net.image_shape)} but the model makes "
+                f"{tuple(model.data_shape)}")
+
+
+class Suite:
+  """Runs the groups of `config.eval.suites` on one model; shares samples and the classifier between groups."""
+
+  def __init__(self, run, models: dict, key: jax.Array, eval_cfg, seed: int, progress: bool = False):
+    self.run = run
+    self.dataset = run.dataset
+    models = single_device(models)
+    self.model = EvalModel(run.family, models, run.dataset)
+    self.models = models
+    self.key = key
+    self.cfg = eval_cfg
+    self.seed = seed
+    self.progress = progress
+    self._net = None
+
+  @property
+  def feature_net(self):
+    if self._net is None:
+      self._net = _feature_net(self.dataset, self.cfg)
+    return self._net
+
+  def _image_model(self):
+    if not self.model.is_image:
+      raise _Skip("2-D toy data: image metrics do not apply (see 'modes')")
+    if isinstance(self.dataset, StackedMnist):
+      raise _Skip("Stacked MNIST: measured by its 1000-mode count (see 'modes')")
+
+  def _test(self):
+    split = self.dataset.test
+    labels = split.labels if split.labels is not None else np.zeros(len(split.images), np.int32)
+    return split.images, labels
+
+  # --- groups -----------------------------------------------------------------------------------------------
+  def likelihood(self, key):
+    if not self.model.has_encoder:
+      raise _Skip(f"a {self.model.family_name} has no encoder: no ELBO, NLL or reconstruction")
+    return self.run.family.evaluate(self.models, self.dataset, key, self.cfg, progress=self.progress)
+
+  def samples(self, key):
+    self._image_model()
+    from gen_jax.eval.sample_quality import evaluate_sample_quality, inception_fid
+    net = self.feature_net
+    _check_feature_net_fits(net, self.model)
+    out = evaluate_sample_quality(self.model, self.dataset, net, key, self.cfg, seed=self.seed,
+                                  progress=self.progress)
+    metrics, protocol = out["metrics"], out["protocol"]
+    from gen_jax.eval import inception
+    requested = self.cfg.get("inception_weights", "")
+    path = inception.resolve_weights_path(requested)
+    if path is None and requested:   # asked for explicitly: a wrong path is an error, not a silent skip
+      raise inception.InceptionWeightsMissing(inception.missing_weights_message(requested))
+    if path is None:
+      protocol["fid_inception"] = ("not computed: no InceptionV3 weights (set config.eval.inception_weights or "
+                                   f"${inception.ENV_VAR} to pytorch-fid's {inception.WEIGHTS_FILENAME})")
+    else:
+      net_i = inception.load_fid_inception(path)
+      n = protocol["num_samples"]
+      floor_split = "train" if self.cfg.get("reference_split", "test") == "test" else "test"
+      floor_set = np.asarray(getattr(self.dataset, floor_split).images[:n], np.float32) / 255.0
+      metrics.update(inception_fid(net_i, out["samples"], out["real"], floor_set, int(self.cfg.batch_size)))
+      protocol["fid_inception"] = (f"pytorch-fid InceptionV3 pool3 (2048-d), bilinear resize to 299, "
+                                   f"weights {path.name} sha256 {net_i.sha256}; same sets as above")
+    return {"metrics": metrics, "protocol": protocol}
+
+  def modes(self, key):
+    n = int(self.cfg.num_samples)
+    if isinstance(self.dataset, MixtureDataset):
+      from gen_jax.eval.modes import mixture_mode_stats
+      from gen_jax.eval.batching import generate
+      samples = generate(lambda k, m: self.model.sample(k, m), key, n, 10_000)
+      stats = mixture_mode_stats(samples, self.dataset.centers, self.dataset.std, num_std=3.0)
+      metrics = {k: stats[k] for k in ("modes_covered", "high_quality_fraction", "kl_to_uniform", "num_modes")}
+      protocol = {"num_samples": n, "high_quality": f"within {stats['num_std']} std of the nearest mode",
+                  "mode_covered_if": f">= {stats['min_count']} high-quality samples", "params": self.model.params_kind,
+                  "reference": f"{self.dataset.name} mixture centres"}
+      return {"metrics": metrics, "protocol": protocol}
+    if isinstance(self.dataset, StackedMnist):
+      from gen_jax.eval.batching import generate
+      from gen_jax.eval import feature_net as feature_net_lib
+      from gen_jax.eval.modes import stacked_mnist_mode_stats
+      try:
+        net = feature_net_lib.load_feature_net(self.cfg.get("feature_net", "")
+                                               or feature_net_lib.default_feature_net_dir("mnist"))
+      except GenJaxError as e:
+        raise _Skip(f"no MNIST digit classifier: {e}") from None
+      samples = generate(lambda k, m: self.model.sample(k, m), key, n, int(self.cfg.batch_size),
+                         progress="samples" if self.progress else None)
+      predict = lambda x: np.argmax(np.asarray(net.logits(x)), axis=-1)  # noqa: E731
+      stats = stacked_mnist_mode_stats(samples, predict)
+      metrics = {k: stats[k] for k in ("modes_covered", "kl_to_uniform", "num_modes")}
+      protocol = {"num_samples": n, "mode": "100 * digit(R) + 10 * digit(G) + digit(B), digits by the MNIST classifier",
+                  "feature_network_sha256": net.sha256, "kl": "KL(empirical mode distribution || uniform over 1000)",
+                  "params": self.model.params_kind}
+      return {"metrics": metrics, "protocol": protocol}
+    raise _Skip("mode counts need a dataset with known modes (ring8, grid25, stacked_mnist)")
+
+  def latent(self, key):
+    self._image_model()
+    from gen_jax.eval.latent import latent_smoothness
+    net = self.feature_net
+    _check_feature_net_fits(net, self.model)
+    images, labels = self._test()
+    out = latent_smoothness(self.model, net.features, images, labels, key, num_pairs=int(self.cfg.ppl_samples),
+                            epsilon=float(self.cfg.ppl_epsilon), batch_size=int(self.cfg.batch_size))
+    out["protocol"]["feature_network_sha256"] = net.sha256
+    return out
+
+  def imputation(self, key):
+    self._image_model()
+    from gen_jax.eval.imputation import evaluate_imputation
+    images, labels = self._test()
+    return evaluate_imputation(self.model, images, labels, key, num_examples=int(self.cfg.imputation_examples),
+                               steps=int(self.cfg.imputation_steps), batch_size=int(self.cfg.batch_size),
+                               train_images=self.dataset.train.images)
+
+  def cas(self, key):
+    self._image_model()
+    if not self.model.conditional:
+      raise _Skip("the model is not class-conditional (CAS trains a classifier on labelled samples)")
+    from gen_jax.eval.augmentation import classification_accuracy_score
+    out = classification_accuracy_score(self.model, self.dataset, key, num_samples=int(self.cfg.cas_samples),
+                                        real_subset=int(self.cfg.cas_real_subset))
+    if "skipped" in out:
+      raise _Skip(out["skipped"])
+    return out
+
+  # --- driver ---------------------------------------------------------------------------------------------
+  def run_groups(self, groups) -> dict[str, Any]:
+    metrics: dict[str, Any] = {}
+    protocol: dict[str, Any] = {}
+    timing: dict[str, float] = {}
+    for group in groups:
+      if group not in GROUPS:
+        raise GenJaxError(f"unknown evaluation group {group!r}; choose from {', '.join(GROUPS)}")
+      fn: Callable = getattr(self, group)
+      t0 = time.time()
+      if self.progress:
+        print(f"[eval] {group} ...", flush=True)
+      try:
+        out = fn(rng.for_purpose(self.key, group))
+      except _Skip as skip:
+        protocol[group] = {"skipped": str(skip)}
+        continue
+      finally:
+        timing[group] = round(time.time() - t0, 2)
+      clash = set(out["metrics"]) & set(metrics)
+      if clash:
+        raise GenJaxError(f"evaluation group {group!r} reports metrics already reported: {sorted(clash)}")
+      metrics.update(out["metrics"])
+      protocol[group] = out["protocol"]
+    return {"metrics": metrics, "protocol": protocol, "seconds": timing}
+
+
+def run_suite(run, models: dict, key: jax.Array, eval_cfg, seed: int, progress: bool = False) -> dict[str, Any]:
+  groups = tuple(eval_cfg.get("suites", GROUPS))
+  return Suite(run, models, key, eval_cfg, seed, progress).run_groups(groups)

@@ -1,0 +1,272 @@
+"""The comparison report (gen_jax/eval/report.py): fake run directories with known numbers, then end to end on
+tiny real runs trained and evaluated here."""
+from __future__ import annotations
+
+import html.parser
+import json
+import math
+import pathlib
+import urllib.parse
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import TINY
+from gen_jax.errors import GenJaxError
+from gen_jax.eval import curves, metric_specs, report
+
+VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+
+class _Page(html.parser.HTMLParser):
+  """Collects table cells (text, bold, title), image sources and text; checks that tags nest properly."""
+
+  def __init__(self):
+    super().__init__(convert_charrefs=True)
+    self.stack, self.errors, self.images, self.rows, self.text = [], [], [], [], []
+    self._cell = None
+
+  def handle_starttag(self, tag, attrs):
+    attrs = dict(attrs)
+    if tag not in VOID:
+      self.stack.append(tag)
+    if tag == "tr":
+      self.rows.append([])
+    elif tag in ("td", "th"):
+      self._cell = {"text": "", "bold": False, "title": attrs.get("title", ""), "tag": tag}
+    elif tag == "strong" and self._cell is not None:
+      self._cell["bold"] = True
+    elif tag == "img":
+      self.images.append(attrs["src"])
+
+  def handle_endtag(self, tag):
+    if tag in VOID:
+      return
+    if not self.stack or self.stack[-1] != tag:
+      self.errors.append(f"</{tag}> closes {self.stack[-1:]}")
+      return
+    self.stack.pop()
+    if tag in ("td", "th"):
+      self.rows[-1].append(self._cell)
+      self._cell = None
+
+  def handle_data(self, data):
+    self.text.append(data)
+    if self._cell is not None:
+      self._cell["text"] += data
+
+
+def _parse(path: pathlib.Path) -> _Page:
+  page = _Page()
+  page.feed(path.read_text(encoding="utf-8"))
+  page.close()
+  assert not page.errors and page.stack == [], (page.errors, page.stack)
+  return page
+
+
+def _png(path: pathlib.Path, value: int) -> None:
+  path.parent.mkdir(parents=True, exist_ok=True)
+  Image.fromarray(np.full((6, 6), value, np.uint8)).save(path)
+
+
+def _fake_run(root: pathlib.Path, name: str, family: str, dataset: str, metrics: dict | None, protocol: dict,
+              anomaly: dict | None = None) -> pathlib.Path:
+  run = root / name
+  run.mkdir(parents=True)
+  config = {"seed": 0, "data": {"name": dataset, "batch_size": 32, "classes": []},
+            "model": {"family": family, "arch": "mlp" if family == "vae" else "dcgan", "hidden": [8],
+                      "latent_dim": 4, "g_width": 8, "d_width": 8, "likelihood": "bernoulli"},
+            "objective": {"name": "elbo", "num_samples": 1, "beta": 1.0}, "gan": {"loss": "hinge", "n_critic": 1}}
+  (run / "config.json").write_text(json.dumps(config))
+  rows = [{"step": s, "split": "train", "loss": 10.0 / s, "steps_per_sec": sps, "examples_per_sec": 32 * sps,
+           "wall_seconds": s / 5.0} for s, sps in ((5, 1.0), (10, 5.0), (15, 7.0))]
+  rows[1]["loss"] = "nan"  # metrics_log writes non-finite values as strings
+  (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + '\n{"step": 20, "spl')  # cut short
+  _png(run / "images" / "samples_0000010.png", 10)
+  _png(run / "images" / "samples_0000020.png", 20)
+  if metrics is not None:
+    _png(run / "eval" / "reconstructions_0000020.png", 99)
+    (run / "eval").mkdir(exist_ok=True)
+    ev = {"workdir": str(run), "step": 20, "family": family, "config": config, "metrics": metrics,
+          "protocol": protocol, "train": {"steps": 20, "wall_seconds": 12.5, "device_kind": "cpu", "num_devices": 8},
+          "eval_hardware": {"platform": "cpu", "device_kind": "cpu", "num_devices": 8, "jax_version": "x"},
+          "eval_wall_seconds": 3.0,
+          "images": {"reconstructions": f"somewhere/else/{name}/eval/reconstructions_0000020.png"}}
+    (run / "eval" / "metrics.json").write_text(json.dumps(ev))
+  if anomaly is not None:
+    (run / "anomaly").mkdir()
+    (run / "anomaly" / "anomaly.json").write_text(json.dumps(anomaly))
+  return run
+
+
+VAE_METRICS = {"nll": 90.1234, "elbo": -95.5, "recon_mse": 0.03125, "kl": 5.0, "active_units": 12,
+               "fd_classifier": 12.3, "fd_classifier_floor": 0.8, "weird_extra": 3.5}
+GAN_A_METRICS = {"fd_classifier": 20.5, "fd_classifier_floor": 0.8, "precision": 0.7, "kid": 0.05,
+                 "kid_std": 0.01}
+GAN_B_METRICS = {"fd_classifier": 15.25, "precision": 0.9, "kid": "nan"}
+ANOMALY = {"per_class": {"0": {"nll": 0.91, "recon": 0.72}, "1": {"nll": 0.6, "recon": 0.8}},
+           "mean": {"nll": 0.755, "recon": 0.76}, "protocol": {"normal_class": "one at a time", "split": "test"}}
+
+
+def _protocol(split: str, n: int) -> dict:
+  return {"seed": 0, "dataset": "mnist", "dataset_source": "IDX files",
+          "samples": {"num_samples": n, "reference_split": split, "feature_net": "classifiers/mnist sha256 abc123"}}
+
+
+@pytest.fixture(scope="module")
+def fake_report(tmp_path_factory):
+  root = tmp_path_factory.mktemp("fake_runs")
+  runs = [_fake_run(root, "vae<1>", "vae", "mnist", VAE_METRICS, _protocol("test", 64)),
+          _fake_run(root, "gan_a", "gan", "mnist", GAN_A_METRICS, _protocol("test", 64)),
+          _fake_run(root, "gan_b", "gan", "mnist", GAN_B_METRICS, _protocol("test", 128), anomaly=ANOMALY),
+          _fake_run(root, "gan_new", "gan", "mnist", None, {})]
+  out = root / "report"
+  paths = report.build_report(runs, out, evaluate_missing=False, progress=False)
+  return runs, out, paths
+
+
+def _metrics_header(page: _Page) -> int:
+  """Index of the metrics table's header row: 'metric', then one column per run (titled with its path)."""
+  return next(i for i, row in enumerate(page.rows)
+              if row and row[0]["tag"] == "th" and row[0]["text"] == "metric" and row[1]["title"])
+
+
+def _table_rows(page: _Page) -> dict[str, list[dict]]:
+  """Rows of the metrics table keyed by metric name (the first cell's title starts with 'name:')."""
+  out = {}
+  for row in page.rows[_metrics_header(page) + 1:]:
+    if row[0]["tag"] == "th":
+      break
+    if row[0]["title"]:
+      out[row[0]["title"].split(":")[0]] = row
+  return out
+
+
+def test_report_shows_every_number_in_its_run_column_and_bolds_the_best(fake_report):
+  runs, out, paths = fake_report
+  assert {p.name for p in out.iterdir()} >= {"index.html", "report.md", "report.json", "assets"}
+  page = _parse(paths["index_html"])
+  header = page.rows[_metrics_header(page)]
+  names = [c["text"] for c in header[1:]]
+  assert names == ["vae<1>", "gan_a", "gan_b", "gan_new"]
+  rows = _table_rows(page)
+  for col, metrics in enumerate((VAE_METRICS, GAN_A_METRICS, GAN_B_METRICS, {})):
+    for name in set(VAE_METRICS) | set(GAN_A_METRICS) | set(GAN_B_METRICS):
+      if name in metric_specs.TWINS:
+        continue
+      cell = rows[name][1 + col]["text"]
+      expected = metric_specs.format_value(name, metrics[name]) if name in metrics else "—"
+      assert cell.split(" ")[0] == expected, (name, col, cell)
+  # Twins print inside their metric's cell.
+  assert rows["fd_classifier"][1]["text"] == "12.300 (floor 0.800)"
+  assert rows["kid"][2]["text"] == "0.0500 ± 0.0100"
+  assert rows["kid"][3]["text"] == "nan"
+  # Lower is better for the Frechet distance: 12.3 (vae) is the only bold one; higher for precision: gan_b.
+  assert [c["bold"] for c in rows["fd_classifier"][1:]] == [True, False, False, False]
+  assert [c["bold"] for c in rows["precision"][1:]] == [False, False, True, False]
+  assert not any(c["bold"] for c in rows["kl"][1:])        # not ranked
+  assert not any(c["bold"] for c in rows["nll"][1:])       # only one run has it: nothing to choose
+  assert rows["anomaly_auroc_nll"][3]["text"] == "0.7550"  # anomaly means join the table
+  assert "weird_extra" in rows                             # unknown keys are shown, not dropped
+  data = json.loads(paths["report_json"].read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
+  fd = next(r for r in data["table"] if r["name"] == "fd_classifier")
+  assert fd["best"] == {"mnist": ["vae<1>"]} and fd["values"]["gan_b"] == 15.25
+
+
+def test_report_html_is_escaped_self_contained_and_its_images_exist(fake_report):
+  runs, out, paths = fake_report
+  text = paths["index_html"].read_text(encoding="utf-8")
+  assert "vae&lt;1&gt;" in text and "vae<1>" not in text
+  assert "<script" not in text and "http://" not in text and "https://" not in text
+  page = _parse(paths["index_html"])
+  assert page.images
+  for src in page.images:
+    assert not src.startswith("/") and "://" not in src
+    assert (out / urllib.parse.unquote(src)).is_file(), src
+  # Eval images win over training images; else the newest training image.
+  vae_assets = out / pathlib.Path(urllib.parse.unquote(next(s for s in page.images if "vae" in s))).parent
+  assert np.asarray(Image.open(vae_assets / "reconstructions.png")).max() == 99
+  assert np.asarray(Image.open(vae_assets / "samples.png")).max() == 20
+  body = "".join(page.text)
+  assert "not evaluated" in body and "python eval.py --workdir=" in body
+  assert "classifiers/mnist sha256 abc123" in body  # the protocol exactly as recorded
+  assert "'samples' protocol differs" in body and "num_samples" in body  # 64 vs 128 samples is flagged
+  assert "normal_class" in body and "0.9100" in body  # anomaly protocol and per-class table
+
+
+def test_markdown_twin_has_the_same_numbers(fake_report):
+  runs, out, paths = fake_report
+  md = paths["report_md"].read_text(encoding="utf-8")
+  for name in ("vae\\<1\\>", "gan_a", "gan_b", "gan_new"):
+    assert name in md
+  for metrics in (VAE_METRICS, GAN_A_METRICS, GAN_B_METRICS):
+    for name, value in metrics.items():
+      assert metric_specs.format_value(name, value) in md, name
+  assert "**12.300 (floor 0.800)**" in md and "| — |" in md
+  for link in [part.split(")")[0] for part in md.split("](")[1:]]:
+    assert (out / urllib.parse.unquote(link)).is_file(), link
+
+
+def test_curves_survive_nan_single_rows_and_missing_keys(tmp_path):
+  rows = [{"step": 3, "split": "train", "d_loss": 0.5, "g_loss": "nan", "kl": 1.0}]
+  paths = curves.plot_run_curves(rows, tmp_path / "one")
+  assert set(paths) == {"losses", "vae_terms"} and all(p.is_file() for p in paths.values())
+  steps, values = curves.series([{"step": 2, "x": 1.0}, {"step": 1, "x": "inf"}, {"step": 2, "x": 3.0}], "x")
+  assert steps == [1, 2] and math.isnan(values[0]) and values[1] == 3.0  # sorted; a re-logged step keeps the last
+  compare = curves.plot_comparison({"a": rows, "b": [{"step": 1, "kl": 2.0}], "c": []}, tmp_path / "cmp")
+  assert set(compare) == {"kl"}  # the only metric two runs share
+
+
+def test_not_a_run_directory_is_a_clear_error(tmp_path):
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(GenJaxError, match=r"not a gen_jax run directory.*train\.py --config"):
+    report.build_report([tmp_path / "empty"], tmp_path / "out", progress=False)
+  with pytest.raises(GenJaxError, match="does not exist"):
+    report.build_report([tmp_path / "nowhere"], tmp_path / "out", progress=False)
+  with pytest.raises(SystemExit) as exit_info:
+    from gen_jax.cli import main_guard
+    main_guard(lambda: report.main([str(tmp_path / "empty"), "--out", str(tmp_path / "out")]))
+  assert exit_info.value.code == 2
+
+
+def test_metric_specs_rank_by_direction_and_target():
+  assert metric_specs.best_runs("nll", [3.0, 2.0, None, 2.0]) == [1, 3]
+  assert metric_specs.best_runs("precision", [0.2, 0.9, math.nan]) == [1]
+  assert metric_specs.best_runs("sample_diversity", [0.5, 1.2, 0.9]) == [2]  # closest to 1
+  assert metric_specs.best_runs("kl", [1.0, 2.0]) == [] and metric_specs.best_runs("nll", [1.0, 1.0]) == []
+  assert metric_specs.group_of("impute_mse_half_new") == "imputation" and metric_specs.group_of("zzz") == "other"
+  names = {s.name for s in metric_specs.SPECS}
+  assert all(t not in names for t in metric_specs.TWINS) and len(names) == len(metric_specs.SPECS)
+
+
+def test_report_end_to_end_on_tiny_vae_and_gan(make_config, tmp_path):
+  """Trains a tiny VAE (binarized MNIST) and a tiny GAN, then builds the report, which evaluates both.
+
+  The GAN is the 2-D ring one: an image GAN has no cheap applicable evaluation group until a feature classifier
+  is trained (samples/latent need it; imputation costs minutes of CPU here), while the ring GAN's mode count
+  takes milliseconds. Each run skips the group that does not apply to it, with the reason recorded."""
+  from gen_jax.train import loop
+  vae = make_config("configs/vae.py", *TINY, "train.num_steps=4")
+  gan = make_config("configs/gan_toy.py", *TINY, "data.batch_size=16", "model.hidden=(16,)", "train.num_steps=4")
+  loop.train(vae, tmp_path / "vae", progress=False)
+  loop.train(gan, tmp_path / "gan", progress=False)
+  paths = report.build_report([tmp_path / "vae", tmp_path / "gan"], tmp_path / "report", evaluate_missing=True,
+                              overrides=("eval.suites=('likelihood','modes')", "eval.num_examples=32"),
+                              progress=False)
+  page = _parse(paths["index_html"])
+  rows = _table_rows(page)
+  for col, name in enumerate(("vae", "gan")):
+    evaluated = json.loads((tmp_path / name / "eval" / "metrics.json").read_text())
+    assert evaluated["metrics"], name
+    for metric, value in evaluated["metrics"].items():
+      if metric not in metric_specs.TWINS:
+        assert rows[metric][1 + col]["text"].split(" ")[0] == metric_specs.format_value(metric, value), metric
+    for group, protocol in evaluated["protocol"].items():  # e.g. the GAN's skipped likelihood group, verbatim
+      if isinstance(protocol, dict) and "skipped" in protocol:
+        assert protocol["skipped"] in "".join(page.text)
+  assert "nll" in rows and "modes_covered" in rows
+  for src in page.images:
+    assert (paths["index_html"].parent / urllib.parse.unquote(src)).is_file()
+  assert any("vae" in s and "reconstructions" in s for s in page.images)
+  assert any("gan" in s and "samples" in s for s in page.images)
