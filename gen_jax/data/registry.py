@@ -1,6 +1,7 @@
 """`load_dataset(data_cfg)`: dataset name + config -> in-memory `Dataset`."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import pathlib
@@ -12,7 +13,7 @@ import numpy as np
 from gen_jax.data import synthetic
 from gen_jax.data import idx
 from gen_jax.data.dataset import ArraySplit, Dataset
-from gen_jax.errors import DatasetError
+from gen_jax.errors import ConfigError, DatasetError
 
 DATASET_NAMES = ("mnist", "fashion_mnist", "binarized_mnist", "image_folder", "npz", "ring8", "grid25",
                  "stacked_mnist")
@@ -104,8 +105,70 @@ def _head(split: ArraySplit, n: int | None) -> ArraySplit:
   return ArraySplit(split.images[:n].copy(), labels)
 
 
-def _load_idx_dataset(name: str, data_cfg: Any, num_train: int | None, num_test: int | None) -> Dataset:
-  """MNIST / Fashion-MNIST / binarized MNIST via the project TFDS builders."""
+def _classes(data_cfg: Any) -> tuple[int, ...]:
+  """`data_cfg.classes` as a sorted tuple of distinct ints; () (or unset/None) = all classes."""
+  raw = getattr(data_cfg, "classes", None)
+  if raw is None:
+    return ()
+  if isinstance(raw, (int, np.integer)) and not isinstance(raw, bool):
+    raw = (raw,)
+  if not isinstance(raw, (tuple, list)) or any(
+      isinstance(c, bool) or not isinstance(c, (int, np.integer)) for c in raw):
+    raise ConfigError(f"config.data.classes must be a tuple of class ids (ints), or () for all; found {raw!r}. "
+                      "Fix: e.g. --config.data.classes='(3,)'.")
+  return tuple(sorted({int(c) for c in raw}))
+
+
+def _check_class_range(classes: tuple[int, ...], num_classes: int, name: str) -> None:
+  bad = [c for c in classes if not 0 <= c < num_classes]
+  if bad:
+    raise ConfigError(f"config.data.classes={classes}: class(es) {bad} are outside the valid range "
+                      f"[0, {num_classes}) of {name!r}. Fix: use ids 0..{num_classes - 1}.")
+
+
+def _restrict_classes(dataset: Dataset, classes: tuple[int, ...], num_train: int | None) -> Dataset:
+  """Keeps the training examples whose label is in `classes` (then the first `num_train` of them); test stays whole."""
+  labels = dataset.train.labels
+  if labels is None or dataset.num_classes is None:
+    raise DatasetError(f"config.data.classes={classes} needs a labelled dataset, but {dataset.name!r} has no labels. "
+                       "Fix: set --config.data.classes='()' (all), or give the images labels (one sub-folder per "
+                       "class for image_folder, a 'labels' array for npz).")
+  _check_class_range(classes, dataset.num_classes, dataset.name)
+  keep = np.flatnonzero(np.isin(labels, np.asarray(classes, np.int32)))
+  if keep.size == 0:
+    raise DatasetError(f"config.data.classes={classes} leaves no training example of {dataset.name!r} (valid range "
+                       f"[0, {dataset.num_classes}), but none of these labels occurs in the train split). "
+                       "Fix: pick classes that occur in the train split.")
+  keep = keep if num_train is None else keep[:num_train]
+  train = ArraySplit(dataset.train.images[keep], labels[keep])
+  which = "all" if num_train is None else "the first"
+  source = (f"{dataset.source}; train classes {classes}: {which} {len(train)} train examples of these classes "
+            f"(data.num_train counts after this filter); test split whole")
+  return dataclasses.replace(dataset, train=train, source=source)
+
+
+def _read_train(builder, num_train: int | None, classes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+  """The first `num_train` train examples, or with `classes` a prefix holding num_train of those classes.
+
+  With a class filter the prefix read grows (x4) until it holds `num_train` examples of the classes or is the
+  whole split, so a small filtered run does not decode all 60k images; the examples kept are the same either way.
+  """
+  from gen_jax.data import tfds_builders
+
+  if not classes or num_train is None:
+    return tfds_builders.read_split(builder, "train", None if classes else num_train)
+  total = builder.info.splits["train"].num_examples
+  n = min(total, max(1024, 2 * num_train * 10 // len(classes)))  # MNIST-like: ~1/10 of the examples per class
+  while True:
+    images, labels = tfds_builders.read_split(builder, "train", n)
+    if n >= total or int(np.isin(labels, classes).sum()) >= num_train:
+      return images, labels
+    n = min(total, 4 * n)
+
+
+def _load_idx_dataset(name: str, data_cfg: Any, num_train: int | None, num_test: int | None,
+                      classes: tuple[int, ...] = ()) -> Dataset:
+  """MNIST / Fashion-MNIST / binarized MNIST via the project TFDS builders (`classes`: see `_read_train`)."""
   from gen_jax.data import tfds_builders  # lazy: TFDS is only needed here
 
   subdir = RAW_SUBDIRS[name]
@@ -124,7 +187,7 @@ def _load_idx_dataset(name: str, data_cfg: Any, num_train: int | None, num_test:
     tfds_builders.prepare(builder, raw_dir)
     how, raw_desc = "built", str(raw_dir)
   t1 = time.perf_counter()
-  train = ArraySplit(*tfds_builders.read_split(builder, "train", num_train))
+  train = ArraySplit(*_read_train(builder, num_train, classes))
   test = ArraySplit(*tfds_builders.read_split(builder, "test", num_test))
   log.info("%s: TFDS %s in %.1fs, read in %.1fs", name, how, t1 - t0, time.perf_counter() - t1)
   source = (f"{subdir} IDX files ({raw_desc}) -> TFDS {builder.name} {builder.version} array_record at "
@@ -176,16 +239,27 @@ def load_dataset(data_cfg: Any) -> Dataset:
   Keys: name (one of DATASET_NAMES); data_dir, tfds_dir (MNIST-like names);
   path, test_fraction (image_folder / npz); binarization ('dynamic' | 'fixed';
   read for binarized_mnist only, ignored otherwise); num_train / num_test (keep
-  the first N; None or 0 = all); seed (fixed binarization and the test hold-out; default 0).
+  the first N; None or 0 = all); seed (fixed binarization and the test hold-out; default 0);
+  classes (keep only training examples with these labels, for the one-class anomaly protocol; num_train then
+  counts the kept examples; the test split stays whole; () = all).
   """
   name = getattr(data_cfg, "name", None)
   if name not in DATASET_NAMES:
     raise DatasetError(f"Unknown dataset name {name!r}. Fix: set --config.data.name to one of {', '.join(DATASET_NAMES)}.")
   num_train, num_test = _count(data_cfg, "num_train"), _count(data_cfg, "num_test")
+  classes = _classes(data_cfg)
+  if classes and (name in synthetic.MIXTURE_NAMES or name == "stacked_mnist"):
+    raise ConfigError(f"config.data.classes={classes} is not supported for data.name={name!r} (its examples are "
+                      "drawn on device, not stored with labels). Fix: set --config.data.classes='()', or use a "
+                      "labelled image dataset such as mnist or fashion_mnist.")
   if name in synthetic.MIXTURE_NAMES:
     return synthetic.load_mixture(name)
   if name == "stacked_mnist":
     return synthetic.StackedMnist(_load_idx_dataset("mnist", data_cfg, num_train, num_test))
+  # With a class filter, num_train counts the kept examples: the first num_train of the chosen classes.
   if name in RAW_SUBDIRS:
-    return _load_idx_dataset(name, data_cfg, num_train, num_test)
-  return _load_user_dataset(name, data_cfg, num_train, num_test)
+    _check_class_range(classes, 10, name)  # before reading: MNIST-like datasets have 10 classes
+    dataset = _load_idx_dataset(name, data_cfg, num_train, num_test, classes)
+  else:
+    dataset = _load_user_dataset(name, data_cfg, None if classes else num_train, num_test)
+  return _restrict_classes(dataset, classes, num_train) if classes else dataset
