@@ -260,10 +260,32 @@ def save_config(config: ConfigDict, path: pathlib.Path) -> None:
 
 
 def load_saved_config(path: pathlib.Path) -> ConfigDict:
+  """The config a run was trained with; keys added to gen_jax since then get today's defaults."""
   if not path.exists():
     raise ConfigError(f"{path} not found: is this a gen_jax workdir? Train first with "
                       f"`python train.py --config=configs/vae.py --workdir={path.parent}`")
-  return from_dict(json.loads(path.read_text()))
+  saved = from_dict(json.loads(path.read_text()))
+  return fill_missing_defaults(saved, default_config())
+
+
+def default_config() -> ConfigDict:
+  """`configs/default.py`'s base() (every key any part of gen_jax reads, with its default)."""
+  repo_root = str(pathlib.Path(__file__).resolve().parents[1])
+  if repo_root not in sys.path:
+    sys.path.insert(0, repo_root)
+  from configs import default  # noqa: PLC0415 (the configs package lives beside gen_jax/)
+  return default.base()
+
+
+def fill_missing_defaults(config: ConfigDict, defaults: ConfigDict) -> ConfigDict:
+  """Adds every key of `defaults` that `config` lacks (recursively), keeping the values `config` has."""
+  with config.unlocked():
+    for key, value in defaults.items():
+      if key not in config:
+        config[key] = value
+      elif isinstance(value, ConfigDict) and isinstance(config[key], ConfigDict):
+        fill_missing_defaults(config[key], value)
+  return config
 
 
 def diff_configs(a: dict, b: dict, prefix: str = "") -> list[str]:

@@ -87,3 +87,16 @@ def test_cli_unknown_key_is_a_clean_error():
   assert "unknown config key 'config.train.num_step'" in proc.stderr
   assert "Did you mean config.train.num_steps" in proc.stderr
   assert "Traceback" not in proc.stderr
+
+
+def test_saved_config_of_an_older_run_gets_todays_defaults_for_new_keys(tmp_path):
+  """A run trained before a key existed (e.g. eval.suites) still evaluates; its own values are kept."""
+  import json
+  from configs import default
+  saved = config_lib.to_dict(default.base())
+  del saved["eval"]["suites"]
+  saved["eval"]["num_samples"] = 123
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  config = config_lib.load_saved_config(tmp_path / "config.json")
+  assert tuple(config.eval.suites) == tuple(default.base().eval.suites)
+  assert config.eval.num_samples == 123
