@@ -17,6 +17,7 @@ import optax
 from gen_jax.nets.gan import build_gan
 from gen_jax.objectives import gan as gan_objective
 from gen_jax.train import optim
+from gen_jax.train import precision as precision_lib
 from gen_jax.train.state import ModelState
 from gen_jax.train.vae_step import interpolate
 
@@ -29,17 +30,29 @@ def split_variables(variables) -> tuple[dict, dict]:
 
 
 class Networks:
-  """Applies a Flax module with its non-parameter collections, returning updated collections in train mode."""
+  """Applies a Flax module with its non-parameter collections, returning updated collections in train mode.
 
-  def __init__(self, module):
+  With a mixed-precision `policy` (see `gen_jax/train/precision.py`), parameters, collections and inputs are
+  cast to the compute dtype, outputs come back as float32 and updated collections are stored as float32.
+  The default policy (float32) applies the module exactly as given.
+  """
+
+  def __init__(self, module, policy: precision_lib.Precision = precision_lib.FLOAT32):
     self.module = module
+    self.policy = policy
+
+  def with_policy(self, policy: precision_lib.Precision) -> "Networks":
+    """The same module applied under another precision policy."""
+    return Networks(self.module, policy)
 
   def __call__(self, params, collections, *args, train: bool):
-    variables = {"params": params, **collections}
+    p = self.policy
+    variables = {"params": p.cast_to_compute(params), **p.cast_collections_to_compute(collections)}
+    args = p.cast_to_compute(args)
     if train and collections:
       out, updated = self.module.apply(variables, *args, train=True, mutable=list(collections.keys()))
-      return out, dict(updated)
-    return self.module.apply(variables, *args, train=train), collections
+      return p.cast_to_output(out), p.cast_collections_to_storage(dict(updated))
+    return p.cast_to_output(self.module.apply(variables, *args, train=train)), collections
 
 
 class GanFamily:
@@ -53,7 +66,11 @@ class GanFamily:
     self.num_classes = dataset.num_classes
     self.conditional = bool(config.model.get("conditional", False))
     generator, discriminator = build_gan(config.model, self.data_shape, dataset.num_classes)
-    self.generator, self.discriminator = Networks(generator), Networks(discriminator)
+    self.generator, self.discriminator = Networks(generator), Networks(discriminator)   # float32: sampling, eval
+    # The same networks in the training compute dtype (config.train.compute_dtype), used inside the losses.
+    self.precision = precision_lib.from_config(config)
+    self.g_train = self.generator.with_policy(self.precision)
+    self.d_train = self.discriminator.with_policy(self.precision)
     gc = config.gan
     self.loss_kind = gc.loss
     self.n_critic = int(gc.n_critic)
@@ -93,17 +110,17 @@ class GanFamily:
             "discriminator": ModelState.create(d_params, self.d_tx, collections=d_coll)}
 
   def critic_fn(self, d_params, d_coll, y):
-    """x -> D scores [N], evaluation mode (no statistics updated): used for penalties."""
-    return lambda x: self.discriminator(d_params, d_coll, x, self.labels_for(y), train=False)[0][0]
+    """x -> D scores [N], evaluation mode (no statistics updated), compute dtype: used for penalties."""
+    return lambda x: self.d_train(d_params, d_coll, x, self.labels_for(y), train=False)[0][0]
 
   def discriminator_step(self, gen: ModelState, disc: ModelState, x, y, key):
     k_z, k_gp = jax.random.split(key)
-    fake, _ = self.generator(gen.params, gen.collections, self.prior(k_z, x.shape[0]), self.labels_for(y), train=True)
+    fake, _ = self.g_train(gen.params, gen.collections, self.prior(k_z, x.shape[0]), self.labels_for(y), train=True)
     fake = jax.lax.stop_gradient(fake)
 
     def loss_fn(d_params):
-      (real_logits, _), coll = self.discriminator(d_params, disc.collections, x, self.labels_for(y), train=True)
-      (fake_logits, _), coll = self.discriminator(d_params, coll, fake, self.labels_for(y), train=True)
+      (real_logits, _), coll = self.d_train(d_params, disc.collections, x, self.labels_for(y), train=True)
+      (fake_logits, _), coll = self.d_train(d_params, coll, fake, self.labels_for(y), train=True)
       loss = gan_objective.discriminator_loss(self.loss_kind, real_logits, fake_logits)
       aux = dict(gan_objective.d_output_stats(self.loss_kind, real_logits, fake_logits))
       aux["d_adversarial_loss"] = loss
@@ -130,8 +147,8 @@ class GanFamily:
     z = self.prior(key, y.shape[0])
 
     def loss_fn(g_params):
-      fake, coll = self.generator(g_params, gen.collections, z, self.labels_for(y), train=True)
-      (logits, _), _ = self.discriminator(disc.params, disc.collections, fake, self.labels_for(y), train=False)
+      fake, coll = self.g_train(g_params, gen.collections, z, self.labels_for(y), train=True)
+      (logits, _), _ = self.d_train(disc.params, disc.collections, fake, self.labels_for(y), train=False)
       return gan_objective.generator_loss(self.loss_kind, logits), (coll, fake)
 
     (loss, (coll, fake)), grads = jax.value_and_grad(loss_fn, has_aux=True)(gen.params)

@@ -3,6 +3,14 @@
 Python only dispatches the jitted step in the hot loop; metrics are fetched
 from the device every `config.train.log_every` steps (and before each
 checkpoint), never per step.
+
+With `config.train.steps_per_dispatch = S > 1` each dispatch runs S update
+steps in one `lax.scan` call, as long as those S steps do not cross a step at
+which something must happen (a log, checkpoint or sample step, the last step,
+a simulated interrupt; see `next_event_step`); single-step calls (a second
+function, compiled only when needed) reach such a step exactly. So logs and
+checkpoints land on the same steps as with S = 1, and a signal stops the run
+at the next call boundary, at most S steps later.
 """
 from __future__ import annotations
 
@@ -73,7 +81,7 @@ def setup(config, mesh: Mesh | None = None, family=None) -> Run:
 
 
 class _StopFlag:
-  """Turns SIGTERM/SIGINT into a request to checkpoint and stop at the next step boundary."""
+  """Turns SIGTERM/SIGINT into a request to checkpoint and stop at the next call boundary."""
 
   def __init__(self):
     self.signal_name: str | None = None
@@ -148,6 +156,21 @@ def _enlarge(grid: np.ndarray, min_size: int = 256) -> np.ndarray:
   return grid[..., 0] if grid.shape[-1] == 1 else grid
 
 
+def next_event_step(step: int, num_steps: int, periods: tuple[int, ...], interrupt_at: int | None = None) -> int:
+  """The first step > `step` at which the loop must stop dispatching: a multiple of a (non-zero) period, the
+  last step, or `interrupt_at` (when it lies ahead). Never beyond `num_steps`."""
+  candidates = [num_steps]
+  candidates += [(step // p + 1) * p for p in periods if p > 0]
+  if interrupt_at is not None and interrupt_at > step:
+    candidates.append(interrupt_at)
+  return min(candidates)
+
+
+def steps_for_next_call(step: int, event_step: int, steps_per_dispatch: int) -> int:
+  """How many update steps the next dispatch runs: S while S steps fit before `event_step`, else 1."""
+  return steps_per_dispatch if event_step - step >= steps_per_dispatch else 1
+
+
 def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, family=None,
           progress: bool = True, interrupt_at: int | None = None) -> dict:
   """Trains (or resumes) the run in `workdir`. Returns a summary dict.
@@ -161,6 +184,7 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
   num_steps = int(tc.num_steps)
   log_every, ckpt_every = int(tc.log_every), int(tc.checkpoint_every)
   sample_every = int(tc.get("sample_every", 0))
+  steps_per_dispatch = int(tc.get("steps_per_dispatch", 1))
 
   workdir.mkdir(parents=True, exist_ok=True)
   _check_resume_config(workdir, config)
@@ -177,7 +201,16 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
     wall_base = float(meta.get("train_wall_seconds", 0.0))
     print(f"Resuming from {ckpts.directory / str(start)} (step {start}).", flush=True)
 
-  step_fn = step_lib.compile_train_step(run.family, run.sampler, run.mesh)
+  # One compiled function per call size; the S-step one is used whenever S steps fit before the next event,
+  # the 1-step one (compiled on first use) to land exactly on an event step.
+  step_fns = {n: step_lib.compile_train_step(run.family, run.sampler, run.mesh, steps_per_call=n)
+              for n in sorted({1, steps_per_dispatch})}
+  event_periods = (log_every, ckpt_every, sample_every)
+  shortest = min(p for p in event_periods if p > 0)
+  if steps_per_dispatch > shortest and main:
+    print(f"Note: config.train.steps_per_dispatch={steps_per_dispatch} exceeds the shortest of log_every / "
+          f"checkpoint_every / sample_every ({shortest}), so most calls run single steps; raise those periods "
+          f"to a multiple of {steps_per_dispatch} to get {steps_per_dispatch} steps per call.", flush=True)
   meta_base = {"config": config_lib.to_dict(config), "dataset": run.dataset.source,
                "num_devices": run.mesh.devices.size, "device_kind": jax.devices()[0].device_kind}
 
@@ -189,8 +222,8 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
 
   # XLA:CPU runs the devices of a multi-device mesh on one shared thread pool; with several steps in
   # flight their collectives can wait on each other forever (seen with 8 fake devices on 2 cores).
-  # On CPU, dispatching ahead gains little, so wait for each step there. Accelerators run ahead.
-  sync_each_step = jax.default_backend() == "cpu" and run.mesh.devices.size > 1
+  # On CPU, dispatching ahead gains little, so wait for each call there. Accelerators run ahead.
+  sync_each_call = jax.default_backend() == "cpu" and run.mesh.devices.size > 1
   step = start
   last_saved = start if restored is not None else None
   t_start = time.time()
@@ -202,11 +235,13 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
   try:
     with _StopFlag() as stop:
       while step < num_steps:
-        state, metrics = step_fn(state, run.data, run.keys)
-        if sync_each_step:
+        n = steps_for_next_call(step, next_event_step(step, num_steps, event_periods, interrupt_at),
+                                steps_per_dispatch)
+        state, metrics = step_fns[n](state, run.data, run.keys)
+        if sync_each_call:
           jax.block_until_ready(state.step)
-        step += 1
-        bar.update(1)
+        step += n
+        bar.update(n)
         if interrupt_at is not None and step >= interrupt_at:
           stop.signal_name = "SIGTERM (simulated)"
         stopping = stop.signal_name is not None

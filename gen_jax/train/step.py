@@ -10,10 +10,15 @@ Two layers, both pure:
 
 `compile_train_step` jits `train_step` once, with the state donated and with
 explicit shardings: state and data replicated, the batch split over the
-mesh's data axis.
+mesh's data axis. With `steps_per_call=S > 1` one call runs S train steps in
+a `jax.lax.scan` (`make_multi_step`), so Python and dispatch overhead is paid
+once per S steps; each step inside is exactly the 1-step `train_step` (its keys
+still come from `fold_in(train_key, state.step)`), and the call returns the
+metrics of the last step only.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Any, Callable, Protocol
 
 import jax
@@ -22,6 +27,7 @@ from jax.sharding import Mesh
 
 from gen_jax import parallel, rng
 from gen_jax.data.sampler import BatchSampler, DeviceData
+from gen_jax.errors import ConfigError
 from gen_jax.train.state import ModelState, TrainState
 
 Metrics = dict[str, jax.Array]
@@ -59,16 +65,38 @@ def make_train_step(family: ModelFamily, sampler: BatchSampler):
   return train_step
 
 
+def make_multi_step(family: ModelFamily, sampler: BatchSampler, steps: int):
+  """(state, data, keys) -> (state, metrics of the last step) doing `steps` train steps in a `lax.scan`."""
+  if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+    raise ConfigError(f"steps per call must be an int >= 1 (config.train.steps_per_dispatch); got {steps!r}")
+  steps = int(steps)
+  train_step = make_train_step(family, sampler)
+  if steps == 1:
+    return train_step
+
+  def multi_step(state: TrainState, data: DeviceData, keys: dict[str, jax.Array]):
+    def body(state, _):
+      return train_step(state, data, keys)
+
+    state, metrics = jax.lax.scan(body, state, None, length=steps)
+    return state, jax.tree.map(lambda m: m[-1], metrics)
+
+  return multi_step
+
+
 def run_keys(seed: int) -> dict[str, jax.Array]:
   """The run's purpose keys, all derived from one root key."""
   root = rng.root_key(seed)
   return {name: rng.for_purpose(root, name) for name in ("init", "data_order", "train", "eval", "visualize")}
 
 
-def compile_train_step(family: ModelFamily, sampler: BatchSampler, mesh: Mesh):
-  """jit(train_step) with the state donated and explicit replicated shardings."""
+def compile_train_step(family: ModelFamily, sampler: BatchSampler, mesh: Mesh, steps_per_call: int = 1):
+  """jit of `steps_per_call` train steps per call, the state donated, explicit replicated shardings.
+
+  (state, data, keys) -> (state after the steps, metrics of the last step). Compiles once per shape.
+  """
   rep = parallel.replicated(mesh)
-  step = make_train_step(family, sampler)
+  step = make_multi_step(family, sampler, steps_per_call)
   return jax.jit(step, donate_argnums=0, out_shardings=(rep, rep))
 
 

@@ -17,6 +17,7 @@ from gen_jax.nets.vae import build_vae
 from gen_jax.objectives import vae as vae_objective
 from gen_jax.objectives.likelihoods import make_likelihood
 from gen_jax.train import optim
+from gen_jax.train import precision as precision_lib
 from gen_jax.train.state import ModelState
 
 
@@ -50,6 +51,7 @@ class VaeFamily:
     self.tx = optim.make_optimizer(config.optimizer, config.train.num_steps)
     self.ema_decay = float(config.train.get("ema_decay", 0.0))
     self.latent_dim = int(config.model.latent_dim)
+    self.precision = precision_lib.from_config(config)
 
   # --- binding parameters -------------------------------------------------------------------
   def encode_fn(self, params):
@@ -67,9 +69,13 @@ class VaeFamily:
     return {"vae": ModelState.create(params, self.tx, ema=self.ema_decay > 0)}
 
   def loss(self, params, batch, key, step):
+    """The objective; encoder and decoder run in the compute dtype, their outputs and the loss in float32."""
     obj = self.config.objective
+    p = self.precision
+    compute_params = p.cast_to_compute(params)
+    encode, decode = p.wrap(self.encode_fn(compute_params)), p.wrap(self.decode_fn(compute_params))
     return vae_objective.vae_loss(
-        self.encode_fn(params), self.decode_fn(params), self.likelihood, batch["image"], batch["label"], key,
+        encode, decode, self.likelihood, batch["image"], batch["label"], key,
         step=step, objective=obj.name, num_samples=int(obj.num_samples), beta=float(obj.get("beta", 1.0)),
         kl_warmup_steps=int(obj.get("kl_warmup_steps", 0)), free_bits=float(obj.get("free_bits", 0.0)))
 

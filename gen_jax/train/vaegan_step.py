@@ -22,6 +22,7 @@ from gen_jax.nets.gan import build_gan
 from gen_jax.objectives import distributions
 from gen_jax.objectives import vaegan as vaegan_objective
 from gen_jax.train import optim
+from gen_jax.train import precision as precision_lib
 from gen_jax.train.gan_step import Networks, split_variables
 from gen_jax.train.state import ModelState
 from gen_jax.train.vae_step import interpolate
@@ -41,7 +42,11 @@ class VaeGanFamily:
     generator, discriminator = build_gan(config.model, self.data_shape, dataset.num_classes)
     self.encoder_module = ConvEncoder(features=tuple(config.model.features), latent_dim=self.latent_dim,
                                       activation=config.model.get("activation", "relu"))
-    self.decoder, self.discriminator = Networks(generator), Networks(discriminator)
+    self.decoder, self.discriminator = Networks(generator), Networks(discriminator)   # float32: sampling, eval
+    # The same networks in the training compute dtype (config.train.compute_dtype), used inside the losses.
+    self.precision = precision_lib.from_config(config)
+    self.dec_train = self.decoder.with_policy(self.precision)
+    self.dis_train = self.discriminator.with_policy(self.precision)
     num_steps = int(config.train.num_steps)
     self.tx = optim.make_optimizer(config.optimizer, num_steps)          # encoder and decoder
     self.d_tx = optim.make_optimizer(config.d_optimizer, num_steps)
@@ -76,16 +81,18 @@ class VaeGanFamily:
     y = batch["label"]
     k_eps, k_prior = jax.random.split(key)
 
+    p = self.precision
+
     def forward(e_params, g_params, d_params):
-      mean, logvar = self.encode(e_params, x, y)
+      mean, logvar = p.wrap(self.encode)(e_params, x, y)
       kl = jnp.sum(distributions.gaussian_kl_to_standard(mean, logvar), axis=-1)
       z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(k_eps, mean.shape)
-      x_rec, g_coll = self.decoder(g_params, dec.collections, z, self.labels_for(y), train=True)
+      x_rec, g_coll = self.dec_train(g_params, dec.collections, z, self.labels_for(y), train=True)
       z_p = jax.random.normal(k_prior, mean.shape)
-      x_p, g_coll = self.decoder(g_params, g_coll, z_p, self.labels_for(y), train=True)
-      (l_real, f_real), d_coll = self.discriminator(d_params, dis.collections, x, self.labels_for(y), train=True)
-      (l_rec, f_rec), d_coll = self.discriminator(d_params, d_coll, x_rec, self.labels_for(y), train=True)
-      (l_p, _), d_coll = self.discriminator(d_params, d_coll, x_p, self.labels_for(y), train=True)
+      x_p, g_coll = self.dec_train(g_params, g_coll, z_p, self.labels_for(y), train=True)
+      (l_real, f_real), d_coll = self.dis_train(d_params, dis.collections, x, self.labels_for(y), train=True)
+      (l_rec, f_rec), d_coll = self.dis_train(d_params, d_coll, x_rec, self.labels_for(y), train=True)
+      (l_p, _), d_coll = self.dis_train(d_params, d_coll, x_p, self.labels_for(y), train=True)
       losses = vaegan_objective.vaegan_losses(
           kl=kl, feat_real=f_real, feat_recon=f_rec, logits_real=l_real, logits_recon=l_rec, logits_prior=l_p,
           gamma=self.gamma, feature_sigma=self.feature_sigma)
