@@ -1,0 +1,9 @@
+"""`python -m gen_jax.bench`: training throughput, FLOP/s against the measured matmul peak, memory, and the
+PyTorch-eager reference of the same five architectures (see README, section "Benchmark").
+
+Modules: peak (matmul peak, FLOPs from XLA's cost analysis), hardware (what the numbers were measured on),
+runner (the JAX measurement of one config), torch_reference (the same architectures in PyTorch eager),
+memory (bounded-memory importance sampling), scaling (1/2/4/8 fake-device table), report (table, JSON),
+__main__ (the command line).
+"""
+from __future__ import annotations

@@ -1,0 +1,201 @@
+"""Training benchmark: python -m gen_jax.bench [--configs=mlp_vae,conv_vae,dcgan,resnet_gan,vaegan] [--torch]
+
+For each config: compile time (lowering + XLA compilation), steady-state steps/s and images/s after warm-up,
+achieved FLOP/s (XLA cost analysis x steps/s) as a fraction of the machine's measured matmul peak, and memory;
+with --torch the same architecture's update in PyTorch eager, timed in interleaved rounds, and the ratio.
+Prints a table and the hardware; --json writes the rows, --markdown a report. --eval_memory adds the
+bounded-memory NLL rows, --scaling=1,2,4,8 the data-parallel table (one subprocess per device count).
+
+Entries of --configs: mlp_vae, conv_vae, dcgan, resnet_gan, vaegan, or a config spec (configs/vae.py:conv);
+append @BATCH for a batch size (mlp_vae@4096). --config=SPEC may be repeated.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import shlex
+import sys
+
+from gen_jax.errors import ConfigError
+
+DEFAULT_CONFIGS = "mlp_vae,conv_vae,dcgan,resnet_gan,vaegan"
+
+
+def parse_args(argv):
+  p = argparse.ArgumentParser(prog="python -m gen_jax.bench", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--configs", default=None, help=f"comma-separated entries (default {DEFAULT_CONFIGS})")
+  p.add_argument("--config", action="append", default=[], help="a config spec, e.g. configs/gan.py:resnet@64")
+  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                 help="config override applied to every entry, e.g. --set model.activation=relu")
+  p.add_argument("--batch_size", type=int, default=None, help="override data.batch_size of every entry")
+  p.add_argument("--g_width", type=int, default=None, help="override model.g_width (GAN / VAE-GAN entries)")
+  p.add_argument("--d_width", type=int, default=None, help="override model.d_width (GAN / VAE-GAN entries)")
+  p.add_argument("--steps_per_dispatch", type=int, default=1, help="train steps per jitted call (lax.scan)")
+  p.add_argument("--compute_dtype", choices=("float32", "bfloat16"), default=None,
+                 help="config.train.compute_dtype (mixed precision)")
+  p.add_argument("--min_steps", type=int, default=20, help="steps per timed round, at least")
+  p.add_argument("--min_seconds", type=float, default=2.0, help="seconds per timed round, at least")
+  p.add_argument("--repeats", type=int, default=3, help="timed rounds (JAX and PyTorch alternate)")
+  p.add_argument("--warmup", type=int, default=2, help="calls before timing")
+  p.add_argument("--torch", action="store_true", help="add the PyTorch-eager reference of each config")
+  p.add_argument("--torch_threads", type=int, default=None, help="PyTorch threads (default: usable cores)")
+  p.add_argument("--no_peak", action="store_true", help="skip the matmul-peak measurement")
+  p.add_argument("--peak_size", type=int, default=None, help="matmul size of the peak measurement")
+  p.add_argument("--eval_memory", action="store_true", help="add the importance-sampled NLL memory rows")
+  p.add_argument("--eval_memory_config", default="mlp_vae", help="VAE entry of the NLL memory rows")
+  p.add_argument("--eval_ks", default="500,5000", help="importance-sample counts k of the NLL memory rows")
+  p.add_argument("--eval_batch", type=int, default=50, help="test images per NLL batch")
+  p.add_argument("--scaling", default="", help="device counts of the scaling table, e.g. 1,2,4,8 (CPU)")
+  p.add_argument("--scaling_configs", default="mlp_vae@128,dcgan", help="entries of the scaling table")
+  p.add_argument("--json", default=None, help="write the rows (a JSON list) here")
+  p.add_argument("--markdown", default=None, help="write a Markdown report here")
+  p.add_argument("--quiet", action="store_true", help="print only the final table")
+  return p.parse_args(argv)
+
+
+def entry_overrides(config_keys, args) -> list[str]:
+  out = [f"train.steps_per_dispatch={args.steps_per_dispatch}"]
+  if args.compute_dtype:
+    out.append(f"train.compute_dtype={args.compute_dtype}")
+  if args.batch_size:
+    out.append(f"data.batch_size={args.batch_size}")
+  for key, value in (("g_width", args.g_width), ("d_width", args.d_width)):
+    if value and key in config_keys:
+      out.append(f"model.{key}={value}")
+  return out + list(args.set)
+
+
+def main(argv=None) -> int:
+  args = parse_args(sys.argv[1:] if argv is None else argv)
+
+  from gen_jax.bench import hardware, report, runner, timing
+  from gen_jax.bench.peak import MatmulBench as PeakMatmul, PeakTracker
+  if args.torch:
+    from gen_jax.bench import torch_reference  # sets OMP_WAIT_POLICY=PASSIVE unless set (see there)
+
+  say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+  specs = runner.parse_specs(args.configs if (args.configs or args.config) else DEFAULT_CONFIGS, args.config)
+  if not specs:
+    raise ConfigError("no benchmark entries: pass --configs=mlp_vae,... or --config=configs/vae.py")
+  hw = hardware.describe()
+  hw["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "")
+  say(f"hardware: {hardware.one_line(hw)}")
+  peak = PeakTracker(args.peak_size, enabled=not args.no_peak)
+  if peak.enabled:
+    say(f"matmul peak: {peak.measure():.1f} GFLOP/s ({peak.last['protocol']})")
+  use_torch = args.torch and torch_reference.available()
+  torch_note = torch_reference.TORCH_MISSING if args.torch and not use_torch else ""
+  if torch_note:
+    print(f"note: {torch_note}", flush=True)
+  threads = args.torch_threads or hardware.usable_cores()
+
+  rows = []
+  for spec in specs:
+    base = runner.build_config(spec)
+    config = runner.build_config(spec, entry_overrides(set(base.model.keys()), args))
+    say(f"[{spec.name}] {spec.config_spec} batch {config.data.batch_size}: compiling ...")
+    jb = runner.JaxBench(config, steps_per_dispatch=args.steps_per_dispatch)
+    benches = {"jax": jb}
+    entry_note = torch_note
+    if use_torch:
+      try:
+        benches["torch"] = torch_reference.TorchBench(config, jb.run.dataset, threads, seed=int(config.seed))
+      except ValueError as e:
+        entry_note = f"no PyTorch reference: {e}"
+    if peak.enabled:
+      benches["peak"] = PeakMatmul(args.peak_size)
+    times = timing.interleaved(benches, repeats=args.repeats, min_steps=args.min_steps,
+                               min_seconds=args.min_seconds, warmup_calls=args.warmup)
+    desc = jb.describe()
+    jt = times["jax"]
+    paired_fraction = float("nan")
+    if peak.enabled:
+      peak_rounds = [s * benches["peak"].flops_per_step / 1e9 for s in times["peak"]["rounds_steps_per_s"]]
+      peak.samples.extend(peak_rounds)
+      paired_fraction = timing.paired_ratio([s * jb.flops_per_step / 1e9 for s in jt["rounds_steps_per_s"]],
+                                            peak_rounds)
+    row = {"config": spec.name, "config_spec": spec.config_spec, "overrides": list(spec.overrides), **desc,
+           "steps_per_s": jt["steps_per_s"], "rounds_steps_per_s": jt["rounds_steps_per_s"],
+           "steps_per_round": jt["steps_per_round"], "timed_seconds": jt["seconds"],
+           "images_per_s": jt["steps_per_s"] * jb.images_per_step,
+           "gflops_per_s": jb.flops_per_step * jt["steps_per_s"] / 1e9,
+           "rss": hardware.rss_bytes(), "torch_note": entry_note, "fraction_of_peak": paired_fraction}
+    if "torch" in times:
+      tt = times["torch"]
+      row.update({"torch_steps_per_s": tt["steps_per_s"], "torch_rounds_steps_per_s": tt["rounds_steps_per_s"],
+                  "torch_images_per_s": tt["steps_per_s"] * benches["torch"].images_per_step,
+                  "torch_threads": threads,
+                  "jax_over_torch": timing.paired_ratio(jt["rounds_steps_per_s"], tt["rounds_steps_per_s"])})
+    rows.append(row)
+    say(f"[{spec.name}] compile {desc['lower_s'] + desc['compile_s']:.1f} s, {row['steps_per_s']:.1f} steps/s, "
+        f"{row['images_per_s']:.0f} images/s, {row['gflops_per_s']:.1f} GFLOP/s"
+        + (f", torch {row['torch_steps_per_s']:.1f} steps/s, jax/torch {row['jax_over_torch']:.2f}"
+           if "torch_steps_per_s" in row else ""))
+    del jb, benches
+    gc.collect()
+
+  best_peak = peak.best
+  for row in rows:
+    row["peak_gflops_per_s"] = best_peak
+    row["fraction_of_best_peak"] = row["gflops_per_s"] / best_peak if peak.enabled else float("nan")
+
+  eval_rows = []
+  if args.eval_memory:
+    spec = runner.parse_spec(args.eval_memory_config)
+    ks = [int(k) for k in args.eval_ks.split(",") if k.strip()]
+    from gen_jax.bench.memory import eval_memory_rows
+    say(f"[eval memory] {spec.name}: k = {ks} ...")
+    eval_rows = eval_memory_rows(runner.build_config(spec), spec.name, ks, args.eval_batch)
+
+  scaling = []
+  if args.scaling:
+    from gen_jax.bench.scaling import scaling_rows
+    counts = [int(n) for n in args.scaling.split(",") if n.strip()]
+    say(f"[scaling] {args.scaling_configs} on {counts} devices (one subprocess each) ...")
+    extra = [f"--repeats={args.repeats}", f"--min_steps={args.min_steps}", f"--min_seconds={args.min_seconds}"]
+    scaling = scaling_rows(args.scaling_configs, counts, extra)
+
+  hw["load_average_end"] = hardware.load_average()
+  peak_info = peak.summary()
+  for row in rows + eval_rows + scaling:
+    row.setdefault("kind", "train")
+    row["hardware"] = hw
+    row["peak"] = peak_info
+  command = "python -m gen_jax.bench " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+  settings = {"protocol": (
+      f"train steps of each config on its dataset (train split, seed from the config), {args.warmup} warm-up calls "
+      f"after the first, then {args.repeats} timed rounds of >= {args.min_steps} steps and >= {args.min_seconds} s "
+      f"each (block_until_ready at the ends of a round only), JAX and PyTorch alternating; steps/s is the median "
+      f"round, jax/torch the median of the per-round ratios. The peak matmul is timed in the same rounds; "
+      f"'% of peak' is the median over rounds of (model FLOP/s / peak FLOP/s of that round), and JSON's "
+      f"fraction_of_best_peak divides by the largest peak seen in the whole run instead. "
+      f"images/s counts the real images a step consumes "
+      f"(batch x n_critic for the resnet GAN). FLOPs per step: XLA cost analysis of the compiled step. "
+      f"PyTorch: eager, {threads} threads, the architectures of gen_jax/bench/torch_reference.py.")}
+  print()
+  print(f"hardware: {hardware.one_line(hw)}")
+  if peak.enabled:
+    print(f"matmul peak: {best_peak:.1f} GFLOP/s (largest of {peak_info['samples_gflops_per_s']})")
+  print(report.train_table(rows))
+  for line in report.targets(rows):
+    print(line)
+  if eval_rows:
+    print(report.eval_table(eval_rows))
+  if scaling:
+    print(report.scaling_table(scaling))
+  if args.json:
+    report.write_json(args.json, rows + eval_rows + scaling)
+  if args.markdown:
+    text = report.markdown(rows, eval_rows, scaling, hw, peak_info, command, settings) if peak.enabled else None
+    if text is None:
+      raise ConfigError("--markdown needs the matmul peak; drop --no_peak")
+    with open(args.markdown, "w") as f:
+      f.write(text)
+  return 0
+
+
+if __name__ == "__main__":
+  from gen_jax import cli
+  cli.main_guard(main)

@@ -1,0 +1,102 @@
+"""The benchmark's outputs: the printed table, the Markdown report and the JSON rows."""
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+
+from gen_jax.bench.hardware import one_line
+
+MLP_VAE_PEAK_TARGET = 0.70   # issue 5: the MLP VAE at >= 70% of the measured matmul peak
+
+
+def _num(x, fmt: str = ".1f") -> str:
+  if x is None or (isinstance(x, float) and math.isnan(x)):
+    return "-"
+  return format(x, fmt)
+
+
+def _mb(x) -> str:
+  return "-" if x is None else f"{x / 2**20:.0f}"
+
+
+def train_table(rows: list[dict]) -> str:
+  head = ("| config | batch | devices | compile s | steps/s | images/s | GFLOP/s | % of peak | memory MB "
+          "| torch steps/s | jax/torch |")
+  lines = [head, "|" + "|".join(["---"] * 11) + "|"]
+  for r in rows:
+    lines.append(
+        f"| {r['config']} | {r['batch_size']} | {r['num_devices']} | {_num(r['lower_s'] + r['compile_s'])} "
+        f"| {_num(r['steps_per_s'])} | {_num(r['images_per_s'], '.0f')} | {_num(r['gflops_per_s'])} "
+        f"| {_num(100 * r['fraction_of_peak'])} | {_mb(r['memory'].get('bytes'))} "
+        f"| {_num(r.get('torch_steps_per_s'))} | {_num(r.get('jax_over_torch'), '.2f')} |")
+  return "\n".join(lines)
+
+
+def scaling_table(rows: list[dict]) -> str:
+  lines = ["| config | devices | global batch | steps/s | images/s | vs 1 device |", "|---|---|---|---|---|---|"]
+  for r in rows:
+    lines.append(f"| {r['config']} | {r['num_devices']} | {r['batch_size']} | {_num(r['steps_per_s'])} "
+                 f"| {_num(r['images_per_s'], '.0f')} | {_num(r['speedup_vs_1'], '.2f')} |")
+  return "\n".join(lines)
+
+
+def eval_table(rows: list[dict]) -> str:
+  lines = ["| config | k | chunk | batch | images/s | temp MB (chunked) | temp MB (one chunk of k) |",
+           "|---|---|---|---|---|---|---|"]
+  for r in rows:
+    lines.append(f"| {r['config']} | {r['k']} | {r['chunk_size']} | {r['eval_batch']} | {_num(r['images_per_s'])} "
+                 f"| {r['temp_bytes_chunked'] / 2**20:.2f} | {r['temp_bytes_one_chunk'] / 2**20:.1f} |")
+  return "\n".join(lines)
+
+
+def targets(rows: list[dict]) -> list[str]:
+  """The issue's targets, checked on this run's rows."""
+  out = []
+  for r in rows:
+    ratio = r.get("jax_over_torch")
+    if ratio is not None and not math.isnan(ratio):
+      out.append(f"- {r['config']}: JAX / PyTorch eager = {ratio:.2f} (median of {len(r['torch_rounds_steps_per_s'])} "
+                 f"interleaved rounds) -> {'met' if ratio >= 1.0 else 'NOT met'} (target >= 1)")
+  mlp = [r for r in rows if r["config"].split("@")[0] in ("mlp_vae", "configs/vae.py")
+         and not math.isnan(r["fraction_of_peak"])]
+  if mlp:
+    best = max(mlp, key=lambda r: r["fraction_of_peak"])
+    met = best["fraction_of_peak"] >= MLP_VAE_PEAK_TARGET
+    out.append(f"- MLP VAE: best {100 * best['fraction_of_peak']:.1f}% of the matmul peak timed in the same rounds "
+               f"({best['config']}, batch {best['batch_size']}; {100 * best['fraction_of_best_peak']:.1f}% of the "
+               f"largest peak of the run) -> {'met' if met else 'NOT met'} (target >= "
+               f"{100 * MLP_VAE_PEAK_TARGET:.0f}%)")
+  return out
+
+
+def markdown(train_rows: list[dict], eval_rows: list[dict], scaling: list[dict], hardware: dict, peak: dict,
+             command: str, settings: dict) -> str:
+  parts = ["# gen_jax training benchmark", "", f"Command: `{command}`", "",
+           f"Hardware: {one_line(hardware)}.", "",
+           f"Matmul peak: {peak['gflops_per_s']:.1f} GFLOP/s, the largest of {len(peak['samples_gflops_per_s'])} "
+           f"measurements in this run ({peak['protocol']}, then timed again in every round of every config; "
+           f"all values: {peak['samples_gflops_per_s']}).", "",
+           "Protocol: " + settings["protocol"], "", "## Training throughput", "", train_table(train_rows), ""]
+  notes = sorted({r["memory"].get("source", "") for r in train_rows} - {""})
+  parts += [f"Memory: {'; '.join(notes)}.", ""]
+  if any(r.get("note") for r in train_rows):
+    parts += ["Notes: " + " ".join(sorted({r['note'] for r in train_rows if r.get('note')})), ""]
+  goal = targets(train_rows)
+  if goal:
+    parts += ["## Targets", "", *goal, ""]
+  if eval_rows:
+    parts += ["## Evaluation memory (importance-sampled NLL)", "", eval_table(eval_rows), "",
+              eval_rows[0]["protocol"].replace(f"k={eval_rows[0]['k']}", "k as in the table") + ".", ""]
+  if scaling:
+    parts += ["## Data-parallel scaling (fake CPU devices)", "", scaling_table(scaling), "",
+              "Each device count ran in its own process with XLA_FLAGS=--xla_force_host_platform_device_count=N; "
+              "the global batch is split over the devices. The fake devices share the machine's cores, so this "
+              "shows that sharded training runs, not a speed-up.", ""]
+  return "\n".join(parts)
+
+
+def write_json(path: str | pathlib.Path, rows: list[dict]) -> None:
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(json.dumps(rows, indent=1, default=float) + "\n")

@@ -1,0 +1,135 @@
+"""The benchmark command (gen_jax.bench): JSON rows, XLA FLOP counts, the device-scaling runner, and the
+PyTorch reference being the same architecture (same parameter counts; same loss and gradients given the
+same weights)."""
+from __future__ import annotations
+
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from tests.conftest import TINY
+
+from gen_jax.bench import runner, torch_reference
+from gen_jax.bench.peak import compiled_flops
+from gen_jax.errors import ConfigError
+
+REQUIRED = ("config", "images_per_s", "steps_per_s", "compile_s", "flops_per_step", "gflops_per_s",
+            "fraction_of_peak", "memory", "hardware")
+
+
+@pytest.fixture
+def data_overrides(shared_data_dir, tfds_cache_dir):
+  return [f"--set=data.data_dir={shared_data_dir}", f"--set=data.tfds_dir={tfds_cache_dir}",
+          "--set=data.num_train=256"]
+
+
+def test_cli_writes_json_rows(tmp_path, data_overrides):
+  from gen_jax.bench.__main__ import main
+  out = tmp_path / "bench.json"
+  md = tmp_path / "bench.md"
+  args = ["--configs=mlp_vae@32", "--min_steps=2", "--min_seconds=0", "--repeats=1", "--warmup=1",
+          "--peak_size=128", f"--json={out}", f"--markdown={md}", "--quiet", *data_overrides]
+  if torch_reference.available():
+    args += ["--torch", "--torch_threads=1"]
+  assert main(args) == 0
+  rows = json.loads(out.read_text())
+  assert len(rows) == 1
+  row = rows[0]
+  for key in REQUIRED:
+    assert key in row, key
+  assert row["config"] == "mlp_vae@32" and row["batch_size"] == 32 and row["num_devices"] == jax.device_count()
+  for key in ("images_per_s", "steps_per_s", "compile_s", "flops_per_step", "gflops_per_s", "fraction_of_peak"):
+    assert math.isfinite(row[key]) and row[key] > 0, (key, row[key])
+  assert row["images_per_s"] == pytest.approx(row["steps_per_s"] * 32)
+  # An MLP VAE step is at least the 3 matmuls (forward, two backward) of each dense layer: 6 * B * weights.
+  weights = 784 * 200 + 200 * 200 + 2 * 200 * 50 + 50 * 200 + 200 * 200 + 200 * 784
+  assert row["flops_per_step"] >= 6 * 32 * weights
+  assert row["memory"]["bytes"] > 0 and row["memory"]["source"]
+  if torch_reference.available():
+    assert row["torch_steps_per_s"] > 0 and row["jax_over_torch"] > 0
+  assert "| mlp_vae@32 | 32 |" in md.read_text()
+
+
+@pytest.mark.parametrize("m,k,n", [(64, 32, 16), (128, 96, 40)])
+def test_cost_analysis_counts_matmul_flops(m, k, n):
+  compiled = jax.jit(lambda a, b: a @ b).lower(jnp.ones((m, k)), jnp.ones((k, n))).compile()
+  assert compiled_flops(compiled) == 2 * m * n * k
+
+
+def test_parse_spec():
+  assert runner.parse_spec("mlp_vae@2048") == runner.BenchSpec("mlp_vae@2048", "configs/vae.py",
+                                                               ("data.batch_size=2048",))
+  assert runner.parse_spec("configs/gan.py:resnet").config_spec == "configs/gan.py:resnet"
+  with pytest.raises(ConfigError, match="unknown benchmark config"):
+    runner.parse_spec("mlp_vea")
+  with pytest.raises(ConfigError, match="batch size"):
+    runner.parse_spec("mlp_vae@big")
+
+
+def test_scaling_runs_one_and_two_devices(shared_data_dir, tfds_cache_dir):
+  from gen_jax.bench.scaling import scaling_rows
+  extra = [f"--set=data.data_dir={shared_data_dir}", f"--set=data.tfds_dir={tfds_cache_dir}",
+           "--set=data.num_train=256", "--min_steps=2", "--min_seconds=0", "--repeats=1", "--warmup=1"]
+  rows = scaling_rows("mlp_vae@32", (1, 2), extra)
+  assert [r["num_devices"] for r in rows] == [1, 2]
+  assert all(r["images_per_s"] > 0 and r["kind"] == "scaling" for r in rows)
+  assert rows[0]["speedup_vs_1"] == 1.0 and rows[1]["speedup_vs_1"] > 0
+
+
+SMALL_GAN = ("model.g_width=8", "model.d_width=8", "data.batch_size=16")
+CONFIGS = [("configs/vae.py", ()), ("configs/vae.py:conv", ()), ("configs/gan.py", SMALL_GAN),
+           ("configs/gan.py:resnet", SMALL_GAN), ("configs/vaegan.py", SMALL_GAN)]
+
+
+@pytest.mark.parametrize("spec,extra", CONFIGS)
+def test_torch_reference_has_the_same_parameter_counts(make_config, spec, extra):
+  pytest.importorskip("torch")
+  from gen_jax.data import load_dataset
+  from gen_jax.train.families import build_family
+  from gen_jax.train.step import run_keys
+  config = make_config(spec, *TINY, *extra)
+  dataset = load_dataset(config.data)
+  family = build_family(config, dataset)
+  h, w, c = dataset.image_shape
+  batch = {"image": jax.ShapeDtypeStruct((config.data.batch_size, h, w, c), jnp.float32),
+           "label": jax.ShapeDtypeStruct((config.data.batch_size,), jnp.int32)}
+  models = jax.eval_shape(family.init_models, run_keys(0)["init"], batch)
+  jax_counts = {name: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(m.params)) for name, m in models.items()}
+  bench = torch_reference.TorchBench(config, dataset, num_threads=1)
+  nets = {"vae": getattr(bench, "model", None), "generator": getattr(bench, "g", None),
+          "decoder": getattr(bench, "g", None), "discriminator": getattr(bench, "d", None),
+          "encoder": getattr(bench, "enc", None)}
+  torch_counts = {name: sum(p.numel() for p in nets[name].parameters()) for name in jax_counts}
+  assert torch_counts == jax_counts
+  bench.call(1)  # one full update (every optimizer step) runs
+
+
+def test_torch_mlp_vae_matches_jax_loss_and_gradients(make_config):
+  torch = pytest.importorskip("torch")
+  from gen_jax.data import load_dataset
+  from gen_jax.train.families import build_family
+  config = make_config("configs/vae.py", *TINY)
+  dataset = load_dataset(config.data)
+  family = build_family(config, dataset)
+  x = jax.random.bernoulli(jax.random.key(0), jnp.asarray(dataset.train.images[:8], jnp.float32) / 255.0)
+  x = x.astype(jnp.float32)
+  params = family.model.init(jax.random.key(1), x)["params"]
+  key = jax.random.key(2)
+  batch = {"image": x, "label": jnp.zeros((8,), jnp.int32)}
+  (loss, _), grads = jax.jit(jax.value_and_grad(family.loss, has_aux=True))(params, batch, key, 0)
+  eps = jax.random.normal(key, (1, 8, int(config.model.latent_dim)))[0]  # the draw of vae_loss's one sample
+
+  model = torch_reference.MlpVae(784, tuple(config.model.hidden), int(config.model.latent_dim), "tanh").double()
+  torch_reference.load_mlp_vae_params(model, jax.tree.map(lambda a: np.asarray(a, np.float64), params))
+  t_loss = torch_reference.vae_loss(model, torch.from_numpy(np.asarray(x, np.float64).transpose(0, 3, 1, 2)),
+                                    torch.from_numpy(np.asarray(eps, np.float64)))
+  t_loss.backward()
+  assert t_loss.item() == pytest.approx(float(loss), rel=1e-5)
+  np.testing.assert_allclose(model.out.weight.grad.numpy().T, grads["decoder"]["body"]["out"]["kernel"],
+                             rtol=1e-3, atol=1e-5)
+  np.testing.assert_allclose(model.enc[0].weight.grad.numpy().T, grads["encoder"]["body"]["dense_0"]["kernel"],
+                             rtol=1e-3, atol=1e-5)
