@@ -1,0 +1,248 @@
+"""The dataset's own feature classifier: features for Frechet distance & co., predictions for mode counting.
+
+Inception features are meaningless on 28x28 grey digits, so on MNIST-scale data the usual offline substitute
+for FID is a Frechet distance in the penultimate layer of a classifier trained on the dataset itself (TF-GAN's
+"MNIST Frechet distance"). This module holds that classifier:
+
+  FeatureCNN          the network (Flax linen): three conv stages (conv3x3 + ReLU + 2x2 average pool, widths
+                      32-64-128), dense(feature_dim) + ReLU = the features, dense(num_classes) = the logits.
+                      Works for any H x W x C (the dense layer is sized from the image shape).
+  FeatureNet          a trained classifier loaded from disk: .features / .logits / .probs of float images
+                      [N, H, W, C] in [0, 1], batched (bounded memory); .sha256 identifies the weights.
+  load_feature_net    directory -> FeatureNet; save_feature_net writes one.
+
+Stored format of a classifier folder (e.g. <repo>/classifiers/mnist, committed to git):
+  params/             an orbax StandardCheckpointer checkpoint of the parameter pytree
+  classifier.json     dataset, architecture fields, num_classes, image_shape, test accuracy, train steps, seed,
+                      sha256 of the parameters, the command that trained it, date
+
+The sha256 is taken over the parameter arrays in a canonical order (sorted key paths; for each leaf its path,
+dtype, shape and little-endian C-order bytes), so it does not depend on the checkpoint's file layout, survives a
+save/load round trip, and changes when any weight changes. Every number computed with these features should
+record it (`FeatureNet.describe()`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import pathlib
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gen_jax.errors import CheckpointError, GenJaxError
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+CLASSIFIERS_DIR = REPO_ROOT / "classifiers"
+META_FILE = "classifier.json"
+PARAMS_DIR = "params"
+FORMAT_VERSION = 1
+# Datasets whose images are MNIST digits: they share the MNIST classifier (Stacked MNIST: one digit per channel).
+DATASET_ALIASES = {"binarized_mnist": "mnist", "stacked_mnist": "mnist"}
+EVAL_BATCH = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+  """The fields that rebuild a FeatureCNN; stored in classifier.json."""
+  widths: tuple[int, ...] = (32, 64, 128)
+  feature_dim: int = 128
+  num_classes: int = 10
+  image_shape: tuple[int, int, int] = (28, 28, 1)
+
+  def to_json(self) -> dict:
+    return {"name": "FeatureCNN", "widths": list(self.widths), "feature_dim": self.feature_dim,
+            "num_classes": self.num_classes, "image_shape": list(self.image_shape)}
+
+  @classmethod
+  def from_json(cls, d: dict) -> "Architecture":
+    if d.get("name") != "FeatureCNN":
+      raise CheckpointError(f"classifier.json names architecture {d.get('name')!r}; this version of gen_jax reads "
+                            "'FeatureCNN' only. Fix: retrain with python -m gen_jax.eval.train_feature_net.")
+    return cls(widths=tuple(int(w) for w in d["widths"]), feature_dim=int(d["feature_dim"]),
+               num_classes=int(d["num_classes"]), image_shape=tuple(int(s) for s in d["image_shape"]))
+
+  def module(self) -> "FeatureCNN":
+    return FeatureCNN(widths=self.widths, feature_dim=self.feature_dim, num_classes=self.num_classes)
+
+
+class FeatureCNN(nn.Module):
+  """conv3x3-ReLU-avgpool2 per width, then dense(feature_dim)-ReLU (features) and dense(num_classes) (logits).
+
+  Input: float images [N, H, W, C] in [0, 1]. Average pooling ('SAME', so odd sizes work) rather than max
+  pooling: its gradient is a plain windowed sum, cheap on XLA:CPU.
+  """
+  widths: Sequence[int] = (32, 64, 128)
+  feature_dim: int = 128
+  num_classes: int = 10
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Returns (features [N, feature_dim], logits [N, num_classes])."""
+    h = jnp.asarray(x, jnp.float32) * 2.0 - 1.0
+    for i, width in enumerate(self.widths):
+      h = nn.relu(nn.Conv(width, (3, 3), padding="SAME", name=f"conv{i}")(h))
+      h = nn.avg_pool(h, (2, 2), strides=(2, 2), padding="SAME")
+    h = h.reshape(h.shape[0], -1)
+    features = nn.relu(nn.Dense(self.feature_dim, name="features")(h))
+    logits = nn.Dense(self.num_classes, name="logits")(features)
+    return features, logits
+
+
+def init_params(arch: Architecture, key: jax.Array) -> Any:
+  dummy = jnp.zeros((1,) + tuple(arch.image_shape), jnp.float32)
+  return arch.module().init(key, dummy)["params"]
+
+
+def params_sha256(params: Any) -> str:
+  """sha256 over the parameter leaves in sorted key-path order: path, dtype, shape and little-endian bytes."""
+  leaves = jax.tree_util.tree_leaves_with_path(jax.device_get(params))
+  digest = hashlib.sha256()
+  for path, leaf in sorted(leaves, key=lambda kv: jax.tree_util.keystr(kv[0])):
+    a = np.ascontiguousarray(np.asarray(leaf))
+    a = a.astype(a.dtype.newbyteorder("<"), copy=False)
+    digest.update(jax.tree_util.keystr(path).encode())
+    digest.update(f"|{a.dtype.str}|{a.shape}|".encode())
+    digest.update(a.tobytes())
+  return digest.hexdigest()
+
+
+def canonical_dataset(dataset_name: str) -> str:
+  return DATASET_ALIASES.get(dataset_name, dataset_name)
+
+
+def default_feature_net_dir(dataset_name: str) -> pathlib.Path:
+  """<repo>/classifiers/<dataset>; binarized_mnist and stacked_mnist use the MNIST classifier."""
+  return CLASSIFIERS_DIR / canonical_dataset(dataset_name)
+
+
+def train_command(dataset_name: str, directory: str | pathlib.Path | None = None) -> str:
+  """The documented command that (re)trains the classifier of a dataset."""
+  name = canonical_dataset(dataset_name)
+  cmd = f"PYTHONPATH=. python -m gen_jax.eval.train_feature_net --dataset={name} --data_dir=<folder of raw IDX files>"
+  if directory is not None and pathlib.Path(directory).resolve() != default_feature_net_dir(name).resolve():
+    cmd += f" --out={directory}"
+  return cmd
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def apply_net(module: FeatureCNN, params: Any, images: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(features, logits) of float images in [0, 1]; jitted once per module and input shape."""
+  return module.apply({"params": params}, images)
+
+
+class FeatureNet:
+  """A trained FeatureCNN and its record. Inputs: float images [N, H, W, C] in [0, 1] (numpy or jax)."""
+
+  def __init__(self, params: Any, arch: Architecture, meta: dict, directory: pathlib.Path | None = None):
+    self.params = params
+    self.arch = arch
+    self.module = arch.module()
+    self.meta = dict(meta)
+    self.directory = directory
+    self.dataset: str = str(meta.get("dataset", ""))
+    self.test_accuracy: float | None = meta.get("test_accuracy")
+    self.image_shape: tuple[int, int, int] = tuple(arch.image_shape)
+    self.num_classes: int = arch.num_classes
+    self.feature_dim: int = arch.feature_dim
+    self.sha256: str = params_sha256(params)
+
+  def _check(self, images) -> None:
+    shape = tuple(np.shape(images)[1:])
+    if shape != self.image_shape:
+      raise GenJaxError(f"the {self.dataset or 'feature'} classifier takes images of shape {self.image_shape} "
+                        f"(H, W, C); got {shape}. Fix: use the classifier of this dataset "
+                        f"({train_command(self.dataset or '<dataset>')}), or feed one channel at a time.")
+
+  def apply(self, images, batch_size: int = EVAL_BATCH, progress: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(features [N, feature_dim], logits [N, K]) as numpy, computed batch by batch."""
+    self._check(images)
+    from gen_jax.eval.batching import map_batches
+    fn = lambda x: apply_net(self.module, self.params, jnp.asarray(x, jnp.float32))  # noqa: E731
+    return map_batches(fn, images, batch_size=batch_size, progress=progress)
+
+  def features(self, images, batch_size: int = EVAL_BATCH, progress: str | None = None) -> np.ndarray:
+    """Penultimate-layer activations, [N, feature_dim] float32."""
+    return self.apply(images, batch_size, progress)[0]
+
+  def logits(self, images, batch_size: int = EVAL_BATCH, progress: str | None = None) -> np.ndarray:
+    return self.apply(images, batch_size, progress)[1]
+
+  def probs(self, images, batch_size: int = EVAL_BATCH, progress: str | None = None) -> np.ndarray:
+    return np.asarray(jax.nn.softmax(self.logits(images, batch_size, progress), axis=-1))
+
+  def predict(self, images, batch_size: int = EVAL_BATCH, progress: str | None = None) -> np.ndarray:
+    return np.argmax(self.logits(images, batch_size, progress), axis=-1).astype(np.int32)
+
+  def describe(self) -> dict:
+    """What to record next to every number computed with this classifier."""
+    return {"feature_net": str(self.directory) if self.directory else None, "feature_net_sha256": self.sha256,
+            "feature_net_dataset": self.dataset, "feature_net_test_accuracy": self.test_accuracy,
+            "feature_dim": self.feature_dim}
+
+
+def save_feature_net(directory: str | pathlib.Path, params: Any, arch: Architecture, meta: dict) -> dict:
+  """Writes params/ (orbax) and classifier.json; returns the metadata written (with sha256 and architecture)."""
+  import orbax.checkpoint as ocp
+
+  directory = pathlib.Path(directory).resolve()
+  directory.mkdir(parents=True, exist_ok=True)
+  params = jax.device_get(params)
+  record = dict(meta, format_version=FORMAT_VERSION, architecture=arch.to_json(), num_classes=arch.num_classes,
+                image_shape=list(arch.image_shape), sha256=params_sha256(params))
+  with ocp.StandardCheckpointer() as ckptr:
+    ckptr.save(directory / PARAMS_DIR, params, force=True)
+    ckptr.wait_until_finished()
+  (directory / META_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+  return record
+
+
+def load_feature_net(directory: str | pathlib.Path, dataset: str | None = None) -> FeatureNet:
+  """Loads a classifier folder written by save_feature_net / `python -m gen_jax.eval.train_feature_net`.
+
+  ``dataset``: if given, the classifier must have been trained on it (aliases: binarized/stacked MNIST -> mnist).
+  Missing folder -> GenJaxError naming the training command; unreadable, altered or mismatched -> CheckpointError.
+  """
+  import orbax.checkpoint as ocp
+
+  directory = pathlib.Path(directory).expanduser().resolve()
+  guess = dataset or directory.name
+  meta_path = directory / META_FILE
+  if not meta_path.is_file():
+    what = "no such folder" if not directory.exists() else f"no {META_FILE} in it"
+    raise GenJaxError(f"feature classifier not found at {directory} ({what}). Fix: train it with "
+                      f"`{train_command(guess, directory)}` (a few minutes on a CPU), or point "
+                      "--config.eval.feature_net at an existing classifier folder.")
+  retrain = f"Fix: retrain it with `{train_command(guess, directory)}`."
+  try:
+    meta = json.loads(meta_path.read_text())
+    arch = Architecture.from_json(meta["architecture"])
+  except CheckpointError:
+    raise
+  except Exception as e:  # noqa: BLE001 - bad JSON, missing or malformed fields
+    raise CheckpointError(f"{meta_path} is unreadable or incomplete ({type(e).__name__}: {e}). {retrain}") from e
+  if dataset is not None and meta.get("dataset") != canonical_dataset(dataset):
+    raise CheckpointError(f"the classifier at {directory} was trained on {meta.get('dataset')!r}, not "
+                          f"{canonical_dataset(dataset)!r}. Fix: set --config.eval.feature_net to the "
+                          f"{canonical_dataset(dataset)} classifier, or train one with `{train_command(dataset)}`.")
+  device = jax.local_devices()[0]
+  sharding = jax.sharding.SingleDeviceSharding(device)
+  abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding),
+                          jax.eval_shape(lambda: init_params(arch, jax.random.key(0))))
+  try:
+    with ocp.StandardCheckpointer() as ckptr:
+      params = ckptr.restore(directory / PARAMS_DIR, abstract)
+  except Exception as e:  # noqa: BLE001 - orbax / tensorstore raise many types
+    first = (str(e).strip().splitlines() or [""])[0][:300]
+    raise CheckpointError(f"the classifier parameters in {directory / PARAMS_DIR} cannot be read or do not match "
+                          f"the architecture in {META_FILE} ({type(e).__name__}: {first}). {retrain}") from e
+  net = FeatureNet(params, arch, meta, directory)
+  if meta.get("sha256") != net.sha256:
+    raise CheckpointError(f"the classifier parameters in {directory} hash to {net.sha256}, but {META_FILE} records "
+                          f"{meta.get('sha256')}: the checkpoint was altered or is incomplete. {retrain}")
+  return net

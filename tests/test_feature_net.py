@@ -1,0 +1,235 @@
+"""The feature classifier (gen_jax/eval/feature_net.py, train_feature_net.py) and the classification accuracy score.
+
+Training runs on a small real MNIST slice with a narrow network so the file stays within its time budget; the
+full-size network and the stored classifiers/ are trained by the command (see README / train_feature_net.py).
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from gen_jax.errors import CheckpointError, GenJaxError
+from gen_jax.eval import augmentation
+from gen_jax.eval import feature_net as fn_lib
+from gen_jax.eval import train_feature_net as tfn
+
+# A failed orbax restore leaves reader coroutines that are garbage-collected later, during whichever test runs then.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+SMALL = dict(widths=(8, 16), feature_dim=32)
+N_TRAIN = 2000
+
+
+@pytest.fixture(scope="module")
+def mnist(make_config):
+  from gen_jax.data import load_dataset
+  config = make_config("configs/vae.py:grey", "data.num_train=3000", "data.num_test=500")
+  return load_dataset(config.data)
+
+
+@pytest.fixture(scope="module")
+def trained(mnist):
+  params, history = tfn.train_classifier(
+      mnist.train.images[:N_TRAIN], mnist.train.labels[:N_TRAIN], 10, num_steps=150, batch_size=32,
+      learning_rate=3e-3, seed=0, eval_images=mnist.test.images, eval_labels=mnist.test.labels, log_every=50, **SMALL)
+  return params, history
+
+
+@pytest.fixture(scope="module")
+def saved(trained, tmp_path_factory):
+  params, history = trained
+  out = tmp_path_factory.mktemp("clf") / "mnist"
+  record = fn_lib.save_feature_net(out, params, history["architecture"],
+                                   {"dataset": "mnist", "test_accuracy": history["eval_accuracy"], "seed": 0})
+  return out, record
+
+
+def test_training_on_a_small_slice_is_far_above_chance(trained):
+  _, history = trained
+  # 10 classes: chance is 0.1; 150 steps of batch 32 on 2000 images reach ~0.9 on 500 held-out test images.
+  assert history["eval_accuracy"] > 0.8, history
+  assert history["loss"][-1] < 0.5 * history["loss"][0], history["loss"]
+  assert history["steps"] == [50, 100, 150]
+
+
+def test_accuracy_helper_matches_a_numpy_argmax(trained, mnist):
+  params, history = trained
+  arch = history["architecture"]
+  x = mnist.test.images[:37]
+  _, logits = arch.module().apply({"params": params}, x.astype(np.float32) / 255.0)
+  expected = float(np.mean(np.argmax(np.asarray(logits), -1) == mnist.test.labels[:37]))
+  assert tfn.accuracy(params, arch, x, mnist.test.labels[:37], batch_size=16) == pytest.approx(expected, abs=1e-6)
+
+
+def test_save_load_round_trip_gives_identical_outputs_and_hash(trained, saved, mnist):
+  params, history = trained
+  out, record = saved
+  net = fn_lib.load_feature_net(out, dataset="stacked_mnist")  # aliases to mnist
+  assert net.sha256 == record["sha256"] == fn_lib.params_sha256(params)
+  assert (net.dataset, net.num_classes, net.image_shape) == ("mnist", 10, (28, 28, 1))
+  assert net.test_accuracy == pytest.approx(history["eval_accuracy"])
+  x = mnist.test.images[:45].astype(np.float32) / 255.0
+  feats, logits = history["architecture"].module().apply({"params": params}, x)
+  np.testing.assert_array_equal(net.logits(x, batch_size=16), np.asarray(logits))
+  np.testing.assert_array_equal(net.features(x, batch_size=16), np.asarray(feats))
+  assert net.features(x).shape == (45, 32)
+  probs = net.probs(x)
+  np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+  np.testing.assert_array_equal(net.predict(x), np.argmax(np.asarray(logits), -1))
+  assert net.describe()["feature_net_sha256"] == net.sha256
+
+
+def test_hash_is_canonical_and_changes_with_any_weight(trained):
+  params, _ = trained
+  host = jax.device_get(params)
+  base = fn_lib.params_sha256(host)
+  reordered = {k: host[k] for k in sorted(host, reverse=True)}  # insertion order must not matter
+  assert fn_lib.params_sha256(reordered) == base
+  changed = jax.tree.map(np.array, host)
+  kernel = changed["features"]["kernel"]
+  kernel[3, 5] = np.nextafter(kernel[3, 5], np.float32(np.inf))  # one ulp of one weight
+  assert fn_lib.params_sha256(changed) != base
+
+
+def test_wrong_image_shape_is_a_clear_error(saved):
+  net = fn_lib.load_feature_net(saved[0])
+  with pytest.raises(GenJaxError, match=r"\(28, 28, 1\)"):
+    net.features(np.zeros((2, 28, 28, 3), np.float32))
+
+
+def _copy(saved, tmp_path) -> pathlib.Path:
+  dst = tmp_path / "mnist"
+  shutil.copytree(saved[0], dst)
+  return dst
+
+
+def test_corrupt_parameter_files_raise_checkpoint_error(saved, tmp_path):
+  d = _copy(saved, tmp_path)
+  data_files = [p for p in (d / "params").rglob("*") if p.is_file() and p.parent.name == "d"]
+  assert data_files, sorted((d / "params").rglob("*"))
+  rng = np.random.default_rng(0)
+  for p in data_files:
+    p.write_bytes(rng.integers(0, 256, p.stat().st_size, dtype=np.uint8).tobytes())
+  with pytest.raises(CheckpointError, match="retrain"):
+    fn_lib.load_feature_net(d)
+
+
+def test_deleted_parameters_raise_checkpoint_error(saved, tmp_path):
+  d = _copy(saved, tmp_path)
+  shutil.rmtree(d / "params")
+  with pytest.raises(CheckpointError, match="cannot be read"):
+    fn_lib.load_feature_net(d)
+
+
+def test_recorded_hash_mismatch_and_bad_json_raise_checkpoint_error(saved, tmp_path):
+  d = _copy(saved, tmp_path)
+  meta = json.loads((d / fn_lib.META_FILE).read_text())
+  meta["sha256"] = "0" * 64
+  (d / fn_lib.META_FILE).write_text(json.dumps(meta))
+  with pytest.raises(CheckpointError, match="altered"):
+    fn_lib.load_feature_net(d)
+  (d / fn_lib.META_FILE).write_text("{not json")
+  with pytest.raises(CheckpointError, match="unreadable"):
+    fn_lib.load_feature_net(d)
+
+
+def test_architecture_mismatch_and_wrong_dataset_raise_checkpoint_error(saved, tmp_path):
+  with pytest.raises(CheckpointError, match="fashion_mnist"):
+    fn_lib.load_feature_net(saved[0], dataset="fashion_mnist")
+  d = _copy(saved, tmp_path)
+  meta = json.loads((d / fn_lib.META_FILE).read_text())
+  meta["architecture"]["widths"] = [8, 24]
+  (d / fn_lib.META_FILE).write_text(json.dumps(meta))
+  with pytest.raises(CheckpointError, match="do not match"):
+    fn_lib.load_feature_net(d)
+
+
+def test_missing_folder_names_the_training_command(tmp_path):
+  with pytest.raises(GenJaxError, match=r"python -m gen_jax\.eval\.train_feature_net --dataset=fashion_mnist"):
+    fn_lib.load_feature_net(tmp_path / "fashion_mnist")
+  assert fn_lib.default_feature_net_dir("binarized_mnist") == fn_lib.REPO_ROOT / "classifiers" / "mnist"
+  assert fn_lib.default_feature_net_dir("stacked_mnist").name == "mnist"
+  assert fn_lib.default_feature_net_dir("fashion_mnist").name == "fashion_mnist"
+
+
+def _npz(tmp_path, mnist) -> pathlib.Path:
+  path = tmp_path / "tiny.npz"
+  np.savez(path, x_train=mnist.train.images[:200, :, :, 0], y_train=mnist.train.labels[:200],
+           x_test=mnist.test.images[:50, :, :, 0], y_test=mnist.test.labels[:50])
+  return path
+
+
+def test_command_refuses_to_save_below_target_then_saves_when_allowed(tmp_path, mnist, monkeypatch):
+  monkeypatch.setitem(tfn.TARGETS, "npz", 99.9)
+  data = _npz(tmp_path, mnist)
+  out = tmp_path / "clf"
+  args = ["--dataset=npz", f"--data_path={data}", f"--out={out}", "--steps=3", "--batch_size=8"]
+  with pytest.raises(GenJaxError, match="below the target 99.9"):
+    tfn.main(args)
+  assert not out.exists()
+  assert tfn.main(args + ["--allow_below_target"]) == 0
+  net = fn_lib.load_feature_net(out)
+  assert net.dataset == "npz" and net.meta["train_steps"] == 3 and "--allow_below_target" in net.meta["command"]
+  assert net.arch == fn_lib.Architecture()  # the command trains the default feature network
+
+
+# --- classification accuracy score -------------------------------------------------------------------------
+
+class RealImageModel:
+  """A stand-in 'conditional generator' whose samples are real train images (of the asked class, or not)."""
+
+  def __init__(self, dataset, shuffle_labels: bool):
+    self.conditional, self.num_classes, self.data_shape = True, 10, (28, 28, 1)
+    self.params_kind = "test"
+    pool = slice(600, 3000)  # disjoint from the balanced real subset (the first ~50 of each class)
+    self.images = dataset.train.images[pool].astype(np.float32) / 255.0
+    self.labels = dataset.train.labels[pool]
+    self.shuffle = shuffle_labels
+
+  def sample(self, key, n, labels):
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
+    labels = np.asarray(labels)
+    if self.shuffle:
+      return self.images[rng.integers(0, len(self.images), n)]
+    return np.stack([self.images[rng.choice(np.flatnonzero(self.labels == c))] for c in labels])
+
+
+def _cas(model, mnist):
+  return augmentation.classification_accuracy_score(
+      model, mnist, jax.random.key(1), num_samples=500, real_subset=500, num_steps=120, batch_size=32,
+      learning_rate=3e-3, sample_batch_size=100, include_full_real=False, **SMALL)
+
+
+def test_cas_of_real_images_matches_real_training_and_shuffled_labels_are_at_chance(mnist):
+  good = _cas(RealImageModel(mnist, shuffle_labels=False), mnist)
+  m = good["metrics"]
+  # Samples that are real images of the asked class are real training data of the same size: same accuracy.
+  assert m["real_subset_accuracy"] > 0.7, m
+  assert abs(m["cas_accuracy"] - m["real_subset_accuracy"]) < 0.08, m
+  assert m["real_subset_plus_generated_accuracy"] > 0.7, m
+  assert good["protocol"]["num_samples"] == 500 and good["protocol"]["test_examples"] == 500
+  bad = _cas(RealImageModel(mnist, shuffle_labels=True), mnist)["metrics"]
+  assert bad["cas_accuracy"] < 0.25, bad  # labels carry no information: chance is 0.1
+  assert bad["real_subset_accuracy"] == pytest.approx(m["real_subset_accuracy"])  # same seed, same real data
+
+
+def test_cas_labels_are_balanced_and_unconditional_models_are_skipped(mnist):
+  assert np.bincount(augmentation.generated_labels(1000, 10)).tolist() == [100] * 10
+  idx = augmentation.balanced_subset(mnist.train.labels, 95, 10)
+  assert np.bincount(mnist.train.labels[idx], minlength=10).tolist() == [10] * 5 + [9] * 5
+  for c in range(10):  # the first examples of each class, in train order
+    first = np.flatnonzero(mnist.train.labels == c)[: (10 if c < 5 else 9)]
+    assert set(first) <= set(idx)
+  with pytest.raises(ValueError, match="cas_real_subset"):
+    augmentation.balanced_subset(mnist.train.labels[:30], 100, 10)
+
+  class Unconditional:
+    conditional, num_classes, data_shape = False, 10, (28, 28, 1)
+  out = augmentation.classification_accuracy_score(Unconditional(), mnist, jax.random.key(0), num_samples=10,
+                                                   real_subset=10, num_steps=1, batch_size=4)
+  assert "conditional" in out["skipped"]
