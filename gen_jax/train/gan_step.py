@@ -165,8 +165,15 @@ class GanFamily:
       i, x, y = inputs
       return self.discriminator_step(gen, disc, x, y, jax.random.fold_in(key, i))
 
-    disc, d_metrics = jax.lax.scan(critic_body, disc, (jnp.arange(self.n_critic), xs, ys))
-    metrics = {k: jnp.mean(v) for k, v in d_metrics.items()}
+    # The critic steps are unrolled at trace time, not run by lax.scan: XLA:CPU runs the convolutions
+    # inside a while loop about 3x slower than the same ops outside one (measured on the DCGAN update:
+    # 985 ms with a scan of one critic step, 290 ms unrolled). n_critic is small (1-5), so the compile
+    # time it adds is small too.
+    per_step = []
+    for i in range(self.n_critic):
+      disc, aux = critic_body(disc, (i, xs[i], ys[i]))
+      per_step.append(aux)
+    metrics = {k: jnp.mean(jnp.stack([m[k] for m in per_step])) for k in per_step[0]}
     gen, g_metrics, fake = self.generator_step(gen, disc, ys[-1], jax.random.fold_in(key, self.n_critic))
     metrics.update(g_metrics)
     metrics["sample_diversity"] = gan_objective.sample_diversity(fake, xs[-1])
