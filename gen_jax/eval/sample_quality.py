@@ -84,7 +84,7 @@ def evaluate_sample_quality(model, dataset, feature_net, key: jax.Array, eval_cf
       "num_samples": n,
       "labels": "balanced over classes (arange(n) % K)" if model.conditional else "unconditional",
       "params": model.params_kind,
-      "feature_network": f"classifier {feature_net.describe()}",
+      "feature_network": feature_net.describe(),
       "feature_network_sha256": feature_net.sha256,
       "kid": f"cubic polynomial kernel, {opts['kid_subsets']} subsets of {opts['kid_subset_size']}",
       "precision_recall_k": opts["pr_k"], "density_coverage_k": opts["dc_k"],

@@ -1,0 +1,93 @@
+"""The evaluation suite end to end: groups run or say why not, numbers carry the classifier's hash, and a
+model that reproduces the reference set scores what a perfect model must."""
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from gen_jax import parallel
+from gen_jax.errors import GenJaxError
+from gen_jax.eval import feature_net as feature_net_lib
+from gen_jax.eval.sample_quality import evaluate_sample_quality
+from gen_jax.eval.suite import run_suite
+from gen_jax.train import loop
+
+from conftest import REPO_ROOT, TINY
+
+GAN_TINY = ("model.g_width=8", "model.d_width=8", "data.batch_size=16")
+MNIST_SHA = json.loads((REPO_ROOT / "classifiers" / "mnist" / "classifier.json").read_text())["sha256"]
+
+
+def _suite(config, suites):
+  from gen_jax.config import apply_overrides
+  apply_overrides(config, [f"eval.suites={suites!r}"])
+  run = loop.setup(config, mesh=parallel.make_mesh(jax.devices()[:1]))
+  state = run.init_state()
+  return run_suite(run, state.models, run.keys["eval"], config.eval, int(config.seed))
+
+
+class _Replay:
+  """A 'model' whose samples are the reference images themselves: a perfect generator."""
+  conditional = False
+  params_kind = "raw"
+
+  def __init__(self, images):
+    self.images = np.asarray(images, np.float32) / 255.0
+    self.drawn = 0
+
+  def sample(self, key, n):
+    out = self.images[self.drawn:self.drawn + n]
+    self.drawn += n
+    return out
+
+
+def test_a_model_that_reproduces_the_reference_set_scores_zero_distance_and_full_precision_recall(make_config):
+  from gen_jax.data import load_dataset
+  config = make_config("configs/gan.py", *TINY, "eval.num_samples=64", "eval.kid_subset_size=32")
+  dataset = load_dataset(config.data)
+  net = feature_net_lib.load_feature_net(feature_net_lib.default_feature_net_dir("mnist"))
+  out = evaluate_sample_quality(_Replay(dataset.test.images), dataset, net, jax.random.key(0), config.eval, seed=0)
+  m = out["metrics"]
+  assert abs(m["fd_classifier"]) < 1e-3          # float64 round-off of the matrix square root
+  assert m["precision"] == 1.0 and m["recall"] == 1.0 and m["coverage"] == 1.0 and m["fd_classifier_floor"] > 1e3 * abs(m["fd_classifier"])
+  assert abs(m["kid"]) < 5 * m["kid_std"] + 1e-9
+  assert m["fd_classifier_floor"] > 1.0          # other real images are farther away than the same images
+  assert abs(m["classifier_score"] - m["classifier_score_real"]) < 1e-6
+  assert out["protocol"]["feature_network_sha256"] == MNIST_SHA and out["protocol"]["num_samples"] == 64
+
+
+def test_untrained_vae_is_far_from_real_data_and_every_number_carries_its_protocol(make_config):
+  config = make_config("configs/vae.py", *TINY)
+  result = _suite(config, ("likelihood", "samples", "latent", "imputation", "modes", "cas"))
+  m, p = result["metrics"], result["protocol"]
+  assert m["fd_classifier"] > 5 * m["fd_classifier_floor"]     # noise vs digits, with the real-data floor beside it
+  assert m["precision"] < m["precision_floor"] and m["recall"] < m["recall_floor"]
+  assert p["samples"]["feature_network_sha256"] == MNIST_SHA and p["latent"]["feature_network_sha256"] == MNIST_SHA
+  for key in ("nll", "elbo", "ppl_prior_slerp", "ppl_encoding_lerp", "impute_mse_half", "impute_mse_centre_meanfill"):
+    assert np.isfinite(m[key]), key
+  assert "known modes" in p["modes"]["skipped"] and "not class-conditional" in p["cas"]["skipped"]
+  assert p["samples"]["num_samples"] == 64 and "not computed" in p["samples"]["fid_inception"]
+
+
+def test_gan_has_no_likelihood_and_stacked_mnist_counts_modes_with_the_mnist_classifier(make_config):
+  config = make_config("configs/gan.py:stacked", *TINY, *GAN_TINY)
+  result = _suite(config, ("likelihood", "modes", "samples"))
+  m, p = result["metrics"], result["protocol"]
+  assert "no encoder" in p["likelihood"]["skipped"] and "1000-mode" in p["samples"]["skipped"]
+  assert m["num_modes"] == 1000 and 1 <= m["modes_covered"] <= 64
+  assert 0.0 <= m["kl_to_uniform"] <= np.log(1000) + 1e-9
+  assert p["modes"]["feature_network_sha256"] == MNIST_SHA and p["modes"]["num_samples"] == 64
+
+
+def test_missing_classifier_skips_with_the_command_that_trains_it(make_config, tmp_path):
+  config = make_config("configs/vae.py", *TINY, f"eval.feature_net={tmp_path / 'none'}")
+  result = _suite(config, ("samples",))
+  reason = result["protocol"]["samples"]["skipped"]
+  assert "train_feature_net" in reason and "samples" not in result["metrics"]
+
+
+def test_inception_weights_named_but_absent_is_an_error_that_says_where_to_get_them(make_config, tmp_path):
+  config = make_config("configs/vae.py", *TINY, f"eval.inception_weights={tmp_path / 'pt_inception.pth'}")
+  with pytest.raises(GenJaxError, match="pytorch-fid"):
+    _suite(config, ("samples",))
