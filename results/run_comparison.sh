@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
-VAE_STEPS=${VAE_STEPS:-6000}
+VAE_STEPS=${VAE_STEPS:-3000}
 IMAGE_STEPS=${IMAGE_STEPS:-1500}
 WIDTH=${WIDTH:-32}
 OUT=${OUT:-results/comparison}
