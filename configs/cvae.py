@@ -18,4 +18,5 @@ def get_config(variant: str = ""):
     c.data.name = "fashion_mnist"
     c.model.arch = "conv"
     c.model.likelihood = "logistic"
+    c.eval.chunk_size = 4             # conv decoder: bounds the NLL estimate's memory (see configs/vae.py)
   return default.apply_variant(c, "runlocal" if "runlocal" in tokens else "")
