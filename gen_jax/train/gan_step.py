@@ -205,31 +205,3 @@ class GanFamily:
   def visualize_layout(self) -> dict[str, int]:
     cols = self.num_classes if (self.conditional and self.num_classes and self.num_classes <= 10) else 8
     return {"samples": cols, "interpolation_linear": 10, "interpolation_spherical": 10}
-
-  def evaluate(self, models, dataset, key, eval_cfg, progress: bool = False) -> dict:
-    n = int(eval_cfg.get("num_samples", 2500))
-    params = "ema" if models["generator"].ema_params is not None else "raw"
-    if not self.is_image:
-      from gen_jax.eval.modes import mixture_mode_stats
-      samples = jax.device_get(jax.jit(lambda m, k: self.sample(m, k, n))(models, key))
-      stats = mixture_mode_stats(samples, dataset.centers, dataset.std, num_std=3.0)
-      metrics = {k: stats[k] for k in ("modes_covered", "high_quality_fraction", "kl_to_uniform", "num_modes")}
-      protocol = {"num_samples": n, "high_quality": f"within {stats['num_std']} std of the nearest mode",
-                  "mode_covered_if": f">= {stats['min_count']} high-quality samples", "params": params,
-                  "reference": f"{dataset.name} mixture centres"}
-      return {"metrics": metrics, "protocol": protocol}
-    # Images: sample quality metrics against real data arrive with the evaluation suite; report
-    # the cheap diversity ratio against the same number of test images.
-    m = min(n, 500, len(dataset.test.images))
-    samples = jax.jit(lambda mo, k: self.sample(mo, k, m))(models, key)
-    real = jnp.asarray(dataset.test.images[:m], jnp.float32) / 255.0
-    if real.shape[-1] != samples.shape[-1]:
-      real = self._stack_real(dataset, m)
-    diversity = float(gan_objective.sample_diversity(samples, real))
-    return {"metrics": {"sample_diversity": diversity},
-            "protocol": {"num_samples": m, "reference": f"first {m} test images", "params": params,
-                         "sample_diversity": "mean pairwise L2 distance of samples / same for real images"}}
-
-  def _stack_real(self, dataset, m):
-    t = dataset.test.images
-    return jnp.asarray(jnp.concatenate([t[:m], t[m:2 * m], t[2 * m:3 * m]], axis=-1), jnp.float32) / 255.0
