@@ -90,6 +90,7 @@ def base() -> ml_collections.ConfigDict:
   c.eval.imputation_steps = 100      # iterations of conditional sampling / latent optimization
   c.eval.cas_samples = 10_000        # classification accuracy score: generated training examples
   c.eval.cas_real_subset = 1000      # augmentation: size of the small real training subset
+  c.eval.cas_steps = 1000            # training steps of each CAS / augmentation classifier (batch 128)
   return c
 
 
@@ -159,5 +160,5 @@ def apply_variant(c: ml_collections.ConfigDict, variant: str | None) -> ml_colle
       c.eval.kid_subsets, c.eval.kid_subset_size = 10, 100
       c.eval.ppl_samples = 100
       c.eval.imputation_examples, c.eval.imputation_steps = 50, 20
-      c.eval.cas_samples, c.eval.cas_real_subset = 500, 100
+      c.eval.cas_samples, c.eval.cas_real_subset, c.eval.cas_steps = 500, 100, 100
   return c

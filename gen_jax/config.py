@@ -173,7 +173,7 @@ _POSITIVE = ("data.batch_size", "train.num_steps", "train.log_every", "train.che
              "train.keep_checkpoints", "model.latent_dim", "objective.num_samples",
              "optimizer.learning_rate", "d_optimizer.learning_rate", "gan.n_critic", "train.steps_per_dispatch",
              "eval.num_samples", "eval.kid_subsets", "eval.kid_subset_size", "eval.pr_k", "eval.dc_k",
-             "eval.ppl_epsilon")
+             "eval.ppl_epsilon", "eval.cas_steps")
 _NON_NEGATIVE = ("objective.beta", "objective.kl_warmup_steps", "objective.free_bits",
                  "optimizer.grad_clip_norm", "optimizer.weight_decay", "optimizer.warmup_steps",
                  "train.ema_decay", "train.sample_every", "eval.num_importance_samples", "gan.gp_weight",

@@ -51,7 +51,7 @@ TINY = ("data.num_train=256", "data.num_test=64", "data.batch_size=32", "train.l
         "train.checkpoint_every=10", "train.sample_every=0", "eval.num_importance_samples=20",
         "eval.batch_size=32", "eval.chunk_size=10", "eval.num_samples=64", "eval.kid_subsets=4",
         "eval.kid_subset_size=32", "eval.ppl_samples=16", "eval.imputation_examples=16", "eval.imputation_steps=5",
-        "eval.cas_samples=64", "eval.cas_real_subset=32")
+        "eval.cas_samples=64", "eval.cas_real_subset=32", "eval.cas_steps=10")
 
 
 def cli_env(num_devices: int = 1) -> dict:

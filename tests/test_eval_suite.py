@@ -91,3 +91,12 @@ def test_inception_weights_named_but_absent_is_an_error_that_says_where_to_get_t
   config = make_config("configs/vae.py", *TINY, f"eval.inception_weights={tmp_path / 'pt_inception.pth'}")
   with pytest.raises(GenJaxError, match="pytorch-fid"):
     _suite(config, ("samples",))
+
+
+def test_conditional_vae_gets_a_classification_accuracy_score(make_config):
+  config = make_config("configs/cvae.py", *TINY)
+  result = _suite(config, ("cas",))
+  m, p = result["metrics"], result["protocol"]["cas"]
+  for key in ("cas_accuracy", "real_subset_accuracy", "real_subset_plus_generated_accuracy"):
+    assert 0.0 <= m[key] <= 1.0, key
+  assert "skipped" not in p

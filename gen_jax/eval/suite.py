@@ -169,7 +169,8 @@ class Suite:
       raise _Skip("the model is not class-conditional (CAS trains a classifier on labelled samples)")
     from gen_jax.eval.augmentation import classification_accuracy_score
     out = classification_accuracy_score(self.model, self.dataset, key, num_samples=int(self.cfg.cas_samples),
-                                        real_subset=int(self.cfg.cas_real_subset))
+                                        real_subset=int(self.cfg.cas_real_subset), num_steps=int(self.cfg.cas_steps),
+                                        batch_size=128, include_full_real=False, progress=self.progress)
     if "skipped" in out:
       raise _Skip(out["skipped"])
     return out
