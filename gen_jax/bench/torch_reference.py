@@ -312,10 +312,10 @@ class _Ema:
     self.params = [p.detach().clone() for p in module.parameters()] if decay > 0 else []
     self.source = list(module.parameters())
 
-  @torch.no_grad()
   def update(self):
     if self.params:
-      torch._foreach_lerp_(self.params, [p.detach() for p in self.source], 1.0 - self.decay)
+      with torch.no_grad():
+        torch._foreach_lerp_(self.params, [p.detach() for p in self.source], 1.0 - self.decay)
 
 
 def _image_shape(dataset) -> tuple[int, int, int]:
