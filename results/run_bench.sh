@@ -6,7 +6,7 @@
 # on XLA:CPU). Takes ~15-30 minutes there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHONPATH=. python -m gen_jax.bench \
+PYTHONPATH=. ${PYTHON:-python} -m gen_jax.bench \
   --configs=mlp_vae,conv_vae,dcgan,resnet_gan@16,vaegan,mlp_vae@1000 \
   --torch --repeats=3 --min_steps=3 --min_seconds=3 --warmup=1 \
   --eval_memory --eval_ks=500,5000 \
