@@ -25,7 +25,8 @@ IMAGE_STEPS=$IMAGE_STEPS WIDTH=$WIDTH PYTHON=$PY results/run_image_samples.sh
 # Imputation on 100 test images per mask with 50 iterations (the config default, 500 x 100, takes over 15 minutes
 # of generator back-propagation per GAN on a 2-core CPU): IMPUTE_N=500 IMPUTE_STEPS=100 on a GPU.
 NLL_K=${NLL_K:-}
-impute=(--config.eval.imputation_examples=${IMPUTE_N:-100} --config.eval.imputation_steps=${IMPUTE_STEPS:-50})
+impute=(--config.eval.imputation_examples=${IMPUTE_N:-100} --config.eval.imputation_steps=${IMPUTE_STEPS:-50}
+        --config.eval.num_samples=10000)   # the GAN runs were trained when the GAN default was 2500
 $PY eval.py --workdir=runs/cmp_conv_vae --no_progress "${impute[@]}" \
     --config.eval.num_importance_samples=${NLL_K:-100} --config.eval.chunk_size=4 --config.eval.num_examples=${NLL_N:-1000}
 $PY eval.py --workdir=runs/cmp_cvae --no_progress "${impute[@]}" --config.eval.num_importance_samples=${NLL_K:-500}
