@@ -15,8 +15,9 @@ clip its round-off-negative eigenvalues to 0 and sum their square roots. This wo
 (fewer samples than dimensions) without the eps * I fallback that scipy.linalg.sqrtm needs, and costs two symmetric
 eigendecompositions of D x D.
 
-Reference statistics are computed once and stored with ``save_stats`` (.npz: mean, cov, count and a JSON ``meta``
-dict that should record the protocol: dataset, split, number of examples, feature network and its hash, seed).
+Reference statistics can be stored with ``save_stats`` (.npz: mean, cov, count and a JSON ``meta`` dict that should
+record the protocol: dataset, split, number of examples, feature network and its hash, seed). The evaluation suite
+does not cache them yet: the dataset classifier's features of 10000 reference images take seconds to recompute.
 """
 from __future__ import annotations
 

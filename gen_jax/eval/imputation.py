@@ -35,6 +35,7 @@ import optax
 
 from gen_jax.errors import ConfigError, DatasetError
 from gen_jax.eval.batching import map_batches
+from gen_jax.eval.model_api import unit_images
 
 MASK_KINDS = ("half", "centre", "random")
 LEARNING_RATE = 0.1   # Adam's initial step size in latent optimization (z ~ N(0, I), so 0.1 is a small step)
@@ -238,8 +239,7 @@ def evaluate_imputation(model: Any, test_images, test_labels, key: jax.Array, nu
   if not getattr(model, "is_image", True):
     raise ConfigError("imputation needs image data; this model's data is not images. Remove 'imputation' from "
                       "eval.suites for toy 2-D data")
-  images = np.asarray(test_images)
-  images = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
+  images = unit_images(test_images)
   if tuple(images.shape[1:]) != tuple(model.data_shape):
     raise DatasetError(f"evaluate_imputation: test images {images.shape[1:]} do not match the model's data shape "
                        f"{tuple(model.data_shape)}; pass images as the model sees them (e.g. stacked for "

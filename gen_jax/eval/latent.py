@@ -31,6 +31,7 @@ import numpy as np
 
 from gen_jax.errors import ConfigError
 from gen_jax.eval.batching import map_batches
+from gen_jax.eval.model_api import unit_images
 from gen_jax.train.vae_step import slerp
 
 FILTER_PERCENTILES = (1.0, 99.0)
@@ -100,9 +101,6 @@ def perceptual_path_length(decode_fn: Callable, features_fn: Callable | None, z0
   return summarize_distances(map_batches(fn, z0, z1, t, labels, batch_size=batch_size))
 
 
-def _as_unit_images(images) -> np.ndarray:
-  images = np.asarray(images)
-  return images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
 
 
 def _key_data(key: jax.Array) -> list[int]:
@@ -153,7 +151,7 @@ def latent_smoothness(model: Any, features_fn: Callable | None, test_images, tes
                           "first image's label for encoding pairs")
 
   if model.has_encoder:
-    images = _as_unit_images(test_images)
+    images = unit_images(test_images)
     pairs = min(num_pairs, images.shape[0] // 2)
     if pairs < 1:
       raise ConfigError(f"latent_smoothness needs at least 2 test images for encoding pairs; got {images.shape[0]}")

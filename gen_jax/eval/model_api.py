@@ -25,9 +25,16 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gen_jax.objectives import distributions
 from gen_jax.objectives.vae import log_importance_weights_from_posterior
+
+
+def unit_images(images) -> np.ndarray:
+  """uint8 pixels -> float32 in [0, 1]; float images are taken to be in [0, 1] already (the convention above)."""
+  images = np.asarray(images)
+  return images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
 
 
 class EvalModel:

@@ -25,10 +25,7 @@ import numpy as np
 from gen_jax.eval import batching
 from gen_jax.eval import classifier_score as classifier_score_lib
 from gen_jax.eval import frechet, kid, manifold
-
-
-def _uint8_to_float(images: np.ndarray) -> np.ndarray:
-  return np.asarray(images, np.float32) / 255.0
+from gen_jax.eval.model_api import unit_images
 
 
 def feature_metrics(real_feats: np.ndarray, fake_feats: np.ndarray, *, kid_subsets: int, kid_subset_size: int,
@@ -57,8 +54,8 @@ def evaluate_sample_quality(model, dataset, feature_net, key: jax.Array, eval_cf
     samples = batching.generate(lambda k, m: model.sample(k, m), key, n, batch_size,
                                 progress="samples" if progress else None)
   samples = np.asarray(samples[:n], np.float32)
-  real = _uint8_to_float(reference.images[:n])
-  floor_set = _uint8_to_float(other.images[:n])
+  real = unit_images(reference.images[:n])
+  floor_set = unit_images(other.images[:n])
 
   def feats(x):
     return np.asarray(feature_net.features(x), np.float64)
@@ -90,7 +87,7 @@ def evaluate_sample_quality(model, dataset, feature_net, key: jax.Array, eval_cf
       "precision_recall_k": opts["pr_k"], "density_coverage_k": opts["dc_k"],
       "classifier_score": "exp(E KL(p(y|x)||p(y))), 10 splits; classifier_score_real on the reference images",
   }
-  return {"metrics": metrics, "protocol": protocol, "samples": samples, "real": real}
+  return {"metrics": metrics, "protocol": protocol, "samples": samples, "real": real, "floor_set": floor_set}
 
 
 def inception_fid(inception, samples: np.ndarray, real: np.ndarray, floor_set: np.ndarray | None,

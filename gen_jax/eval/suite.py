@@ -104,10 +104,7 @@ class Suite:
                                    f"${inception.ENV_VAR} to pytorch-fid's {inception.WEIGHTS_FILENAME})")
     else:
       net_i = inception.load_fid_inception(path)
-      n = protocol["num_samples"]
-      floor_split = "train" if self.cfg.get("reference_split", "test") == "test" else "test"
-      floor_set = np.asarray(getattr(self.dataset, floor_split).images[:n], np.float32) / 255.0
-      metrics.update(inception_fid(net_i, out["samples"], out["real"], floor_set, int(self.cfg.batch_size)))
+      metrics.update(inception_fid(net_i, out["samples"], out["real"], out["floor_set"], int(self.cfg.batch_size)))
       protocol["fid_inception"] = (f"pytorch-fid InceptionV3 pool3 (2048-d), bilinear resize to 299, "
                                    f"weights {path.name} sha256 {net_i.sha256}; same sets as above")
     return {"metrics": metrics, "protocol": protocol}
@@ -126,13 +123,8 @@ class Suite:
       return {"metrics": metrics, "protocol": protocol}
     if isinstance(self.dataset, StackedMnist):
       from gen_jax.eval.batching import generate
-      from gen_jax.eval import feature_net as feature_net_lib
       from gen_jax.eval.modes import stacked_mnist_mode_stats
-      try:
-        net = feature_net_lib.load_feature_net(self.cfg.get("feature_net", "")
-                                               or feature_net_lib.default_feature_net_dir("mnist"))
-      except GenJaxError as e:
-        raise _Skip(f"no MNIST digit classifier: {e}") from None
+      net = self.feature_net   # classifiers/mnist: default_feature_net_dir maps stacked_mnist to mnist
       samples = generate(lambda k, m: self.model.sample(k, m), key, n, int(self.cfg.batch_size),
                          progress="samples" if self.progress else None)
       predict = lambda x: np.argmax(np.asarray(net.logits(x)), axis=-1)  # noqa: E731
