@@ -67,6 +67,7 @@ def base() -> ml_collections.ConfigDict:
   c.train.ema_decay = 0.0            # EMA of parameters for sampling and evaluation; 0 = off
   c.train.steps_per_dispatch = 1     # update steps per jitted call (lax.scan): hides Python/dispatch overhead
   c.train.compute_dtype = "float32"  # float32 | bfloat16 (mixed precision: bf16 compute, f32 weights and loss)
+  c.train.cpu_conv_kernels = "xla"   # xla | ynnpack: XLA:CPU convolution kernels (train/cpu_kernels.py); CPU only
 
   c.eval = ml_collections.ConfigDict()
   c.eval.split = "test"

@@ -164,6 +164,7 @@ _CHOICES = {
     "optimizer.schedule": ("constant", "cosine", "warmup_cosine", "exponential", "burda"),
     "data.binarization": ("dynamic", "fixed"),
     "train.compute_dtype": ("float32", "bfloat16"),
+    "train.cpu_conv_kernels": ("xla", "ynnpack"),
     "eval.reference_split": ("test", "train"),
 }
 

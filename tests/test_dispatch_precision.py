@@ -73,8 +73,8 @@ def call_counter(monkeypatch):
   counts = {}
   real = step_lib.compile_train_step
 
-  def counting(family, sampler, mesh, steps_per_call=1):
-    fn = real(family, sampler, mesh, steps_per_call=steps_per_call)
+  def counting(family, sampler, mesh, steps_per_call=1, **kwargs):
+    fn = real(family, sampler, mesh, steps_per_call=steps_per_call, **kwargs)
 
     def call(*args):
       counts[steps_per_call] = counts.get(steps_per_call, 0) + 1
@@ -92,7 +92,7 @@ def test_vae_loop_with_three_steps_per_call_logs_checkpoints_and_resumes_like_si
   mesh = parallel.make_mesh(jax.devices()[:2])  # multi-device: the loop's per-call sync is on
   # Reference: ten single-step calls, metrics kept at the steps the loop logs with S = 1 (log_every, checkpoints).
   run = loop.setup(config, mesh)
-  one = step_lib.compile_train_step(run.family, run.sampler, run.mesh)
+  one = run.compile_train_step()
   state, expected = run.init_state(), {}
   for step in range(1, 11):
     state, metrics = one(state, run.data, run.keys)
@@ -122,8 +122,8 @@ def test_vae_loop_with_three_steps_per_call_logs_checkpoints_and_resumes_like_si
 def test_gan_four_steps_per_call_equal_four_single_steps(make_config):
   """Toy GAN with the R1 penalty (an input gradient inside the loss): params, optimizer state, last metrics."""
   run = loop.setup(make_config("configs/gan_toy.py", *TINY, *TOY_GAN), one_device())
-  one = step_lib.compile_train_step(run.family, run.sampler, run.mesh)
-  four = step_lib.compile_train_step(run.family, run.sampler, run.mesh, steps_per_call=4)
+  one = run.compile_train_step()
+  four = run.compile_train_step(steps_per_call=4)
   s1, s4 = run.init_state(), run.init_state()
   for _ in range(8):
     s1, m1 = one(s1, run.data, run.keys)
@@ -212,7 +212,7 @@ def test_bf16_vae_trains_like_float32(make_config):
     run = loop.setup(make_config("configs/vae.py", *TINY, *SMALL_VAE, "train.num_steps=50",
                                  f"train.compute_dtype={dtype}"),
                      one_device())
-    fn = step_lib.compile_train_step(run.family, run.sampler, run.mesh, steps_per_call=25)
+    fn = run.compile_train_step(steps_per_call=25)
     state = run.init_state()
     losses[dtype] = []
     for _ in range(2):

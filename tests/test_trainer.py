@@ -42,7 +42,7 @@ def test_step_compiles_once(make_config):
   assert int(state.step) == 4
   assert np.isfinite(float(metrics["loss"]))
   # The loop's own compiled step: one cache entry after many calls.
-  compiled = step_lib.compile_train_step(run.family, run.sampler, run.mesh)
+  compiled = run.compile_train_step()
   for _ in range(3):
     state, _ = compiled(state, run.data, run.keys)
   assert compiled._cache_size() == 1

@@ -35,6 +35,8 @@ def parse_args(argv):
   p.add_argument("--steps_per_dispatch", type=int, default=1, help="train steps per jitted call (lax.scan)")
   p.add_argument("--compute_dtype", choices=("float32", "bfloat16"), default=None,
                  help="config.train.compute_dtype (mixed precision)")
+  p.add_argument("--cpu_conv_kernels", choices=("xla", "ynnpack"), default=None,
+                 help="config.train.cpu_conv_kernels (XLA:CPU convolution kernels; default: each config's own)")
   p.add_argument("--min_steps", type=int, default=20, help="steps per timed round, at least")
   p.add_argument("--min_seconds", type=float, default=2.0, help="seconds per timed round, at least")
   p.add_argument("--repeats", type=int, default=3, help="timed rounds (JAX and PyTorch alternate)")
@@ -59,6 +61,8 @@ def entry_overrides(config_keys, args) -> list[str]:
   out = [f"train.steps_per_dispatch={args.steps_per_dispatch}"]
   if args.compute_dtype:
     out.append(f"train.compute_dtype={args.compute_dtype}")
+  if args.cpu_conv_kernels:
+    out.append(f"train.cpu_conv_kernels={args.cpu_conv_kernels}")
   if args.batch_size:
     out.append(f"data.batch_size={args.batch_size}")
   for key, value in (("g_width", args.g_width), ("d_width", args.d_width)):

@@ -80,6 +80,11 @@ def markdown(train_rows: list[dict], eval_rows: list[dict], scaling: list[dict],
            "Protocol: " + settings["protocol"], "", "## Training throughput", "", train_table(train_rows), ""]
   notes = sorted({r["memory"].get("source", "") for r in train_rows} - {""})
   parts += [f"Memory: {'; '.join(notes)}.", ""]
+  kernels = {f"{r['config']}: {r['cpu_conv_kernels']}" for r in train_rows
+             if r.get("cpu_conv_kernels") and hardware.get("backend", "cpu") == "cpu"}
+  if kernels:
+    parts += ["XLA:CPU convolution kernels (config.train.cpu_conv_kernels, gen_jax/train/cpu_kernels.py): "
+              + ", ".join(sorted(kernels)) + ".", ""]
   if any(r.get("note") for r in train_rows):
     parts += ["Notes: " + " ".join(sorted({r['note'] for r in train_rows if r.get('note')})), ""]
   goal = targets(train_rows)

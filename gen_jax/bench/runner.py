@@ -86,6 +86,8 @@ def supports_steps_per_call() -> bool:
 
 
 def _compile_step(run, steps_per_call: int):
+  if hasattr(run, "compile_train_step"):  # the trainer's own compile, with its compiler options
+    return run.compile_train_step(steps_per_call=steps_per_call)
   if supports_steps_per_call():
     return step_lib.compile_train_step(run.family, run.sampler, run.mesh, steps_per_call=steps_per_call)
   return step_lib.compile_train_step(run.family, run.sampler, run.mesh)
@@ -162,6 +164,8 @@ class JaxBench:
     return {"family": self.run.family.name, "batch_size": self.batch_size, "images_per_step": self.images_per_step,
             "num_devices": int(self.run.mesh.devices.size), "steps_per_dispatch": self.steps_per_call,
             "compute_dtype": str(self.config.train.get("compute_dtype", "float32")),
+            "cpu_conv_kernels": str(self.config.train.get("cpu_conv_kernels", "xla")),
+            "compiler_options": self.run.compiler_options() if hasattr(self.run, "compiler_options") else None,
             "setup_s": self.setup_s, "lower_s": self.lower_s, "compile_s": self.compile_s,
             "first_call_s": self.first_call_s, "flops_per_step": self.flops_per_step,
             "memory": self.memory, "note": self.note}

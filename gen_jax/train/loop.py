@@ -34,6 +34,7 @@ from gen_jax.data.dataset import Dataset
 from gen_jax.data.sampler import BatchSampler, DeviceData, make_sampler, to_device
 from gen_jax.errors import ConfigError, NonFiniteLossError
 from gen_jax.eval.images import make_grid, render_scatter, save_image
+from gen_jax.train import cpu_kernels
 from gen_jax.train import step as step_lib
 from gen_jax.train.checkpoint import Checkpoints
 from gen_jax.train.families import build_family
@@ -64,6 +65,15 @@ class Run:
 
   def init_state(self):
     return step_lib.init_state(self.family, self.sampler, self.data, self.keys, self.mesh)
+
+  def compiler_options(self):
+    """The train step's XLA compiler options (config.train.cpu_conv_kernels; None off CPU)."""
+    choice = self.config.train.get("cpu_conv_kernels", cpu_kernels.DEFAULT_CPU_CONV_KERNELS)
+    return cpu_kernels.compiler_options(choice, self.mesh.devices.flat[0].platform)
+
+  def compile_train_step(self, steps_per_call: int = 1):
+    return step_lib.compile_train_step(self.family, self.sampler, self.mesh, steps_per_call=steps_per_call,
+                                       compiler_options=self.compiler_options())
 
 
 
@@ -203,8 +213,7 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
 
   # One compiled function per call size; the S-step one is used whenever S steps fit before the next event,
   # the 1-step one (compiled on first use) to land exactly on an event step.
-  step_fns = {n: step_lib.compile_train_step(run.family, run.sampler, run.mesh, steps_per_call=n)
-              for n in sorted({1, steps_per_dispatch})}
+  step_fns = {n: run.compile_train_step(steps_per_call=n) for n in sorted({1, steps_per_dispatch})}
   event_periods = (log_every, ckpt_every, sample_every)
   shortest = min(p for p in event_periods if p > 0)
   if steps_per_dispatch > shortest and main:

@@ -90,14 +90,16 @@ def run_keys(seed: int) -> dict[str, jax.Array]:
   return {name: rng.for_purpose(root, name) for name in ("init", "data_order", "train", "eval", "visualize")}
 
 
-def compile_train_step(family: ModelFamily, sampler: BatchSampler, mesh: Mesh, steps_per_call: int = 1):
+def compile_train_step(family: ModelFamily, sampler: BatchSampler, mesh: Mesh, steps_per_call: int = 1,
+                       compiler_options: dict[str, str] | None = None):
   """jit of `steps_per_call` train steps per call, the state donated, explicit replicated shardings.
 
   (state, data, keys) -> (state after the steps, metrics of the last step). Compiles once per shape.
+  `compiler_options` go to XLA as they are (see train/cpu_kernels.py for the ones the trainer passes).
   """
   rep = parallel.replicated(mesh)
   step = make_multi_step(family, sampler, steps_per_call)
-  return jax.jit(step, donate_argnums=0, out_shardings=(rep, rep))
+  return jax.jit(step, donate_argnums=0, out_shardings=(rep, rep), compiler_options=compiler_options)
 
 
 def _make_init(family: ModelFamily, sampler: BatchSampler):
