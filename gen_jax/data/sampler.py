@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from gen_jax.data import binarize
 from gen_jax import parallel
 from gen_jax.data.dataset import Dataset
 from gen_jax.data.synthetic import MixtureDataset, StackedMnist
@@ -77,7 +78,10 @@ class BatchSampler:
     return {"image": self.to_model_input(jnp.asarray(test.images[:n]), key), "label": jnp.asarray(labels, jnp.int32)}
 
   def to_model_input(self, images_uint8: jax.Array, key: jax.Array) -> jax.Array:
-    """uint8 pixels -> model input in [0, 1]; dynamic binarization draws Bernoulli(pixel / 255)."""
+    """uint8 pixels -> model input in [0, 1]; dynamic binarization draws Bernoulli(pixel / 255) (to 7.7e-6:
+    data/binarize.py)."""
+    if self.binarization == "dynamic" and images_uint8.dtype == jnp.uint8:
+      return binarize.dynamic_binarize(key, images_uint8)
     x = images_uint8.astype(jnp.float32) / 255.0
     if self.binarization == "dynamic":
       return jax.random.bernoulli(key, x).astype(jnp.float32)
