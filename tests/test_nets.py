@@ -60,6 +60,28 @@ def test_upsample_methods_shapes(method):
   assert bool(jnp.all(jnp.isfinite(y)))
 
 
+@pytest.mark.parametrize("kernel_size", [1, 2, 3, 4, 5])
+def test_nearest_upsample_conv_is_upsample_then_conv_in_values_gradients_and_parameters(kernel_size):
+  """The phase form (layers.nearest_upsample_conv) against the direct form, on an odd-sized input."""
+  from gen_jax.nets.layers import NearestUpsampleConv
+  x = jax.random.normal(jax.random.key(1), (2, 5, 7, 3))
+  direct = nn.Conv(4, (kernel_size, kernel_size), padding="SAME", name="conv")
+  phased = NearestUpsampleConv(4, kernel_size, name="conv")
+  params = direct.init(jax.random.key(0), nearest_upsample2x(x))
+  # Same parameter names, shapes and initial values: checkpoints of either form load into the other.
+  jax.tree.map(np.testing.assert_array_equal, params, phased.init(jax.random.key(0), x))
+  params = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(jax.random.key(2), p.shape), params)
+  weights = jax.random.normal(jax.random.key(3), (2, 10, 14, 4))  # a non-symmetric loss
+
+  def loss(module, upsample):
+    return lambda p, x: jnp.sum(weights * jnp.tanh(module.apply(p, upsample(x))))
+
+  ref_value, ref_grads = jax.value_and_grad(loss(direct, nearest_upsample2x), argnums=(0, 1))(params, x)
+  value, grads = jax.value_and_grad(loss(phased, lambda x: x), argnums=(0, 1))(params, x)
+  np.testing.assert_allclose(value, ref_value, rtol=1e-5, atol=1e-4)  # a sum of 1120 terms
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), grads, ref_grads)
+
+
 def test_upsample_unknown_method_names_config_key():
   with pytest.raises(ConfigError, match=r"config\.model\.upsample.*pixel_shuffle"):
     Upsample2x(4, method="bilinear").init(jax.random.key(0), jnp.ones((1, 2, 2, 1)))

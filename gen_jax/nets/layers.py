@@ -2,27 +2,26 @@
 
 Upsampling methods (``Upsample2x.method``):
   - 'pixel_shuffle': conv to 4*F channels at low resolution, then depth-to-space (sub-pixel conv).
-  - 'nearest': nearest-neighbour x2 (reshape/broadcast), then a conv to F channels at high resolution.
+  - 'nearest': nearest-neighbour x2, then a conv to F channels -- computed at the input resolution by
+    `nearest_upsample_conv` (four small convolutions, one per output phase; the same function and
+    parameters as upsampling then convolving, with 2.25x fewer multiply-adds for a 3x3 kernel).
   - 'transpose': ``nn.ConvTranspose`` with stride 2.
 
 Measured jitted forward+backward (``value_and_grad`` of a sum w.r.t. params and input), batch 64,
-kernel 3x3, median of 30 runs after warm-up (``python -m gen_jax.nets.measure_upsampling``).
-2026-11-21, 2-core CPU sandbox, jax 0.10.2 (XLA:CPU):
+kernel 3x3, median of 20 interleaved runs after warm-up, compiled as the trainer compiles its step
+(``python -m gen_jax.nets.measure_upsampling``). 2026-11-22, 2-core CPU sandbox, jax 0.10.2 (XLA:CPU):
 
-  method (batch 64, ms)        7x7x128->14x14x64    14x14x64->28x28x32
-  pixel_shuffle                            69.90                 65.39
-  nearest                                  63.26                 63.66
-  transpose                               180.03                207.86
-  nearest (jax.image.resize)               65.12                 93.24
+  method (batch 64, ms)              7x7x128->14x14x64    14x14x64->28x28x32
+  pixel_shuffle                                  34.31                 43.61
+  nearest                                        16.90                 19.11
+  transpose                                     101.35                119.15
+  nearest (upsample, then conv)                  34.21                 41.23
+  nearest (jax.image.resize)                     35.57                 57.49
 
-Eight runs in all (load average 2-3 from other processes on the 2 cores; the last five interleave the
-methods round-robin, one of them with kernel 4x4): in the interleaved runs 'nearest' was equal to or
-faster than 'pixel_shuffle' in every cell but one (1% behind), by up to ~15%; the earlier, non-interleaved
-runs were noisier and split. 'transpose' was 2-3.5x slower than either (not the 25x feared for its
-gradient in isolation, but clearly worst), and ``jax.image.resize`` was 1.2-1.5x slower than
-broadcast/reshape at 28x28. Default: 'nearest' -- fastest measured, same parameter count as a transpose
-conv (pixel shuffle has 4x the weights), and free of checkerboard artifacts (Odena et al. 2016). On GPU
-'nearest' and 'pixel_shuffle' are each one ordinary conv of equal FLOPs (not measured: no GPU here).
+'nearest' is the default: fastest by 2x, the parameter count of a transposed conv (pixel shuffle has 4x
+the weights), and free of checkerboard artifacts (Odena et al. 2016). In earlier sessions, with the direct
+form, 'nearest' and 'pixel_shuffle' were within ~15% of each other and 'transpose' 2-3.5x slower. On GPU
+the phase form is four small convolutions instead of one (not measured: no GPU here).
 """
 import functools
 import operator
@@ -82,6 +81,61 @@ def nearest_upsample2x(x: jax.Array) -> jax.Array:
   return x.reshape(n, 2 * h, 2 * w, c)
 
 
+def _phase_taps(kernel_size: int, phase: int) -> tuple[int, list[list[int]]]:
+  """For output rows 2i + phase of nearest-x2 then a SAME conv of `kernel_size` taps: the first low-res offset
+  and, per low-res offset o = first, first + 1, ..., the kernel taps that land on input row i + o."""
+  before = (kernel_size - 1) // 2  # XLA's SAME padding puts the extra pad of an even kernel after
+  offsets = [(phase + d - before) // 2 for d in range(kernel_size)]
+  first = min(offsets)
+  groups = [[] for _ in range(max(offsets) - first + 1)]
+  for d, o in enumerate(offsets):
+    groups[o - first].append(d)
+  return first, groups
+
+
+def nearest_upsample_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """conv(nearest_upsample2x(x), kernel) with SAME padding, computed at the input resolution.
+
+  Output pixel (2i + a, 2j + b) only sees input pixels near (i, j): for each of the four phases (a, b) the
+  k x k kernel collapses to a smaller one (taps that land on the same input pixel are summed; 2 x 2 for
+  k = 3), applied to the low-resolution input, and the four results are interleaved. Same function and
+  parameters as the upsample-then-convolve form, 2.25x fewer multiply-adds for k = 3, and no gradient of
+  the upsampling (a sum over 2 x 2 blocks) in the backward pass.
+  """
+  kh, kw = kernel.shape[:2]
+  rows = [_phase_taps(kh, a) for a in range(2)]
+  cols = [_phase_taps(kw, b) for b in range(2)]
+  phases = []
+  for first_r, groups_r in rows:
+    k_rows = jnp.stack([sum(kernel[d] for d in g) for g in groups_r])  # [r, kw, cin, cout]
+    row_out = []
+    for first_c, groups_c in cols:
+      k_phase = jnp.stack([sum(k_rows[:, d] for d in g) for g in groups_c], axis=1)  # [r, c, cin, cout]
+      padding = ((-first_r, first_r + len(groups_r) - 1), (-first_c, first_c + len(groups_c) - 1))
+      row_out.append(jax.lax.conv_general_dilated(x, k_phase.astype(x.dtype), (1, 1), padding,
+                                                  dimension_numbers=("NHWC", "HWIO", "NHWC")))
+    phases.append(jnp.stack(row_out, axis=3))  # [n, h, w, 2 (b), cout]
+  y = jnp.stack(phases, axis=2)  # [n, h, 2 (a), w, 2 (b), cout]
+  n, h, _, w, _, cout = y.shape
+  return y.reshape(n, 2 * h, 2 * w, cout)
+
+
+class NearestUpsampleConv(nn.Module):
+  """nearest x2 upsampling then ``nn.Conv(features, kernel_size, padding='SAME')``, computed by
+  `nearest_upsample_conv`. Parameters 'kernel' [k, k, C_in, features] and 'bias' as ``nn.Conv``'s, with its
+  initializers, so checkpoints of either form load into the other."""
+  features: int
+  kernel_size: int = 3
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    k = self.kernel_size
+    kernel = self.param("kernel", nn.linear.default_kernel_init, (k, k, x.shape[-1], self.features))
+    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
+    return nearest_upsample_conv(x, kernel) + bias
+
+
 class Upsample2x(nn.Module):
   """Doubles H and W and maps to ``features`` channels (no activation)."""
   features: int
@@ -95,7 +149,7 @@ class Upsample2x(nn.Module):
     if method == "pixel_shuffle":
       return depth_to_space(nn.Conv(4 * self.features, k, padding="SAME", name="conv")(x), 2)
     if method == "nearest":
-      return nn.Conv(self.features, k, padding="SAME", name="conv")(nearest_upsample2x(x))
+      return NearestUpsampleConv(self.features, self.kernel_size, name="conv")(x)
     return nn.ConvTranspose(self.features, k, strides=(2, 2), padding="SAME", name="conv")(x)
 
 

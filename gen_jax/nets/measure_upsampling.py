@@ -1,8 +1,9 @@
 """Time jitted forward+backward of each Upsample2x method: ``python -m gen_jax.nets.measure_upsampling``.
 
 Prints a table of median milliseconds (after warm-up) of ``value_and_grad`` of a sum w.r.t. params and
-input. The row 'nearest (jax.image.resize)' is the same as 'nearest' but upsamples with
-``jax.image.resize``, to justify the reshape/broadcast implementation.
+input, compiled as the trainer compiles its step (train/cpu_kernels.py). 'nearest' is computed at the input
+resolution (`layers.nearest_upsample_conv`); the row 'nearest (upsample, then conv)' is the same function
+written the direct way, and 'nearest (jax.image.resize)' the direct way with ``jax.image.resize``.
 """
 import argparse
 import statistics
@@ -13,7 +14,8 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-from gen_jax.nets.layers import UPSAMPLE_METHODS, Upsample2x
+from gen_jax.nets.layers import UPSAMPLE_METHODS, Upsample2x, nearest_upsample2x
+from gen_jax.train import cpu_kernels
 
 SHAPES = ((7, 7, 128, 64), (14, 14, 64, 32))  # (H, W, C_in, C_out)
 
@@ -30,10 +32,22 @@ class _ResizeNearest(nn.Module):
     return nn.Conv(self.features, (self.kernel_size,) * 2, padding="SAME")(x)
 
 
+class _UpsampleThenConv(nn.Module):
+  """'nearest' written directly: broadcast/reshape upsampling, then the conv (for comparison only)."""
+  features: int
+  kernel_size: int = 3
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return nn.Conv(self.features, (self.kernel_size,) * 2, padding="SAME")(nearest_upsample2x(x))
+
+
 def make_step(module: nn.Module, x: jax.Array) -> Callable[[], object]:
   """A thunk running one jitted value_and_grad(sum(module(x))) w.r.t. (params, x) to completion."""
   params = module.init(jax.random.key(0), x)
-  step = jax.jit(jax.value_and_grad(lambda p, x: jnp.sum(module.apply(p, x)), argnums=(0, 1)))
+  options = cpu_kernels.compiler_options(cpu_kernels.DEFAULT_CPU_CONV_KERNELS, jax.default_backend())
+  step = jax.jit(jax.value_and_grad(lambda p, x: jnp.sum(module.apply(p, x)), argnums=(0, 1)),
+                 compiler_options=options)
   return lambda: jax.block_until_ready(step(params, x))
 
 
@@ -45,6 +59,7 @@ def measure(batch: int = 64, runs: int = 20, kernel_size: int = 3,
   shared machine hits every method alike.
   """
   candidates = [(m, lambda f, m=m: Upsample2x(f, method=m, kernel_size=kernel_size)) for m in UPSAMPLE_METHODS]
+  candidates.append(("nearest (upsample, then conv)", lambda f: _UpsampleThenConv(f, kernel_size)))
   candidates.append(("nearest (jax.image.resize)", lambda f: _ResizeNearest(f, kernel_size)))
   thunks = {}
   for name, make in candidates:
