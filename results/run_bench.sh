@@ -9,6 +9,6 @@ cd "$(dirname "$0")/.."
 PYTHONPATH=. ${PYTHON:-python} -m gen_jax.bench \
   --configs=mlp_vae,conv_vae,dcgan,resnet_gan@16,vaegan,mlp_vae@1000 \
   --torch --repeats=3 --min_steps=3 --min_seconds=3 --warmup=1 \
-  --eval_memory --eval_ks=500,5000 \
+  --eval_memory --eval_ks=500,5000 --dot_ceiling \
   --scaling=1,2,4,8 --scaling_configs=mlp_vae@128 \
   --json=results/bench_cpu.json --markdown=results/bench_cpu.md

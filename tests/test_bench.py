@@ -32,7 +32,7 @@ def test_cli_writes_json_rows(tmp_path, data_overrides):
   out = tmp_path / "bench.json"
   md = tmp_path / "bench.md"
   args = ["--configs=mlp_vae@32", "--min_steps=2", "--min_seconds=0", "--repeats=1", "--warmup=1",
-          "--peak_size=128", f"--json={out}", f"--markdown={md}", "--quiet", *data_overrides]
+          "--peak_size=128", f"--json={out}", f"--markdown={md}", "--quiet", "--dot_ceiling", *data_overrides]
   if torch_reference.available():
     args += ["--torch", "--torch_threads=1"]
   assert main(args) == 0
@@ -52,6 +52,13 @@ def test_cli_writes_json_rows(tmp_path, data_overrides):
   if torch_reference.available():
     assert row["torch_steps_per_s"] > 0 and row["jax_over_torch"] > 0
   assert "| mlp_vae@32 | 32 |" in md.read_text()
+  # The matmul-only ceiling: the 20 matmuls of the 8 dense layers (no input gradient for the data layer),
+  # never more FLOPs than XLA counts for the whole step.
+  ceiling = row["dot_ceiling"]
+  assert ceiling["num_matmuls"] == 20 and ceiling["batch"] == 32
+  assert ceiling["flops"] == 2 * 32 * (3 * weights - 784 * 200) <= row["flops_per_step"]
+  assert 0 < ceiling["fraction_of_peak"] < 10 and math.isfinite(ceiling["gflops_per_s"])
+  assert "mlp_vae@32: ceiling" in md.read_text()
 
 
 @pytest.mark.parametrize("m,k,n", [(64, 32, 16), (128, 96, 40)])

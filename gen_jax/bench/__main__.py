@@ -53,6 +53,8 @@ def parse_args(argv):
   p.add_argument("--scaling_configs", default="mlp_vae@128,dcgan", help="entries of the scaling table")
   p.add_argument("--json", default=None, help="write the rows (a JSON list) here")
   p.add_argument("--markdown", default=None, help="write a Markdown report here")
+  p.add_argument("--dot_ceiling", action="store_true",
+                 help="for MLP VAE entries, also time each matmul of the step alone (bench/dot_ceiling.py)")
   p.add_argument("--quiet", action="store_true", help="print only the final table")
   return p.parse_args(argv)
 
@@ -132,6 +134,13 @@ def main(argv=None) -> int:
                   "torch_images_per_s": tt["steps_per_s"] * benches["torch"].images_per_step,
                   "torch_threads": threads,
                   "jax_over_torch": timing.paired_ratio(jt["rounds_steps_per_s"], tt["rounds_steps_per_s"])})
+    if args.dot_ceiling and config.model.family == "vae" and config.model.arch == "mlp":
+      from gen_jax.bench import dot_ceiling
+      layers = dot_ceiling.mlp_vae_layers(config, jb.run.dataset.train.images.shape[1:])
+      row["dot_ceiling"] = dot_ceiling.measure(jb.batch_size, layers, jb.run.compiler_options(),
+                                               peak_size=args.peak_size)
+      say(f"[{spec.name}] its matmuls alone: {row['dot_ceiling']['gflops_per_s']:.1f} GFLOP/s, "
+          f"{100 * row['dot_ceiling']['fraction_of_peak']:.1f}% of the peak timed with them")
     rows.append(row)
     say(f"[{spec.name}] compile {desc['lower_s'] + desc['compile_s']:.1f} s, {row['steps_per_s']:.1f} steps/s, "
         f"{row['images_per_s']:.0f} images/s, {row['gflops_per_s']:.1f} GFLOP/s"

@@ -67,6 +67,13 @@ def targets(rows: list[dict]) -> list[str]:
                f"({best['config']}, batch {best['batch_size']}; {100 * best['fraction_of_best_peak']:.1f}% of the "
                f"largest peak of the run) -> {'met' if met else 'NOT met'} (target >= "
                f"{100 * MLP_VAE_PEAK_TARGET:.0f}%)")
+    for r in mlp:
+      if r.get("dot_ceiling"):
+        c = r["dot_ceiling"]
+        out.append(f"- {r['config']}: ceiling {100 * c['fraction_of_peak']:.1f}% of peak -- the step's "
+                   f"{c['num_matmuls']} matmuls alone run at {c['gflops_per_s']:.1f} GFLOP/s ({c['protocol']}); "
+                   f"the whole step reached {100 * r['fraction_of_peak']:.1f}%, i.e. "
+                   f"{r['fraction_of_peak'] / c['fraction_of_peak']:.0%} of its ceiling")
   return out
 
 
