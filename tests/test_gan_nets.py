@@ -248,3 +248,44 @@ def test_build_gan_defaults_for_old_configs():
     64, False, 10, 10, "nearest")
   gen, disc = build_gan(ml_collections.ConfigDict(dict(arch="mlp")), (2,), None)
   assert tuple(gen.hidden) == (128, 128, 128) and gen.out_dim == 2 and not disc.spectral_norm
+
+
+@pytest.mark.parametrize("spectral_norm", [False, True])
+@pytest.mark.parametrize("kernel_size", [1, 2, 3])
+@pytest.mark.parametrize("size", [(8, 6), (7, 9)])
+def test_conv_then_avg_pool_as_one_strided_conv_equals_the_direct_form(spectral_norm, kernel_size, size):
+  """SNConv(pool=True) (layers.conv_avg_pool) against conv then 2x2 average pooling: same variables,
+  outputs, spectral-norm statistics and gradients, on even and odd sizes."""
+  from gen_jax.nets.gan_layers import downsample2x
+
+  class Direct(nn.Module):
+    @nn.compact
+    def __call__(self, x, update_stats=False):
+      return downsample2x(SNConv(4, kernel_size, 1, spectral_norm, name="c")(x, update_stats=update_stats))
+
+  class Fused(nn.Module):
+    @nn.compact
+    def __call__(self, x, update_stats=False):
+      return SNConv(4, kernel_size, 1, spectral_norm, pool=True, name="c")(x, update_stats=update_stats)
+
+  x = jax.random.normal(jax.random.key(1), (2, *size, 3))
+  variables = Direct().init(jax.random.key(0), x)
+  jax.tree.map(np.testing.assert_array_equal, variables, Fused().init(jax.random.key(0), x))
+  weights = jax.random.normal(jax.random.key(2), (2, size[0] // 2, size[1] // 2, 4))
+
+  def loss(module):
+    def f(params, x):
+      y, stats = module.apply({**variables, "params": params}, x, update_stats=True, mutable=["batch_stats"])
+      return jnp.sum(weights * jnp.tanh(y)), stats
+    return jax.value_and_grad(f, argnums=(0, 1), has_aux=True)
+
+  (ref, ref_stats), ref_grads = loss(Direct())(variables["params"], x)
+  (val, stats), grads = loss(Fused())(variables["params"], x)
+  np.testing.assert_allclose(val, ref, rtol=1e-5, atol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), stats, ref_stats)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), grads, ref_grads)
+
+
+def test_pooling_conv_refuses_a_stride():
+  with pytest.raises(ValueError, match="pool=True needs strides=1"):
+    SNConv(4, 3, 2, False, pool=True).init(jax.random.key(0), jnp.ones((1, 4, 4, 1)))

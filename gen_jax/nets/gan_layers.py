@@ -15,6 +15,7 @@ import numpy as np
 import flax.linen as nn
 
 from gen_jax.errors import ConfigError
+from gen_jax.nets.layers import ConvAvgPool
 
 BASE_SIZES = (4, 7)  # Allowed low-resolution side lengths: 4 (32, 64, ...) or 7 (28, 56, ...).
 BN_MOMENTUM = 0.9  # Running-average momentum of generator batch norm (0.1 in PyTorch terms, as SNGAN/BigGAN).
@@ -64,17 +65,27 @@ class SNDense(nn.Module):
 
 
 class SNConv(nn.Module):
-  """``nn.Conv`` (SAME padding) with optional spectral normalization of the reshaped [kh*kw*cin, cout] kernel."""
+  """``nn.Conv`` (SAME padding) with optional spectral normalization of the reshaped [kh*kw*cin, cout] kernel.
+
+  ``pool=True`` appends 2x2 average pooling, computed as one stride-2 convolution (`layers.ConvAvgPool`;
+  same parameters, so the spectral norm is that of the k x k kernel).
+  """
   features: int
   kernel_size: int = 3
   strides: int = 1
   spectral_norm: bool = True
   use_bias: bool = True
+  pool: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, update_stats: bool = False) -> jax.Array:
     k, s = self.kernel_size, self.strides
-    layer = nn.Conv(self.features, (k, k), strides=(s, s), padding="SAME", use_bias=self.use_bias, name="conv")
+    if self.pool:
+      if s != 1:
+        raise ValueError("SNConv: pool=True needs strides=1 (the pooling is the stride)")
+      layer = ConvAvgPool(self.features, k, self.use_bias, name="conv")
+    else:
+      layer = nn.Conv(self.features, (k, k), strides=(s, s), padding="SAME", use_bias=self.use_bias, name="conv")
     return maybe_sn(layer, self.spectral_norm, name="sn")(x, update_stats=update_stats)
 
 

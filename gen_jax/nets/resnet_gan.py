@@ -37,7 +37,8 @@ class UpResBlock(nn.Module):
 
 
 class OptimizedDownBlock(nn.Module):
-  """First D block: 3x3 conv -> ReLU -> 3x3 conv -> avg pool, plus shortcut avg pool -> 1x1 conv."""
+  """First D block: 3x3 conv -> ReLU -> 3x3 conv -> avg pool, plus shortcut avg pool -> 1x1 conv.
+  (conv -> avg pool runs as one stride-2 convolution: gan_layers.SNConv(pool=True).)"""
   features: int
   spectral_norm: bool = True
 
@@ -45,12 +46,13 @@ class OptimizedDownBlock(nn.Module):
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     sn = self.spectral_norm
     h = nn.relu(SNConv(self.features, 3, 1, sn, name="conv_0")(x, update_stats=train))
-    h = downsample2x(SNConv(self.features, 3, 1, sn, name="conv_1")(h, update_stats=train))
+    h = SNConv(self.features, 3, 1, sn, pool=True, name="conv_1")(h, update_stats=train)
     return h + SNConv(self.features, 1, 1, sn, name="shortcut")(downsample2x(x), update_stats=train)
 
 
 class DownResBlock(nn.Module):
-  """ReLU -> 3x3 conv -> ReLU -> 3x3 conv -> avg pool, plus shortcut 1x1 conv -> avg pool."""
+  """ReLU -> 3x3 conv -> ReLU -> 3x3 conv -> avg pool, plus shortcut 1x1 conv -> avg pool (computed as avg
+  pool -> 1x1 conv, and conv -> avg pool as one stride-2 convolution: the same function, fewer FLOPs)."""
   features: int
   spectral_norm: bool = True
 
@@ -58,8 +60,9 @@ class DownResBlock(nn.Module):
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     sn = self.spectral_norm
     h = SNConv(self.features, 3, 1, sn, name="conv_0")(nn.relu(x), update_stats=train)
-    h = downsample2x(SNConv(self.features, 3, 1, sn, name="conv_1")(nn.relu(h), update_stats=train))
-    return h + downsample2x(SNConv(self.features, 1, 1, sn, name="shortcut")(x, update_stats=train))
+    h = SNConv(self.features, 3, 1, sn, pool=True, name="conv_1")(nn.relu(h), update_stats=train)
+    # A 1x1 conv commutes with average pooling; pooling first is 4x cheaper.
+    return h + SNConv(self.features, 1, 1, sn, name="shortcut")(downsample2x(x), update_stats=train)
 
 
 class ResNetGenerator(nn.Module):
