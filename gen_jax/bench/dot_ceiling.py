@@ -13,7 +13,6 @@ import time
 from typing import Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 
 from gen_jax.bench.peak import matmul_peak
 

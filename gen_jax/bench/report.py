@@ -92,8 +92,6 @@ def markdown(train_rows: list[dict], eval_rows: list[dict], scaling: list[dict],
   if kernels:
     parts += ["XLA:CPU convolution kernels (config.train.cpu_conv_kernels, gen_jax/train/cpu_kernels.py): "
               + ", ".join(sorted(kernels)) + ".", ""]
-  if any(r.get("note") for r in train_rows):
-    parts += ["Notes: " + " ".join(sorted({r['note'] for r in train_rows if r.get('note')})), ""]
   goal = targets(train_rows)
   if goal:
     parts += ["## Targets", "", *goal, ""]

@@ -10,7 +10,6 @@ temporaries - donated aliases).
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import pathlib
 import time
 from typing import Sequence
@@ -21,7 +20,6 @@ from gen_jax import config as config_lib
 from gen_jax.bench.peak import compiled_flops
 from gen_jax.errors import ConfigError
 from gen_jax.train import loop
-from gen_jax.train import step as step_lib
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -81,16 +79,9 @@ def build_config(spec: BenchSpec, overrides: Sequence[str] = ()):
   return config_lib.validate_config(config)
 
 
-def supports_steps_per_call() -> bool:
-  return "steps_per_call" in inspect.signature(step_lib.compile_train_step).parameters
-
-
 def _compile_step(run, steps_per_call: int):
-  if hasattr(run, "compile_train_step"):  # the trainer's own compile, with its compiler options
-    return run.compile_train_step(steps_per_call=steps_per_call)
-  if supports_steps_per_call():
-    return step_lib.compile_train_step(run.family, run.sampler, run.mesh, steps_per_call=steps_per_call)
-  return step_lib.compile_train_step(run.family, run.sampler, run.mesh)
+  """The trainer's own compile of the step (its compiler options included)."""
+  return run.compile_train_step(steps_per_call=steps_per_call)
 
 
 def memory_report(compiled) -> dict:
@@ -123,10 +114,7 @@ class JaxBench:
     self.run = loop.setup(config)
     self.state = jax.block_until_ready(self.run.init_state())
     self.setup_s = time.perf_counter() - t0
-    self.steps_per_call = int(steps_per_dispatch) if supports_steps_per_call() else 1
-    self.note = "" if self.steps_per_call == int(steps_per_dispatch) else (
-        f"steps_per_dispatch={steps_per_dispatch} requested, but compile_train_step has no steps_per_call "
-        "argument in this checkout; measured 1 step per call")
+    self.steps_per_call = int(steps_per_dispatch)
     # XLA:CPU runs all fake devices on one thread pool: wait for each multi-device step (see train/loop.py).
     self.sync_each_step = (jax.default_backend() == "cpu" and self.run.mesh.devices.size > 1
                            if sync_each_step is None else sync_each_step)
@@ -165,7 +153,7 @@ class JaxBench:
             "num_devices": int(self.run.mesh.devices.size), "steps_per_dispatch": self.steps_per_call,
             "compute_dtype": str(self.config.train.get("compute_dtype", "float32")),
             "cpu_conv_kernels": str(self.config.train.get("cpu_conv_kernels", "xla")),
-            "compiler_options": self.run.compiler_options() if hasattr(self.run, "compiler_options") else None,
+            "compiler_options": self.run.compiler_options(),
             "setup_s": self.setup_s, "lower_s": self.lower_s, "compile_s": self.compile_s,
             "first_call_s": self.first_call_s, "flops_per_step": self.flops_per_step,
-            "memory": self.memory, "note": self.note}
+            "memory": self.memory}

@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from gen_jax.data import binarize
 from gen_jax import parallel
+from gen_jax.data import binarize
 from gen_jax.data.dataset import Dataset
 from gen_jax.data.synthetic import MixtureDataset, StackedMnist
 from gen_jax.errors import ConfigError

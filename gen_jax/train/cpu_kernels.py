@@ -17,6 +17,9 @@ Measured on the 2-core sandbox CPU (jaxlib 0.10.2), jitted value_and_grad of one
 
 and on whole train steps (`python -m gen_jax.bench`, one process, interleaved): conv VAE 207 -> 147 ms,
 DCGAN 236 -> 222 ms. The MLP models have no convolution, so their compiled step is the same either way.
+REDUCE stays: YNNPACK's reductions make batch norm ~3x faster, though a REDUCE fusion can still pull in the
+convolution that feeds it (an average pool after a conv); `nets/layers.py` removes those patterns
+(`nearest_upsample_conv`, `conv_avg_pool`), which is faster on either library.
 The option applies only when the mesh's devices are CPUs; on GPU and TPU nothing is passed. A jaxlib
 that does not know the option or its values is detected once (a tiny probe compile) and then left at its
 default with a warning, rather than failing the run.
