@@ -259,7 +259,9 @@ class ResNetDiscriminator(nn.Module if torch else object):
     c0, c1, sc = self.b0
     h = F.avg_pool2d(c1(F.relu(c0(x))), 2) + sc(F.avg_pool2d(x, 2))
     for c0, c1, sc in self.blocks:
-      h = F.avg_pool2d(c1(F.relu(c0(F.relu(h)))), 2) + F.avg_pool2d(sc(h), 2)
+      # 1x1 shortcut after pooling, as gen_jax (they commute; 4x cheaper). The 3x3 conv + pool stays direct,
+      # as a PyTorch user writes it; gen_jax runs it as one stride-2 conv (nets/layers.py conv_avg_pool).
+      h = F.avg_pool2d(c1(F.relu(c0(F.relu(h)))), 2) + sc(F.avg_pool2d(h, 2))
     feat = h
     return self.out(torch.sum(F.relu(h), dim=(2, 3)))[:, 0], feat
 
