@@ -119,6 +119,18 @@ def test_vae_loop_with_three_steps_per_call_logs_checkpoints_and_resumes_like_si
   assert_trees_equal(state, resumed["state"])
 
 
+def test_multi_step_calls_of_a_conv_model_on_cpu_print_the_slowdown_note(make_config, tmp_path, capsys):
+  config = make_config("configs/vae.py:conv", *TINY, "model.features=(4,8)", "model.latent_dim=2",
+                       "train.num_steps=2", "train.log_every=2", "train.checkpoint_every=2",
+                       "train.steps_per_dispatch=2")
+  loop.train(config, tmp_path / "conv", progress=False, mesh=one_device())
+  assert "steps_per_dispatch=2 with a convolutional model on CPU" in capsys.readouterr().out
+  mlp = make_config("configs/vae.py", *TINY, *SMALL_VAE, "train.num_steps=2", "train.log_every=2",
+                    "train.checkpoint_every=2", "train.steps_per_dispatch=2")
+  loop.train(mlp, tmp_path / "mlp", progress=False, mesh=one_device())
+  assert "convolutional model" not in capsys.readouterr().out
+
+
 def test_gan_four_steps_per_call_equal_four_single_steps(make_config):
   """Toy GAN with the R1 penalty (an input gradient inside the loss): params, optimizer state, last metrics."""
   run = loop.setup(make_config("configs/gan_toy.py", *TINY, *TOY_GAN), one_device())

@@ -220,6 +220,12 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
     print(f"Note: config.train.steps_per_dispatch={steps_per_dispatch} exceeds the shortest of log_every / "
           f"checkpoint_every / sample_every ({shortest}), so most calls run single steps; raise those periods "
           f"to a multiple of {steps_per_dispatch} to get {steps_per_dispatch} steps per call.", flush=True)
+  if (steps_per_dispatch > 1 and main and config.model.get("arch", "mlp") != "mlp"
+      and run.mesh.devices.flat[0].platform == "cpu"):
+    print(f"Note: config.train.steps_per_dispatch={steps_per_dispatch} with a convolutional model on CPU: "
+          "XLA:CPU runs a convolution's kernel gradient inside the multi-step loop on a slow generic path "
+          "(measured 14x slower for the conv VAE step); use steps_per_dispatch=1 for convolutional models on "
+          "CPU.", flush=True)
   meta_base = {"config": config_lib.to_dict(config), "dataset": run.dataset.source,
                "num_devices": run.mesh.devices.size, "device_kind": jax.devices()[0].device_kind}
 
