@@ -80,11 +80,9 @@ class BatchSampler:
   def to_model_input(self, images_uint8: jax.Array, key: jax.Array) -> jax.Array:
     """uint8 pixels -> model input in [0, 1]; dynamic binarization draws Bernoulli(pixel / 255) (to 7.7e-6:
     data/binarize.py)."""
-    if self.binarization == "dynamic" and images_uint8.dtype == jnp.uint8:
+    if self.binarization == "dynamic":  # Dataset guarantees uint8 pixels
       return binarize.dynamic_binarize(key, images_uint8)
     x = images_uint8.astype(jnp.float32) / 255.0
-    if self.binarization == "dynamic":
-      return jax.random.bernoulli(key, x).astype(jnp.float32)
     if self.binarization == "fixed":
       return (x > 0.5).astype(jnp.float32)
     return x

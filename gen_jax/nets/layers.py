@@ -163,12 +163,10 @@ class ConvAvgPool(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     k = self.kernel_size
     kernel = self.param("kernel", nn.linear.default_kernel_init, (k, k, x.shape[-1], self.features))
-    if not self.use_bias:
-      x, kernel = nn.dtypes.promote_dtype(x, kernel)
-      return conv_avg_pool(x, kernel)
-    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,)) if self.use_bias else None
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
-    return conv_avg_pool(x, kernel) + bias
+    y = conv_avg_pool(x, kernel)
+    return y if bias is None else y + bias
 
 
 class Upsample2x(nn.Module):
