@@ -3,6 +3,8 @@ import gzip
 import pathlib
 import struct
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
@@ -259,3 +261,13 @@ def test_array_split_validates():
     ArraySplit(np.zeros((2, 4, 4, 1), np.float32), None)
   with pytest.raises(DatasetError, match="int32"):
     ArraySplit(np.zeros((2, 4, 4, 1), np.uint8), np.zeros(3, np.int32))
+
+
+@pytest.mark.parametrize("shape", [(50, 28, 28, 1), (50, 5, 3, 2), (50, 7)])
+def test_gather_rows_equals_fancy_indexing(shape):
+  from gen_jax.data.sampler import gather_rows
+  images = jnp.asarray(np.random.RandomState(0).randint(0, 256, shape).astype(np.uint8))
+  index = jnp.asarray([3, 0, 49, 3, 17], jnp.int32)
+  out = jax.jit(gather_rows)(images, index)
+  assert out.shape == (5,) + shape[1:] and out.dtype == jnp.uint8
+  np.testing.assert_array_equal(np.asarray(out), np.asarray(images)[np.asarray(index)])

@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import erfcx, log_ndtr, logsumexp
 
+from gen_jax import threefry
+
 Array = jax.Array
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -54,8 +56,10 @@ def reparameterize(key: Array, mean: Array, logvar: Array, num_samples: int = 1)
   """Draws z_s = mean + exp(logvar / 2) * eps_s, eps_s ~ N(0, I): shape [num_samples, *mean.shape].
 
   The samples are differentiable in (mean, logvar) (the reparameterization trick, Kingma & Welling 2014).
+  eps comes from `threefry.normal` (JAX's generator and transform, unrolled: ~0.75 ms less per MLP VAE
+  step at batch 1000 on XLA:CPU than `jax.random.normal`).
   """
-  eps = jax.random.normal(key, (num_samples,) + tuple(jnp.shape(mean)), dtype=jnp.result_type(mean))
+  eps = threefry.normal(key, (num_samples,) + tuple(jnp.shape(mean)), dtype=jnp.result_type(mean))
   return mean + jnp.exp(0.5 * logvar) * eps
 
 
@@ -69,22 +73,25 @@ def bernoulli_log_prob(x: Array, logits: Array) -> Array:
 
 @jax.custom_jvp
 def softplus(x: Array) -> Array:
-  """log(1 + e^x) = max(x, 0) + log1p(e^-|x|), stable for any finite x.
+  """log(1 + e^x) = max(x, 0) + log(1 + e^-|x|), stable for any finite x.
 
-  Same values and derivative as `jax.nn.softplus`, cheaper: the derivative sigmoid(x) is formed from the
-  forward's e^-|x| (one exponential per element in all), where `jax.nn.softplus` (logaddexp's JVP) computes
-  a second one. On XLA:CPU, value_and_grad of a [1000, 784] Bernoulli log-likelihood took 1.3 ms against
-  2.0 ms: a twentieth of an MLP VAE step at batch 1000.
+  Same values (to 6e-8 absolute) and derivative as `jax.nn.softplus`, cheaper: the derivative sigmoid(x)
+  is formed from the forward's e^-|x| (one exponential per element in all), where `jax.nn.softplus`
+  (logaddexp's JVP) computes a second one. On XLA:CPU, value_and_grad of a [1000, 784] Bernoulli
+  log-likelihood took 1.3 ms against 2.0 ms: a twentieth of an MLP VAE step at batch 1000.
+  log(1 + e) instead of log1p(e): XLA:CPU's log is vectorized, its log1p 2.4x slower (0.85 vs 0.35 ms on
+  784,000 elements); rounding 1 + e costs at most 2^-24 absolute, 5e-5 nats over a 784-pixel image.
   """
-  return jnp.maximum(x, 0) + jnp.log1p(jnp.exp(-jnp.abs(x)))
+  return jnp.maximum(x, 0) + jnp.log(1 + jnp.exp(-jnp.abs(x)))
 
 
 @softplus.defjvp
 def _softplus_jvp(primals, tangents):
   (x,), (t,) = primals, tangents
   e = jnp.exp(-jnp.abs(x))
-  r = 1 / (1 + e)
-  return jnp.maximum(x, 0) + jnp.log1p(e), jnp.where(x >= 0, r, e * r) * t
+  one_plus_e = 1 + e
+  r = 1 / one_plus_e
+  return jnp.maximum(x, 0) + jnp.log(one_plus_e), jnp.where(x >= 0, r, e * r) * t
 
 
 def log_mean_exp(a: Array, axis: int | tuple[int, ...] | None = None) -> Array:

@@ -72,6 +72,11 @@ def _to_grid(y: Array, num_bins: int) -> Array:
   return jnp.clip(jnp.round(y * levels), 0, levels) / levels
 
 
+def _flat_event(a: Array) -> Array:
+  """[..., H, W, C] -> [..., H*W*C]."""
+  return a.reshape(a.shape[:-3] + (-1,))
+
+
 def _clip_log_scale(log_scale: Array) -> Array:
   return jnp.clip(log_scale, LOG_SCALE_MIN, LOG_SCALE_MAX)
 
@@ -85,7 +90,9 @@ class BernoulliLikelihood:
   is_discrete: bool = True
 
   def log_prob(self, x: Array, out: Array) -> Array:
-    return jnp.sum(distributions.bernoulli_log_prob(x, out), axis=_EVENT_AXES)
+    # On [..., H*W*C] rows: on [S, B, H, W, C] XLA:CPU gave the elementwise loops non-default layouts
+    # with copies inside (MLP VAE step, batch 1000: 2.0 -> 1.4 ms for the likelihood and its gradient).
+    return jnp.sum(distributions.bernoulli_log_prob(_flat_event(x), _flat_event(out)), axis=-1)
 
   def mean(self, out: Array) -> Array:
     return jax.nn.sigmoid(out)

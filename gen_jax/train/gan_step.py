@@ -137,10 +137,10 @@ class GanFamily:
       return loss, (aux, coll)
 
     (_, (aux, coll)), grads = jax.value_and_grad(loss_fn, has_aux=True)(disc.params)
-    disc = disc.apply_gradients(grads, self.d_tx, collections=coll)
+    aux["d_grad_norm"] = optax.tree.norm(grads)
+    disc = disc.apply_gradients(grads, self.d_tx, collections=coll, after=aux["d_grad_norm"])
     if self.clip_value > 0:
       disc = disc.replace(params=gan_objective.clip_weights(disc.params, self.clip_value))
-    aux["d_grad_norm"] = optax.tree.norm(grads)
     return disc, aux
 
   def generator_step(self, gen: ModelState, disc: ModelState, y, key):
@@ -152,8 +152,9 @@ class GanFamily:
       return gan_objective.generator_loss(self.loss_kind, logits), (coll, fake)
 
     (loss, (coll, fake)), grads = jax.value_and_grad(loss_fn, has_aux=True)(gen.params)
-    gen = gen.apply_gradients(grads, self.g_tx, self.ema_decay, collections=coll)
-    return gen, {"g_loss": loss, "g_grad_norm": optax.tree.norm(grads)}, fake
+    grad_norm = optax.tree.norm(grads)
+    gen = gen.apply_gradients(grads, self.g_tx, self.ema_decay, collections=coll, after=grad_norm)
+    return gen, {"g_loss": loss, "g_grad_norm": grad_norm}, fake
 
   def update_models(self, models, batch, key, step):
     gen, disc = models["generator"], models["discriminator"]

@@ -106,16 +106,16 @@ class VaeGanFamily:
     g_enc = vjp(jnp.array([1.0, 0.0, 0.0]))[0]
     g_dec = vjp(jnp.array([0.0, 1.0, 0.0]))[1]
     g_dis = vjp(jnp.array([0.0, 0.0, 1.0]))[2]
-    new = {"encoder": enc.apply_gradients(g_enc, self.tx),
-           "decoder": dec.apply_gradients(g_dec, self.tx, self.ema_decay, collections=aux["g_coll"]),
-           "discriminator": dis.apply_gradients(g_dis, self.d_tx, collections=aux["d_coll"])}
+    norms = (optax.tree.norm(g_enc), optax.tree.norm(g_dec), optax.tree.norm(g_dis))
+    new = {"encoder": enc.apply_gradients(g_enc, self.tx, after=norms),
+           "decoder": dec.apply_gradients(g_dec, self.tx, self.ema_decay, collections=aux["g_coll"], after=norms),
+           "discriminator": dis.apply_gradients(g_dis, self.d_tx, collections=aux["d_coll"], after=norms)}
     losses = aux["losses"]
     metrics = {"enc_loss": losses["encoder"], "dec_loss": losses["decoder"], "dis_loss": losses["discriminator"],
                "kl": losses["prior"], "llike": losses["llike"], "gan_d": losses["gan_d"], "gan_g": losses["gan_g"],
                "d_real": aux["d_real"], "d_recon": aux["d_recon"], "d_prior": aux["d_prior"],
                "recon_mse": jnp.mean(jnp.square((aux["x_rec"] - x) / 2.0)),
-               "enc_grad_norm": optax.tree.norm(g_enc), "dec_grad_norm": optax.tree.norm(g_dec),
-               "dis_grad_norm": optax.tree.norm(g_dis)}
+               "enc_grad_norm": norms[0], "dec_grad_norm": norms[1], "dis_grad_norm": norms[2]}
     return new, metrics
 
   # --- images and evaluation ----------------------------------------------------------------
