@@ -56,8 +56,8 @@ def reparameterize(key: Array, mean: Array, logvar: Array, num_samples: int = 1)
   """Draws z_s = mean + exp(logvar / 2) * eps_s, eps_s ~ N(0, I): shape [num_samples, *mean.shape].
 
   The samples are differentiable in (mean, logvar) (the reparameterization trick, Kingma & Welling 2014).
-  eps comes from `threefry.normal` (JAX's generator and transform, unrolled: ~0.75 ms less per MLP VAE
-  step at batch 1000 on XLA:CPU than `jax.random.normal`).
+  eps comes from `threefry.normal` (JAX's generator and transform, unrolled: 0.15 instead of 0.40 ms for
+  the [1, 1000, 50] draws of an MLP VAE step at batch 1000 on XLA:CPU).
   """
   eps = threefry.normal(key, (num_samples,) + tuple(jnp.shape(mean)), dtype=jnp.result_type(mean))
   return mean + jnp.exp(0.5 * logvar) * eps
