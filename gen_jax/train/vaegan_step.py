@@ -86,7 +86,7 @@ class VaeGanFamily:
     def forward(e_params, g_params, d_params):
       mean, logvar = p.wrap(self.encode)(e_params, x, y)
       kl = jnp.sum(distributions.gaussian_kl_to_standard(mean, logvar), axis=-1)
-      z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(k_eps, mean.shape)
+      z = distributions.reparameterize(k_eps, mean, logvar)[0]
       x_rec, g_coll = self.dec_train(g_params, dec.collections, z, self.labels_for(y), train=True)
       z_p = jax.random.normal(k_prior, mean.shape)
       x_p, g_coll = self.dec_train(g_params, g_coll, z_p, self.labels_for(y), train=True)
