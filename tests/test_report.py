@@ -270,3 +270,22 @@ def test_report_end_to_end_on_tiny_vae_and_gan(make_config, tmp_path):
     assert (paths["index_html"].parent / urllib.parse.unquote(src)).is_file()
   assert any("vae" in s and "reconstructions" in s for s in page.images)
   assert any("gan" in s and "samples" in s for s in page.images)
+
+
+def test_results_tables_read_eval_metrics_and_name_the_missing_command(tmp_path):
+  from gen_jax.eval import nll_table
+  run = tmp_path / "iwae_k5"
+  with pytest.raises(SystemExit, match=r"eval\.py --workdir=.*iwae_k5"):
+    nll_table.row_for(run)
+  (run / "eval").mkdir(parents=True)
+  (run / "eval" / "metrics.json").write_text(json.dumps({
+      "config": {"objective": {"name": "iwae", "num_samples": 5}, "data": {"batch_size": 100}},
+      "metrics": {"nll": 85.91, "elbo": -87.25, "active_units": 21, "num_latents": 50},
+      "protocol": {"split": "test", "num_examples": 10000, "num_importance_samples": 5000,
+                   "binarization": "dynamic, seed 3", "seed": 0},
+      "train": {"wall_seconds": 600.0, "num_devices": 1, "device_kind": "cpu"}, "step": 1200}))
+  row = nll_table.row_for(run)
+  assert (row["model"], row["k"], row["published"], row["epochs"]) == ("IWAE", 5, 85.54, 2.0)
+  table = nll_table.to_markdown([row])
+  assert "| iwae_k5 | IWAE | 5 | 85.91 | 87.25 | 21/50 | 85.54 | 1200 | 2 | 10.0 min | 1x cpu |" in table
+  assert "test split, 10000 images, k=5000, dynamic, seed 0" in table

@@ -8,17 +8,13 @@ with the protocol (sample count, criterion, seed) and the training budget.
 """
 from __future__ import annotations
 
-import json
 import pathlib
 
 from gen_jax.eval import table_cli
 
 
 def row_for(workdir: pathlib.Path) -> dict:
-  path = workdir / "eval" / "metrics.json"
-  if not path.exists():
-    raise SystemExit(f"{path} not found: run `python eval.py --workdir={workdir}` first")
-  report = json.loads(path.read_text())
+  report = table_cli.read_eval_report(workdir)
   cfg, m, p, t = report["config"], report["metrics"], report["protocol"], report["train"]
   gan = cfg["gan"]
   extras = [f"{k}={gan[k]}" for k in ("gp_weight", "r1_weight", "clip_value") if gan.get(k)]

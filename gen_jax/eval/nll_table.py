@@ -8,7 +8,6 @@ hardware. Nothing is typed in by hand except the published reference numbers.
 """
 from __future__ import annotations
 
-import json
 import pathlib
 
 from gen_jax.eval import table_cli
@@ -20,10 +19,7 @@ PUBLISHED = {("elbo", 1): 86.76, ("elbo", 5): 86.47, ("elbo", 50): 86.35,
 
 
 def row_for(workdir: pathlib.Path) -> dict:
-  path = workdir / "eval" / "metrics.json"
-  if not path.exists():
-    raise SystemExit(f"{path} not found: run `python eval.py --workdir={workdir}` first")
-  report = json.loads(path.read_text())
+  report = table_cli.read_eval_report(workdir)
   cfg, m, p, t = report["config"], report["metrics"], report["protocol"], report["train"]
   obj, k = cfg["objective"]["name"], int(cfg["objective"]["num_samples"])
   steps = int(report["step"])

@@ -2,8 +2,17 @@
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 from typing import Callable
+
+
+def read_eval_report(workdir: pathlib.Path) -> dict:
+  """The `<workdir>/eval/metrics.json` that eval.py writes; a missing file says which command makes it."""
+  path = workdir / "eval" / "metrics.json"
+  if not path.exists():
+    raise SystemExit(f"{path} not found: run `python eval.py --workdir={workdir}` first")
+  return json.loads(path.read_text())
 
 
 def main(doc: str, row_for: Callable[[pathlib.Path], dict], to_markdown: Callable[[list[dict]], str]) -> None:
