@@ -59,6 +59,21 @@ def test_cli_writes_json_rows(tmp_path, data_overrides):
   assert ceiling["flops"] == 2 * 32 * (3 * weights - 784 * 200) <= row["flops_per_step"]
   assert 0 < ceiling["fraction_of_peak"] < 10 and math.isfinite(ceiling["gflops_per_s"])
   assert "mlp_vae@32: ceiling" in md.read_text()
+  assert row["peak_dtype"] == row["peak"]["dtype"] == "float32" and "Matmul peak (float32)" in md.read_text()
+
+
+def test_mixed_precision_rows_are_measured_against_the_bfloat16_matmul_peak(tmp_path, data_overrides):
+  """A bfloat16 step's fraction of peak is taken against a bfloat16 matmul (tensor cores on a GPU), not the
+  float32 one; the report says which."""
+  from gen_jax.bench.__main__ import main
+  out, md = tmp_path / "bench.json", tmp_path / "bench.md"
+  assert main(["--configs=mlp_vae@32", "--compute_dtype=bfloat16", "--min_steps=2", "--min_seconds=0",
+               "--repeats=1", "--warmup=1", "--peak_size=128", f"--json={out}", f"--markdown={md}", "--quiet",
+               *data_overrides]) == 0
+  row = json.loads(out.read_text())[0]
+  assert row["compute_dtype"] == "bfloat16" and row["peak_dtype"] == row["peak"]["dtype"] == "bfloat16"
+  assert "bfloat16" in row["peak"]["protocol"] and math.isfinite(row["fraction_of_peak"])
+  assert "Matmul peak (bfloat16)" in md.read_text() and "Matmul peak (float32)" not in md.read_text()
 
 
 @pytest.mark.parametrize("m,k,n", [(64, 32, 16), (128, 96, 40)])

@@ -45,6 +45,8 @@ def parse_args(argv):
   p.add_argument("--torch_threads", type=int, default=None, help="PyTorch threads (default: usable cores)")
   p.add_argument("--no_peak", action="store_true", help="skip the matmul-peak measurement")
   p.add_argument("--peak_size", type=int, default=None, help="matmul size of the peak measurement")
+  p.add_argument("--peak_dtype", choices=("float32", "bfloat16"), default=None,
+                 help="dtype of the peak matmul (default: --compute_dtype, else float32)")
   p.add_argument("--eval_memory", action="store_true", help="add the importance-sampled NLL memory rows")
   p.add_argument("--eval_memory_config", default="mlp_vae", help="VAE entry of the NLL memory rows")
   p.add_argument("--eval_ks", default="500,5000", help="importance-sample counts k of the NLL memory rows")
@@ -77,7 +79,7 @@ def main(argv=None) -> int:
   args = parse_args(sys.argv[1:] if argv is None else argv)
 
   from gen_jax.bench import hardware, report, runner, timing
-  from gen_jax.bench.peak import MatmulBench as PeakMatmul, PeakTracker
+  from gen_jax.bench.peak import MatmulBench as PeakMatmul, PeakTracker, peak_dtype
   if args.torch:
     from gen_jax.bench import torch_reference  # sets OMP_WAIT_POLICY=PASSIVE unless set (see there)
 
@@ -88,9 +90,17 @@ def main(argv=None) -> int:
   hw = hardware.describe()
   hw["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "")
   say(f"hardware: {hardware.one_line(hw)}")
-  peak = PeakTracker(args.peak_size, enabled=not args.no_peak)
-  if peak.enabled:
-    say(f"matmul peak: {peak.measure():.1f} GFLOP/s ({peak.last['protocol']})")
+  # One peak per dtype the entries compute in (a bfloat16 step against the bfloat16 matmul peak).
+  peaks: dict[str, PeakTracker] = {}
+
+  def tracker(dtype: str) -> PeakTracker:
+    if dtype not in peaks:
+      peaks[dtype] = PeakTracker(args.peak_size, enabled=not args.no_peak, dtype=dtype)
+      if peaks[dtype].enabled:
+        say(f"matmul peak: {peaks[dtype].measure():.1f} GFLOP/s ({peaks[dtype].last['protocol']})")
+    return peaks[dtype]
+
+  main_peak = tracker(peak_dtype(args.compute_dtype, args.peak_dtype))
   use_torch = args.torch and torch_reference.available()
   torch_note = torch_reference.TORCH_MISSING if args.torch and not use_torch else ""
   if torch_note:
@@ -103,6 +113,8 @@ def main(argv=None) -> int:
     config = runner.build_config(spec, entry_overrides(set(base.model.keys()), args))
     say(f"[{spec.name}] {spec.config_spec} batch {config.data.batch_size}: compiling ...")
     jb = runner.JaxBench(config, steps_per_dispatch=args.steps_per_dispatch)
+    dtype = peak_dtype(config.train.get("compute_dtype"), args.peak_dtype)
+    peak = tracker(dtype)
     benches = {"jax": jb}
     entry_note = torch_note
     if use_torch:
@@ -111,7 +123,7 @@ def main(argv=None) -> int:
       except ValueError as e:
         entry_note = f"no PyTorch reference: {e}"
     if peak.enabled:
-      benches["peak"] = PeakMatmul(args.peak_size)
+      benches["peak"] = PeakMatmul(args.peak_size, dtype)
     times = timing.interleaved(benches, repeats=args.repeats, min_steps=args.min_steps,
                                min_seconds=args.min_seconds, warmup_calls=args.warmup)
     desc = jb.describe()
@@ -127,7 +139,8 @@ def main(argv=None) -> int:
            "steps_per_round": jt["steps_per_round"], "timed_seconds": jt["seconds"],
            "images_per_s": jt["steps_per_s"] * jb.images_per_step,
            "gflops_per_s": jb.flops_per_step * jt["steps_per_s"] / 1e9,
-           "rss": hardware.rss_bytes(), "torch_note": entry_note, "fraction_of_peak": paired_fraction}
+           "rss": hardware.rss_bytes(), "torch_note": entry_note, "fraction_of_peak": paired_fraction,
+           "peak_dtype": dtype}
     if "torch" in times:
       tt = times["torch"]
       row.update({"torch_steps_per_s": tt["steps_per_s"], "torch_rounds_steps_per_s": tt["rounds_steps_per_s"],
@@ -138,7 +151,7 @@ def main(argv=None) -> int:
       from gen_jax.bench import dot_ceiling
       layers = dot_ceiling.mlp_vae_layers(config, jb.run.dataset.train.images.shape[1:])
       row["dot_ceiling"] = dot_ceiling.measure(jb.batch_size, layers, jb.run.compiler_options(),
-                                               peak_size=args.peak_size)
+                                               peak_size=args.peak_size, dtype=dtype)
       say(f"[{spec.name}] its matmuls alone: {row['dot_ceiling']['gflops_per_s']:.1f} GFLOP/s, "
           f"{100 * row['dot_ceiling']['fraction_of_peak']:.1f}% of the peak timed with them")
     rows.append(row)
@@ -149,10 +162,10 @@ def main(argv=None) -> int:
     del jb, benches
     gc.collect()
 
-  best_peak = peak.best
   for row in rows:
+    best_peak = peaks[row["peak_dtype"]].best
     row["peak_gflops_per_s"] = best_peak
-    row["fraction_of_best_peak"] = row["gflops_per_s"] / best_peak if peak.enabled else float("nan")
+    row["fraction_of_best_peak"] = row["gflops_per_s"] / best_peak if main_peak.enabled else float("nan")
 
   eval_rows = []
   if args.eval_memory:
@@ -171,17 +184,18 @@ def main(argv=None) -> int:
     scaling = scaling_rows(args.scaling_configs, counts, extra)
 
   hw["load_average_end"] = hardware.load_average()
-  peak_info = peak.summary()
+  peak_info = {dtype: tracker.summary() for dtype, tracker in peaks.items()}
   for row in rows + eval_rows + scaling:
     row.setdefault("kind", "train")
     row["hardware"] = hw
-    row["peak"] = peak_info
+    row["peak"] = peak_info.get(row.get("peak_dtype"), peak_info[main_peak.dtype])
   command = "python -m gen_jax.bench " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
   settings = {"protocol": (
       f"train steps of each config on its dataset (train split, seed from the config), {args.warmup} warm-up calls "
       f"after the first, then {args.repeats} timed rounds of >= {args.min_steps} steps and >= {args.min_seconds} s "
       f"each (block_until_ready at the ends of a round only), JAX and PyTorch alternating; steps/s is the median "
-      f"round, jax/torch the median of the per-round ratios. The peak matmul is timed in the same rounds; "
+      f"round, jax/torch the median of the per-round ratios. The peak matmul (in the dtype the step computes "
+      f"in) is timed in the same rounds; "
       f"'% of peak' is the median over rounds of (model FLOP/s / peak FLOP/s of that round), and JSON's "
       f"fraction_of_best_peak divides by the largest peak seen in the whole run instead. "
       f"images/s counts the real images a step consumes "
@@ -189,8 +203,9 @@ def main(argv=None) -> int:
       f"PyTorch: eager, {threads} threads, the architectures of gen_jax/bench/torch_reference.py.")}
   print()
   print(f"hardware: {hardware.one_line(hw)}")
-  if peak.enabled:
-    print(f"matmul peak: {best_peak:.1f} GFLOP/s (largest of {peak_info['samples_gflops_per_s']})")
+  for dtype, info in peak_info.items():
+    if main_peak.enabled:
+      print(f"matmul peak ({dtype}): {info['gflops_per_s']:.1f} GFLOP/s (largest of {info['samples_gflops_per_s']})")
   print(report.train_table(rows))
   for line in report.targets(rows):
     print(line)
@@ -201,7 +216,7 @@ def main(argv=None) -> int:
   if args.json:
     report.write_json(args.json, rows + eval_rows + scaling)
   if args.markdown:
-    text = report.markdown(rows, eval_rows, scaling, hw, peak_info, command, settings) if peak.enabled else None
+    text = report.markdown(rows, eval_rows, scaling, hw, peak_info, command, settings) if main_peak.enabled else None
     if text is None:
       raise ConfigError("--markdown needs the matmul peak; drop --no_peak")
     with open(args.markdown, "w") as f:

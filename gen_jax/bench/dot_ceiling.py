@@ -34,13 +34,14 @@ def mlp_vae_layers(config, data_shape: Sequence[int]) -> list[tuple[int, int, bo
   return layers
 
 
-def _dots(batch: int, layers: Sequence[tuple[int, int, bool]]) -> list[tuple[str, Callable, tuple, float]]:
+def _dots(batch: int, layers: Sequence[tuple[int, int, bool]],
+          dtype: str = "float32") -> list[tuple[str, Callable, tuple, float]]:
   key = jax.random.key(0)
   out = []
   for fan_in, fan_out, input_grad in layers:
-    x = jax.random.normal(key, (batch, fan_in))
-    w = jax.random.normal(key, (fan_in, fan_out))
-    g = jax.random.normal(key, (batch, fan_out))
+    x = jax.random.normal(key, (batch, fan_in), dtype)
+    w = jax.random.normal(key, (fan_in, fan_out), dtype)
+    g = jax.random.normal(key, (batch, fan_out), dtype)
     flops = 2.0 * batch * fan_in * fan_out
     out.append((f"{fan_in}x{fan_out} forward", lambda x, w: x @ w, (x, w), flops))
     out.append((f"{fan_in}x{fan_out} weight grad", lambda x, g: x.T @ g, (x, g), flops))
@@ -50,11 +51,12 @@ def _dots(batch: int, layers: Sequence[tuple[int, int, bool]]) -> list[tuple[str
 
 
 def measure(batch: int, layers: Sequence[tuple[int, int, bool]], compiler_options: dict | None = None,
-            rounds: int = 3, calls: int = 10, repeats: int = 5, peak_size: int | None = None) -> dict:
+            rounds: int = 3, calls: int = 10, repeats: int = 5, peak_size: int | None = None,
+            dtype: str = "float32") -> dict:
   """Sum of the isolated matmul times against the matmul peak timed in the same round, both timed alike
-  (best of `repeats` timings of `calls` back-to-back calls); the median round is reported."""
+  (best of `repeats` timings of `calls` back-to-back calls), all in `dtype`; the median round is reported."""
   compiled = [(name, jax.jit(fn, compiler_options=compiler_options).lower(*args).compile(), args, flops)
-              for name, fn, args, flops in _dots(batch, layers)]
+              for name, fn, args, flops in _dots(batch, layers, dtype)]
   total_flops = sum(c[3] for c in compiled)
   fractions, seconds, peaks = [], [], []
   for _ in range(rounds):
@@ -69,7 +71,7 @@ def measure(batch: int, layers: Sequence[tuple[int, int, bool]], compiler_option
         jax.block_until_ready(out)
         best = min(best, (time.perf_counter() - t0) / calls)
       total += best
-    peak = matmul_peak(peak_size, calls=calls, repeats=repeats)["gflops_per_s"]
+    peak = matmul_peak(peak_size, dtype, calls=calls, repeats=repeats)["gflops_per_s"]
     seconds.append(total)
     peaks.append(peak)
     fractions.append(total_flops / total / 1e9 / peak)
@@ -77,7 +79,8 @@ def measure(batch: int, layers: Sequence[tuple[int, int, bool]], compiler_option
   return {"batch": batch, "num_matmuls": len(compiled), "flops": total_flops, "matmul_seconds": seconds[i],
           "gflops_per_s": total_flops / seconds[i] / 1e9, "peak_gflops_per_s": peaks[i],
           "fraction_of_peak": fractions[i], "rounds_fraction_of_peak": fractions,
-          "protocol": (f"each of the step's {len(compiled)} matmuls jitted alone at batch {batch} with the "
+          "dtype": dtype,
+          "protocol": (f"each of the step's {len(compiled)} {dtype} matmuls jitted alone at batch {batch} with the "
                        f"trainer's compiler options, best of {repeats} timings of {calls} calls, times added "
                        f"up; against the matmul peak timed the same way right after; median of "
                        f"{rounds} rounds")}

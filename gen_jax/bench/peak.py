@@ -3,6 +3,8 @@
 The peak is what a jitted float32 matmul of a size that saturates the machine achieves, best of several
 timed calls (so a shared, noisy machine under-reports it at worst; the benchmark measures it more than once
 in a run and divides by the largest value seen, which can only lower the reported fraction of peak).
+The peak is timed in the dtype the models compute in (`peak_dtype`): a bfloat16 mixed-precision step is
+measured against the bfloat16 matmul peak (tensor cores on a GPU), a float32 step against float32.
 FLOPs of a step are XLA's own count (`Compiled.cost_analysis()['flops']`, 2*M*N*K for a matmul).
 """
 from __future__ import annotations
@@ -15,6 +17,11 @@ import jax.numpy as jnp
 
 # Square matmul sizes that saturate each backend (CPU: 2 GFLOP per call, ~10 ms on 2 cores).
 DEFAULT_SIZES = {"cpu": 1024, "gpu": 8192, "tpu": 8192}
+
+
+def peak_dtype(compute_dtype: str | None, override: str | None = None) -> str:
+  """The dtype of the peak matmul for steps computing in `compute_dtype` (`override` wins when given)."""
+  return str(override or compute_dtype or "float32")
 
 
 def compiled_flops(compiled: Any) -> float:
@@ -50,16 +57,17 @@ def matmul_peak(size: int | None = None, dtype: str = "float32", calls: int = 10
 class PeakTracker:
   """Measures the matmul peak on demand and keeps the largest value seen in this run."""
 
-  def __init__(self, size: int | None = None, enabled: bool = True):
+  def __init__(self, size: int | None = None, enabled: bool = True, dtype: str = "float32"):
     self.size = size
     self.enabled = enabled
+    self.dtype = dtype
     self.samples: list[float] = []
     self.last: dict | None = None
 
   def measure(self) -> float:
     if not self.enabled:
       return float("nan")
-    self.last = matmul_peak(self.size)
+    self.last = matmul_peak(self.size, self.dtype)
     self.samples.append(self.last["gflops_per_s"])
     return self.last["gflops_per_s"]
 
@@ -69,7 +77,7 @@ class PeakTracker:
 
   def summary(self) -> dict:
     return {"gflops_per_s": self.best, "samples_gflops_per_s": [round(s, 2) for s in self.samples],
-            "protocol": self.last["protocol"] if self.last else "not measured (--no_peak)"}
+            "dtype": self.dtype, "protocol": self.last["protocol"] if self.last else "not measured (--no_peak)"}
 
 
 class MatmulBench:
@@ -79,6 +87,7 @@ class MatmulBench:
 
   def __init__(self, size: int | None = None, dtype: str = "float32"):
     self.size = int(size or DEFAULT_SIZES.get(jax.default_backend(), 1024))
+    self.dtype = dtype
     self.a = jnp.ones((self.size, self.size), dtype) / self.size
     self.b = jnp.ones((self.size, self.size), dtype)
     self.compiled = jax.jit(lambda a, b: a @ b).lower(self.a, self.b).compile()

@@ -21,12 +21,13 @@ def _mb(x) -> str:
 
 
 def train_table(rows: list[dict]) -> str:
-  head = ("| config | batch | devices | compile s | steps/s | images/s | GFLOP/s | % of peak | memory MB "
+  head = ("| config | batch | devices | compute | compile s | steps/s | images/s | GFLOP/s | % of peak | memory MB "
           "| torch steps/s | jax/torch |")
-  lines = [head, "|" + "|".join(["---"] * 11) + "|"]
+  lines = [head, "|" + "|".join(["---"] * 12) + "|"]
   for r in rows:
     lines.append(
-        f"| {r['config']} | {r['batch_size']} | {r['num_devices']} | {_num(r['lower_s'] + r['compile_s'])} "
+        f"| {r['config']} | {r['batch_size']} | {r['num_devices']} | {r.get('compute_dtype', 'float32')} "
+        f"| {_num(r['lower_s'] + r['compile_s'])} "
         f"| {_num(r['steps_per_s'])} | {_num(r['images_per_s'], '.0f')} | {_num(r['gflops_per_s'])} "
         f"| {_num(100 * r['fraction_of_peak'])} | {_mb(r['memory'].get('bytes'))} "
         f"| {_num(r.get('torch_steps_per_s'))} | {_num(r.get('jax_over_torch'), '.2f')} |")
@@ -77,14 +78,15 @@ def targets(rows: list[dict]) -> list[str]:
   return out
 
 
-def markdown(train_rows: list[dict], eval_rows: list[dict], scaling: list[dict], hardware: dict, peak: dict,
-             command: str, settings: dict) -> str:
-  parts = ["# gen_jax training benchmark", "", f"Command: `{command}`", "",
-           f"Hardware: {one_line(hardware)}.", "",
-           f"Matmul peak: {peak['gflops_per_s']:.1f} GFLOP/s, the largest of {len(peak['samples_gflops_per_s'])} "
-           f"measurements in this run ({peak['protocol']}, then timed again in every round of every config; "
-           f"all values: {peak['samples_gflops_per_s']}).", "",
-           "Protocol: " + settings["protocol"], "", "## Training throughput", "", train_table(train_rows), ""]
+def markdown(train_rows: list[dict], eval_rows: list[dict], scaling: list[dict], hardware: dict,
+             peaks: dict[str, dict], command: str, settings: dict) -> str:
+  """`peaks`: dtype -> PeakTracker.summary() of every dtype the rows were measured against."""
+  parts = ["# gen_jax training benchmark", "", f"Command: `{command}`", "", f"Hardware: {one_line(hardware)}.", ""]
+  for dtype, peak in peaks.items():
+    parts += [f"Matmul peak ({dtype}): {peak['gflops_per_s']:.1f} GFLOP/s, the largest of "
+              f"{len(peak['samples_gflops_per_s'])} measurements in this run ({peak['protocol']}, then timed again in "
+              f"every round of every config computing in {dtype}; all values: {peak['samples_gflops_per_s']}).", ""]
+  parts += ["Protocol: " + settings["protocol"], "", "## Training throughput", "", train_table(train_rows), ""]
   notes = sorted({r["memory"].get("source", "") for r in train_rows} - {""})
   parts += [f"Memory: {'; '.join(notes)}.", ""]
   kernels = {f"{r['config']}: {r['cpu_conv_kernels']}" for r in train_rows
