@@ -12,6 +12,7 @@ from gen_jax.errors import ConfigError
 from gen_jax.nets import (
   ACTIVATIONS, LOGVAR_MAX, LOGVAR_MIN, UPSAMPLE_METHODS, VAE, MLPDecoder, MLPEncoder, Upsample2x, activation,
   build_vae, depth_to_space, nearest_upsample2x)
+from gen_jax.nets.layers import gaussian_heads
 
 
 def model_cfg(**overrides) -> ml_collections.ConfigDict:
@@ -217,3 +218,43 @@ def test_jitted_grad_through_build_vae_is_finite(arch):
   for g in leaves:
     assert bool(jnp.all(jnp.isfinite(g)))
   assert any(float(jnp.abs(g).sum()) > 0 for g in leaves)
+
+
+class _TwoDenseHeads(nn.Module):
+  """The reference: the heads as two nn.Dense layers, as the encoders were first written."""
+  latent_dim: int
+
+  @nn.compact
+  def __call__(self, h):
+    return nn.Dense(self.latent_dim, name="mean")(h), nn.Dense(self.latent_dim, name="logvar")(h)
+
+
+class _MergedHeads(nn.Module):
+  latent_dim: int
+
+  @nn.compact
+  def __call__(self, h):
+    return gaussian_heads(h, self.latent_dim)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_gaussian_heads_are_two_dense_layers_in_one_matmul(dtype):
+  """Same parameter paths and initial values as two nn.Dense heads (old checkpoints load), same outputs
+  and gradients, in float32 and bfloat16."""
+  h = jax.random.normal(jax.random.key(1), (6, 20)).astype(dtype)
+  merged, two = _MergedHeads(7), _TwoDenseHeads(7)
+  params = merged.init(jax.random.key(0), h)
+  reference = two.init(jax.random.key(0), h)
+  assert jax.tree.structure(params) == jax.tree.structure(reference)
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(reference)):
+    np.testing.assert_array_equal(a, b)
+  cast = jax.tree.map(lambda p: p.astype(dtype), params)     # as the mixed-precision policy casts them
+  out, out_ref = merged.apply(cast, h), two.apply(cast, h)
+  for a, b in zip(out, out_ref):
+    assert a.dtype == b.dtype == dtype and a.shape == (6, 7)
+    np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b, np.float32), rtol=1e-2 if dtype == jnp.bfloat16 else 1e-6)
+  loss = lambda m: lambda p: sum(jnp.sum(jnp.sin(o.astype(jnp.float32)))
+                                 for o in m.apply(jax.tree.map(lambda q: q.astype(dtype), p), h))
+  g, g_ref = jax.grad(loss(merged))(params), jax.grad(loss(two))(params)
+  for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(g_ref)):
+    np.testing.assert_allclose(a, b, rtol=2e-2 if dtype == jnp.bfloat16 else 1e-5, atol=1e-6)

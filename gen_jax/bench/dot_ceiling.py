@@ -18,9 +18,9 @@ from gen_jax.bench.peak import matmul_peak
 
 
 def mlp_vae_layers(config, data_shape: Sequence[int]) -> list[tuple[int, int, bool]]:
-  """(in, out, needs input gradient) of every dense layer of the MLP VAE of `config` on images of
-  `data_shape` (nets/mlp.py layout: encoder hidden layers, mean and log-variance heads, decoder hidden
-  layers, output layer)."""
+  """(in, out, needs input gradient) of every matmul layer of the MLP VAE of `config` on images of
+  `data_shape` (nets/mlp.py layout: encoder hidden layers, the mean and log-variance heads as one product
+  of twice the latent width (`nets/layers.gaussian_heads`), decoder hidden layers, output layer)."""
   hidden = [int(h) for h in config.model.hidden]
   latent = int(config.model.latent_dim)
   data_dim = 1
@@ -28,7 +28,7 @@ def mlp_vae_layers(config, data_shape: Sequence[int]) -> list[tuple[int, int, bo
     data_dim *= int(d)
   enc = [data_dim, *hidden]
   layers = [(a, b, i > 0) for i, (a, b) in enumerate(zip(enc[:-1], enc[1:]))]
-  layers += [(hidden[-1], latent, True), (hidden[-1], latent, True)]
+  layers += [(hidden[-1], 2 * latent, True)]
   dec = [latent, *hidden[::-1], data_dim]
   layers += [(a, b, True) for a, b in zip(dec[:-1], dec[1:])]
   return layers

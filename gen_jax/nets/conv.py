@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from gen_jax.errors import ConfigError
-from gen_jax.nets.layers import DEFAULT_UPSAMPLE, Upsample2x
+from gen_jax.nets.layers import DEFAULT_UPSAMPLE, Upsample2x, gaussian_heads
 from gen_jax.nets.layers import activation as get_activation
 
 
@@ -49,7 +49,7 @@ class ConvEncoder(nn.Module):
     x = x.reshape(x.shape[0], -1)
     if self.dense:
       x = act(nn.Dense(self.dense, name="dense")(x))
-    return nn.Dense(self.latent_dim, name="mean")(x), nn.Dense(self.latent_dim, name="logvar")(x)
+    return gaussian_heads(x, self.latent_dim)
 
 
 class ConvDecoder(nn.Module):

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-from gen_jax.nets.layers import activation as get_activation
+from gen_jax.nets.layers import activation as get_activation, gaussian_heads
 
 
 class MLP(nn.Module):
@@ -47,7 +47,7 @@ class MLPEncoder(nn.Module):
   def __call__(self, x: jax.Array, y_onehot: Optional[jax.Array] = None) -> tuple[jax.Array, jax.Array]:
     h = _concat_label(x.reshape(x.shape[0], -1), y_onehot)
     h = MLP(self.hidden, self.activation, name="body")(h)
-    return nn.Dense(self.latent_dim, name="mean")(h), nn.Dense(self.latent_dim, name="logvar")(h)
+    return gaussian_heads(h, self.latent_dim)
 
 
 class MLPDecoder(nn.Module):
