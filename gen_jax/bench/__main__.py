@@ -184,7 +184,7 @@ def main(argv=None) -> int:
     scaling = scaling_rows(args.scaling_configs, counts, extra)
 
   hw["load_average_end"] = hardware.load_average()
-  peak_info = {dtype: tracker.summary() for dtype, tracker in peaks.items()}
+  peak_info = {dtype: measured.summary() for dtype, measured in peaks.items()}
   for row in rows + eval_rows + scaling:
     row.setdefault("kind", "train")
     row["hardware"] = hw
@@ -203,8 +203,8 @@ def main(argv=None) -> int:
       f"PyTorch: eager, {threads} threads, the architectures of gen_jax/bench/torch_reference.py.")}
   print()
   print(f"hardware: {hardware.one_line(hw)}")
-  for dtype, info in peak_info.items():
-    if main_peak.enabled:
+  if main_peak.enabled:
+    for dtype, info in peak_info.items():
       print(f"matmul peak ({dtype}): {info['gflops_per_s']:.1f} GFLOP/s (largest of {info['samples_gflops_per_s']})")
   print(report.train_table(rows))
   for line in report.targets(rows):

@@ -1,6 +1,6 @@
 """The machine's measured matmul peak and FLOP counts from XLA's cost analysis.
 
-The peak is what a jitted float32 matmul of a size that saturates the machine achieves, best of several
+The peak is what a jitted matmul of a size that saturates the machine achieves, best of several
 timed calls (so a shared, noisy machine under-reports it at worst; the benchmark measures it more than once
 in a run and divides by the largest value seen, which can only lower the reported fraction of peak).
 The peak is timed in the dtype the models compute in (`peak_dtype`): a bfloat16 mixed-precision step is
@@ -87,7 +87,6 @@ class MatmulBench:
 
   def __init__(self, size: int | None = None, dtype: str = "float32"):
     self.size = int(size or DEFAULT_SIZES.get(jax.default_backend(), 1024))
-    self.dtype = dtype
     self.a = jnp.ones((self.size, self.size), dtype) / self.size
     self.b = jnp.ones((self.size, self.size), dtype)
     self.compiled = jax.jit(lambda a, b: a @ b).lower(self.a, self.b).compile()
