@@ -2,7 +2,9 @@
 
   --config=configs/iwae.py:k5    k = 5 importance samples (default)
   --config=configs/iwae.py:k50   k = 50
-Learning-rate schedule: Burda's 3^i stages at 1e-3 * 10^(-i/7), scaled to config.train.num_steps.
+Learning-rate schedule as configs/vae.py: constant 1e-3, then a cosine down to 1e-4 over the last 30% of
+config.train.num_steps. Burda's 3^i stages at 1e-3 * 10^(-i/7), one epoch per unit:
+--config.optimizer.schedule=burda --config.optimizer.stage_steps=600.
 """
 from configs import default
 
@@ -17,6 +19,8 @@ def get_config(variant: str = ""):
   c.objective.name = "iwae"
   c.objective.num_samples = k
   c.optimizer.eps = 1e-4
-  c.optimizer.schedule = "burda"
+  c.optimizer.schedule = "constant_cosine"
+  c.optimizer.decay_fraction = 0.3
+  c.optimizer.final_lr_fraction = 0.1
   c.train.num_steps = 30_000
   return default.apply_variant(c, "runlocal" if "runlocal" in tokens else "")

@@ -155,13 +155,13 @@ _CHOICES = {
     "model.arch": ("mlp", "conv", "dcgan", "resnet"),
     "gan.loss": ("minimax", "nonsaturating", "wasserstein", "hinge", "lsgan"),
     "d_optimizer.name": ("adam", "adamw", "sgd", "rmsprop"),
-    "d_optimizer.schedule": ("constant", "cosine", "warmup_cosine", "exponential", "burda"),
+    "d_optimizer.schedule": ("constant", "cosine", "warmup_cosine", "constant_cosine", "exponential", "burda"),
     "model.likelihood": ("bernoulli", "gaussian", "gaussian_fixed", "logistic"),
     "model.activation": ("relu", "leaky_relu", "tanh", "elu", "gelu", "swish"),
     "model.upsample": ("pixel_shuffle", "nearest", "transpose"),
     "objective.name": ("elbo", "iwae"),
     "optimizer.name": ("adam", "adamw", "sgd", "rmsprop"),
-    "optimizer.schedule": ("constant", "cosine", "warmup_cosine", "exponential", "burda"),
+    "optimizer.schedule": ("constant", "cosine", "warmup_cosine", "constant_cosine", "exponential", "burda"),
     "data.binarization": ("dynamic", "fixed"),
     "train.compute_dtype": ("float32", "bfloat16"),
     "train.cpu_conv_kernels": ("xla", "ynnpack"),
@@ -213,6 +213,18 @@ def validate_config(config: ConfigDict) -> ConfigDict:
   unknown = [s for s in (suites or ()) if s not in EVAL_SUITES]
   if unknown:
     raise ConfigError(f"config.eval.suites has unknown group(s) {unknown}; choose from {', '.join(EVAL_SUITES)}")
+  for section in ("optimizer", "d_optimizer"):
+    for key, low_open in (("decay_fraction", True), ("final_lr_fraction", False)):
+      value = get_by_path(config, f"{section}.{key}", _MISSING)
+      if value is _MISSING:
+        continue
+      above_low = value > 0.0 if low_open else value >= 0.0
+      if not (above_low and value <= 1.0):
+        raise ConfigError(f"config.{section}.{key} must be in {'(0, 1]' if low_open else '[0, 1]'}, got {value!r}")
+    stage = get_by_path(config, f"{section}.stage_steps", 0)
+    if stage < 0:
+      raise ConfigError(f"config.{section}.stage_steps must be >= 0 (0 = scale Burda's stages to the run), "
+                        f"got {stage!r}")
   ema = get_by_path(config, "train.ema_decay", 0.0)
   if not 0.0 <= ema < 1.0:
     raise ConfigError(f"config.train.ema_decay must be in [0, 1), got {ema!r}")

@@ -11,7 +11,7 @@ PY=${PYTHON:-python}
 ANOMALY_STEPS=${ANOMALY_STEPS:-3000}
 VAEGAN_ANOMALY_STEPS=${VAEGAN_ANOMALY_STEPS:-500}
 [ -f runs/burda_vae/config.json ] || $PY train.py --config=configs/vae.py --workdir=runs/burda_vae \
-    --config.optimizer.schedule=burda --config.train.num_steps=10 --no_progress
+    --config.train.num_steps=10 --no_progress
 $PY eval.py --anomaly --workdir=runs/burda_vae --steps=$ANOMALY_STEPS --no_progress
 cp runs/burda_vae/anomaly/anomaly.md results/anomaly_mnist_vae.md
 if [ "${SKIP_VAEGAN:-0}" != 1 ]; then

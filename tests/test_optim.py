@@ -51,3 +51,40 @@ def test_unknown_optimizer_names_the_key():
     optim.make_optimizer(cfg(name="lion"), 10)
   with pytest.raises(ConfigError, match=r"config\.optimizer\.schedule='step'"):
     optim.make_schedule(cfg(schedule="step"), 10)
+
+
+def test_burda_schedule_in_epochs_is_the_papers_schedule_cut_short():
+  """stage_steps = steps per epoch: stage i starts after 3^0 + ... + 3^(i-1) epochs, whatever the run length."""
+  epoch = 7
+  sched = optim.make_schedule(cfg(schedule="burda", stage_steps=epoch), 100)
+  starts = np.cumsum([0] + [3 ** i for i in range(7)]) * epoch        # 0, 7, 28, 91, 280, ...
+  for i, start in enumerate(starts):
+    assert float(sched(start)) == pytest.approx(1e-3 * 10 ** (-i / 7), rel=1e-5), i
+    if start:
+      assert float(sched(start - 1)) == pytest.approx(1e-3 * 10 ** (-(i - 1) / 7), rel=1e-5), i
+  assert float(sched(3280 * epoch + 5000)) == pytest.approx(1e-4, rel=1e-5)   # past the paper's end: last rate
+
+
+def test_constant_then_cosine_holds_the_rate_then_decays_to_the_final_fraction():
+  sched = optim.make_schedule(cfg(schedule="constant_cosine", decay_fraction=0.3, final_lr_fraction=0.1), 1000)
+  lrs = np.array([float(sched(s)) for s in range(1001)])
+  np.testing.assert_allclose(lrs[:701], 1e-3, rtol=1e-6)               # the first 70% constant
+  assert np.all(np.diff(lrs[700:]) < 0)                                 # then strictly falling ...
+  assert lrs[850] == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5), rel=1e-4)   # ... along a half cosine ...
+  assert lrs[1000] == pytest.approx(1e-4, rel=1e-5)                      # ... to 10% at the last step
+
+
+def test_cosine_ends_at_the_final_fraction():
+  assert float(optim.make_schedule(cfg(schedule="cosine", final_lr_fraction=0.25), 500)(500)) == pytest.approx(2.5e-4)
+  assert float(optim.make_schedule(cfg(schedule="cosine"), 500)(500)) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("optimizer.decay_fraction=0", r"config\.optimizer\.decay_fraction must be in \(0, 1\]"),
+    ("optimizer.final_lr_fraction=1.5", r"config\.optimizer\.final_lr_fraction must be in \[0, 1\]"),
+    ("optimizer.stage_steps=-600", r"config\.optimizer\.stage_steps must be >= 0"),
+])
+def test_schedule_fields_out_of_range_name_the_key(override, message):
+  from gen_jax import config as config_lib
+  with pytest.raises(ConfigError, match=message):
+    config_lib.validate_config(config_lib.apply_overrides(config_lib.load_config_file("configs/vae.py"), [override]))
