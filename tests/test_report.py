@@ -279,7 +279,9 @@ def test_results_tables_read_eval_metrics_and_name_the_missing_command(tmp_path)
     nll_table.row_for(run)
   (run / "eval").mkdir(parents=True)
   (run / "eval" / "metrics.json").write_text(json.dumps({
-      "config": {"objective": {"name": "iwae", "num_samples": 5}, "data": {"batch_size": 100}},
+      "config": {"objective": {"name": "iwae", "num_samples": 5}, "data": {"batch_size": 100},
+                 "optimizer": {"name": "adam", "learning_rate": 1e-3, "schedule": "constant_cosine",
+                               "decay_fraction": 0.3, "final_lr_fraction": 0.1}},
       "metrics": {"nll": 85.91, "elbo": -87.25, "active_units": 21, "num_latents": 50},
       "protocol": {"split": "test", "num_examples": 10000, "num_importance_samples": 5000,
                    "binarization": "dynamic, seed 3", "seed": 0},
@@ -289,3 +291,4 @@ def test_results_tables_read_eval_metrics_and_name_the_missing_command(tmp_path)
   table = nll_table.to_markdown([row])
   assert "| iwae_k5 | IWAE | 5 | 85.91 | 87.25 | 21/50 | 85.54 | 1200 | 2 | 10.0 min | 1x cpu |" in table
   assert "test split, 10000 images, k=5000, dynamic, seed 0" in table
+  assert "- training: adam 0.001, constant_cosine (cosine over the last 30% to 0.1x), batch 100" in table

@@ -18,6 +18,17 @@ PUBLISHED = {("elbo", 1): 86.76, ("elbo", 5): 86.47, ("elbo", 50): 86.35,
              ("iwae", 1): 86.76, ("iwae", 5): 85.54, ("iwae", 50): 84.78}
 
 
+def optimizer_text(opt: dict, batch: int) -> str:
+  """How a run was trained, short enough for a table note: 'adam 0.001, constant_cosine (...), batch 100'."""
+  name = opt.get("schedule", "constant")
+  detail = {"constant_cosine": lambda: f" (cosine over the last {opt.get('decay_fraction', 0.3):.0%} "
+                                       f"to {opt.get('final_lr_fraction', 0.0):g}x)",
+            "cosine": lambda: f" (to {opt.get('final_lr_fraction', 0.0):g}x)",
+            "burda": lambda: (f" ({opt['stage_steps']} steps per stage unit)" if opt.get("stage_steps")
+                              else " (stages scaled to the run)")}.get(name, lambda: "")()
+  return f"{opt.get('name', 'adam')} {opt.get('learning_rate', '?'):g}, {name}{detail}, batch {batch}"
+
+
 def row_for(workdir: pathlib.Path) -> dict:
   report = table_cli.read_eval_report(workdir)
   cfg, m, p, t = report["config"], report["metrics"], report["protocol"], report["train"]
@@ -30,6 +41,7 @@ def row_for(workdir: pathlib.Path) -> dict:
       "published": PUBLISHED.get((obj, k)), "steps": steps,
       "epochs": steps * batch / 60000, "wall": t.get("wall_seconds"),
       "hardware": f"{t.get('num_devices')}x {t.get('device_kind')}",
+      "training": optimizer_text(cfg.get("optimizer", {}), batch),
       "protocol": f"{p['split']} split, {p['num_examples']} images, k={p['num_importance_samples']}, "
                   f"{p['binarization'].split(',')[0]}, seed {p['seed']}",
   }
@@ -46,6 +58,8 @@ def to_markdown(rows: list[dict]) -> str:
                  f"| {r['steps']} | {r['epochs']:.0f} | {wall} | {r['hardware']} |")
   protocols = sorted({r["protocol"] for r in rows})
   notes = "\n".join(f"- protocol: {p}" for p in protocols)
+  trainings = sorted({r["training"] for r in rows})
+  notes += "".join(f"\n- training: {t}" for t in trainings)
   return head + "\n".join(lines) + "\n\n" + notes + "\n- Burda et al. trained for 3280 epochs (about 2 million steps).\n"
 
 
