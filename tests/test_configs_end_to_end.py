@@ -85,6 +85,10 @@ def test_train_and_eval_command_lines(shared_data_dir, tfds_cache_dir, tmp_path)
   assert p["split"] == "test" and p["num_examples"] == 200 and p["num_importance_samples"] == 50
   assert report["protocol"]["seed"] == 0 and "dataset_source" in report["protocol"]
   assert (workdir / "eval" / "samples_0000030.png").exists()
+  from gen_jax.eval import nll_table   # the results-table script reads what eval.py wrote today
+  row = nll_table.row_for(workdir)
+  assert (row["model"], row["k"], row["steps"], row["nll"]) == ("VAE", 1, 30, m["nll"])
+  assert row["protocol"].startswith("test split, 200 images, k=50, ") and row["protocol"].endswith("seed 0")
   bad = subprocess.run([sys.executable, "eval.py", f"--workdir={tmp_path / 'missing'}"], cwd=REPO_ROOT,
                        capture_output=True, text=True, timeout=120)
   assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr

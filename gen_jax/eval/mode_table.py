@@ -15,7 +15,8 @@ from gen_jax.eval import table_cli
 
 def row_for(workdir: pathlib.Path) -> dict:
   report = table_cli.read_eval_report(workdir)
-  cfg, m, p, t = report["config"], report["metrics"], report["protocol"], report["train"]
+  cfg, m, t = report["config"], report["metrics"], report["train"]
+  p = table_cli.group_protocol(report, "modes")
   gan = cfg["gan"]
   extras = [f"{k}={gan[k]}" for k in ("gp_weight", "r1_weight", "clip_value") if gan.get(k)]
   if cfg["model"].get("spectral_norm"):

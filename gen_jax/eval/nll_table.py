@@ -31,7 +31,8 @@ def optimizer_text(opt: dict, batch: int) -> str:
 
 def row_for(workdir: pathlib.Path) -> dict:
   report = table_cli.read_eval_report(workdir)
-  cfg, m, p, t = report["config"], report["metrics"], report["protocol"], report["train"]
+  cfg, m, t = report["config"], report["metrics"], report["train"]
+  p = table_cli.group_protocol(report, "likelihood")
   obj, k = cfg["objective"]["name"], int(cfg["objective"]["num_samples"])
   steps = int(report["step"])
   batch = int(cfg["data"]["batch_size"])

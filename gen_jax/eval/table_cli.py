@@ -15,6 +15,19 @@ def read_eval_report(workdir: pathlib.Path) -> dict:
   return json.loads(path.read_text())
 
 
+def group_protocol(report: dict, group: str) -> dict:
+  """One evaluation group's protocol with the run-wide entries (seed, dataset) beside it.
+
+  eval.py stores `protocol = {group: {...}, "seed": .., "dataset": ..}`; reports written before the
+  suite grouped its protocols hold one flat dict, which is returned as it is.
+  """
+  protocol = report["protocol"]
+  if group not in protocol:
+    return protocol
+  shared = {k: v for k, v in protocol.items() if not isinstance(v, dict)}
+  return {**shared, **protocol[group]}
+
+
 def main(doc: str, row_for: Callable[[pathlib.Path], dict], to_markdown: Callable[[list[dict]], str]) -> None:
   parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("workdirs", nargs="+", type=pathlib.Path)
