@@ -185,7 +185,7 @@ _NON_NEGATIVE = ("objective.beta", "objective.kl_warmup_steps", "objective.free_
 def get_by_path(config: ConfigDict, dotted_key: str, default: Any = None) -> Any:
   node = config
   for part in dotted_key.split("."):
-    if not isinstance(node, ConfigDict) or part not in node:
+    if not isinstance(node, (ConfigDict, dict)) or part not in node:
       return default
     node = node[part]
   return node

@@ -1,4 +1,5 @@
 """The shared trainer: compiles once, same numbers on 1 and 8 devices, exact resume, failure handling."""
+import json
 import os
 import pathlib
 import signal
@@ -186,6 +187,16 @@ def test_resume_with_a_different_model_config_is_refused(make_config, tmp_path):
   other = make_config("configs/vae.py", *TINY, "train.num_steps=5", "model.latent_dim=8")
   with pytest.raises(Exception, match=r"config\.model\.latent_dim differ"):
     loop.train(other, tmp_path, progress=False)
+  # A run saved before a field existed: the message says which default it was trained with.
+  saved = json.loads((tmp_path / "config.json").read_text())
+  del saved["optimizer"]["final_lr_fraction"]
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  with pytest.raises(Exception, match=r"final_lr_fraction is newer than the run: it was trained with today's "
+                                      r"default 0\.0, pass --config\.optimizer\.final_lr_fraction=0\.0 to resume"):
+    loop.train(make_config("configs/vae.py", *TINY, "train.num_steps=5", "optimizer.final_lr_fraction=0.5"),
+               tmp_path, progress=False)
+  loop.train(make_config("configs/vae.py", *TINY, "train.num_steps=6", "optimizer.final_lr_fraction=0.0"),
+             tmp_path, progress=False)   # ... and that resumes
 
 
 def test_sigterm_saves_checkpoint_and_exits_cleanly(shared_data_dir, tfds_cache_dir, tmp_path):

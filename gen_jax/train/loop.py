@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import pathlib
 import signal
 import time
@@ -42,6 +43,7 @@ from gen_jax.train.metrics_log import MetricsLog
 
 # Config keys that may change when a run is resumed (everything else must match the saved config).
 RESUMABLE_CHANGES = ("train.", "eval.", "data.data_dir", "data.tfds_dir")
+_ABSENT = object()
 
 
 @dataclasses.dataclass
@@ -126,11 +128,16 @@ def _check_resume_config(workdir: pathlib.Path, config) -> None:
   if not path.exists():
     return
   saved = config_lib.to_dict(config_lib.load_saved_config(path))
-  changed = [k for k in config_lib.diff_configs(saved, config_lib.to_dict(config))
-             if not k.startswith(RESUMABLE_CHANGES)]
+  new = config_lib.to_dict(config)
+  changed = [k for k in config_lib.diff_configs(saved, new) if not k.startswith(RESUMABLE_CHANGES)]
   if changed:
+    recorded = json.loads(path.read_text())
+    added = [k for k in changed if config_lib.get_by_path(recorded, k, _ABSENT) is _ABSENT]
+    note = "".join(f" config.{k} is newer than the run: it was trained with today's default "
+                   f"{config_lib.get_by_path(saved, k)!r}, pass --config.{k}={config_lib.get_by_path(saved, k)!r} "
+                   f"to resume." for k in added)
     raise ConfigError(f"{workdir} holds a run with a different config ({', '.join('config.' + k for k in changed)} "
-                      f"differ from {path}). Resume with the same config, or pass a new --workdir.")
+                      f"differ from {path}). Resume with the same config, or pass a new --workdir.{note}")
 
 
 def _visual_batch(run: Run, n: int = 64) -> dict:
