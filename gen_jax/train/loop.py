@@ -128,14 +128,14 @@ def _check_resume_config(workdir: pathlib.Path, config) -> None:
   if not path.exists():
     return
   saved = config_lib.to_dict(config_lib.load_saved_config(path))
-  new = config_lib.to_dict(config)
-  changed = [k for k in config_lib.diff_configs(saved, new) if not k.startswith(RESUMABLE_CHANGES)]
+  changed = [k for k in config_lib.diff_configs(saved, config_lib.to_dict(config))
+             if not k.startswith(RESUMABLE_CHANGES)]
   if changed:
-    recorded = json.loads(path.read_text())
-    added = [k for k in changed if config_lib.get_by_path(recorded, k, _ABSENT) is _ABSENT]
-    note = "".join(f" config.{k} is newer than the run: it was trained with today's default "
-                   f"{config_lib.get_by_path(saved, k)!r}, pass --config.{k}={config_lib.get_by_path(saved, k)!r} "
-                   f"to resume." for k in added)
+    recorded = json.loads(path.read_text())   # as saved, before today's defaults filled the gaps
+    added = {k: config_lib.get_by_path(saved, k) for k in changed
+             if config_lib.get_by_path(recorded, k, _ABSENT) is _ABSENT}
+    note = "".join(f" config.{k} is newer than the run: it was trained with today's default {v!r}, "
+                   f"pass --config.{k}={v!r} to resume." for k, v in added.items())
     raise ConfigError(f"{workdir} holds a run with a different config ({', '.join('config.' + k for k in changed)} "
                       f"differ from {path}). Resume with the same config, or pass a new --workdir.{note}")
 

@@ -15,7 +15,7 @@ paper's schedule cut short, a longer one stays at the last rate). With
 stage_steps = 0 the stages are scaled to fill config.train.num_steps in the
 same proportions, which spends two thirds of any budget at the last rate:
 measured worse than a constant rate for runs shorter than the paper's
-(results/nll_mnist.md).
+(NOTES.md).
 """
 from __future__ import annotations
 
