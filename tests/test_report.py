@@ -284,13 +284,13 @@ def test_results_tables_read_eval_metrics_and_name_the_missing_command(tmp_path)
                                "decay_fraction": 0.3, "final_lr_fraction": 0.1}},
       "metrics": {"nll": 85.91, "elbo": -87.25, "active_units": 21, "num_latents": 50},
       "protocol": {"likelihood": {"split": "test", "num_examples": 10000, "num_importance_samples": 5000,
-                                  "binarization": "dynamic, seed 3"}, "samples": {"num_samples": 7}, "seed": 0},
+                                  "binarization": "dynamic, seed 3", "elbo_samples": 1}, "samples": {"num_samples": 7}, "seed": 0},
       "train": {"wall_seconds": 600.0, "num_devices": 1, "device_kind": "cpu"}, "step": 1200}))
   row = nll_table.row_for(run)
   assert (row["model"], row["k"], row["published"], row["epochs"]) == ("IWAE", 5, 85.54, 2.0)
   table = nll_table.to_markdown([row])
   assert "| iwae_k5 | IWAE | 5 | 85.91 | 87.25 | 21/50 | 85.54 | 1200 | 2 | 10.0 min | 1x cpu |" in table
-  assert "test split, 10000 images, k=5000, dynamic, seed 0" in table
+  assert "test split, 10000 images, k=5000, -ELBO from 1 sample(s) of q(z|x), dynamic, seed 0" in table
   assert "- training: adam 0.001, constant_cosine (cosine over the last 30% to 0.1x), batch 100" in table
   # Reports written before eval.py grouped its protocols hold one flat dict: still read.
   flat = json.loads((run / "eval" / "metrics.json").read_text())

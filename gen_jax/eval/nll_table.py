@@ -44,7 +44,8 @@ def row_for(workdir: pathlib.Path) -> dict:
       "hardware": f"{t.get('num_devices')}x {t.get('device_kind')}",
       "training": optimizer_text(cfg.get("optimizer", {}), batch),
       "protocol": f"{p['split']} split, {p['num_examples']} images, k={p['num_importance_samples']}, "
-                  f"{p['binarization'].split(',')[0]}, seed {p['seed']}",
+                  + (f"-ELBO from {p['elbo_samples']} sample(s) of q(z|x), " if "elbo_samples" in p else "")
+                  + f"{p['binarization'].split(',')[0]}, seed {p['seed']}",
   }
 
 
