@@ -78,6 +78,22 @@ def test_gan_has_no_likelihood_and_stacked_mnist_counts_modes_with_the_mnist_cla
   assert m["num_modes"] == 1000 and 1 <= m["modes_covered"] <= 64
   assert 0.0 <= m["kl_to_uniform"] <= np.log(1000) + 1e-9
   assert p["modes"]["feature_network_sha256"] == MNIST_SHA and p["modes"]["num_samples"] == 64
+  # The real-data floor: 64 real triples hit ~62 distinct modes of 1000 (1000 * (1 - 0.999^64)); an untrained
+  # generator's samples fall into far fewer, far less evenly.
+  assert 55 <= m["modes_covered_floor"] <= 64 and m["modes_covered"] < m["modes_covered_floor"]
+  assert m["kl_to_uniform_floor"] < m["kl_to_uniform"]
+  assert "64 real triples" in p["modes"]["floor"]
+
+
+def test_stacked_real_triples_stack_three_independent_test_digits():
+  from gen_jax.eval.suite import _stacked_real_triples
+  images = np.arange(10, dtype=np.uint8)[:, None, None, None] * np.ones((10, 2, 2, 1), np.uint8)  # image i is all i
+  triples = _stacked_real_triples(images, 5000, np.random.default_rng(0))
+  assert triples.shape == (5000, 2, 2, 3) and triples.dtype == np.float32
+  digits = np.rint(triples[:, 0, 0, :] * 255).astype(int)      # which image fed each channel
+  assert np.all(triples * 255 == digits[:, None, None, :])
+  assert all(len(np.unique(digits[:, c])) == 10 for c in range(3))
+  assert abs(np.corrcoef(digits[:, 0], digits[:, 1])[0, 1]) < 0.05  # channels drawn independently
 
 
 def test_missing_classifier_skips_with_the_command_that_trains_it(make_config, tmp_path):

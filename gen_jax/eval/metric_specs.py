@@ -148,12 +148,14 @@ SPECS: tuple[MetricSpec, ...] = (
        target=1.0),
     # ------------------------------------------------------------------ modes
     _s("modes_covered", "modes", "Modes covered", "count", HIGHER, "d",
-       "mixture modes with enough high-quality samples near them"),
+       "mixture modes with enough high-quality samples near them; Stacked MNIST: modes with >= 1 sample (floor: as "
+       "many real test-split triples)",
+       floor="modes_covered_floor"),
     _s("num_modes", "modes", "Modes in the data", "count", NEITHER, "d", "number of modes of the true distribution"),
     _s("high_quality_fraction", "modes", "High-quality samples", "fraction", HIGHER, ".3f",
        "fraction of samples close to some mode"),
     _s("kl_to_uniform", "modes", "KL(mode histogram || uniform)", "nats", LOWER, ".3f",
-       "how unevenly the high-quality samples spread over the modes; 0 = perfectly even"),
+       "how unevenly the high-quality samples spread over the modes; 0 = perfectly even", floor="kl_to_uniform_floor"),
     # ------------------------------------------------------------------ latent
     *_ppl_specs(),
     # ------------------------------------------------------------------ imputation

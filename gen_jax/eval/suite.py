@@ -48,6 +48,12 @@ def _check_feature_net_fits(net, model: EvalModel):
                 f"{tuple(model.data_shape)}")
 
 
+def _stacked_real_triples(images: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+  """n Stacked MNIST images in [0, 1], [n, H, W, 3], from grey uint8 images [M, H, W, 1] drawn with replacement."""
+  idx = rng.integers(0, images.shape[0], size=(n, 3))
+  return np.concatenate([images[idx[:, c]] for c in range(3)], axis=-1).astype(np.float32) / 255.0
+
+
 class Suite:
   """Runs the groups of `config.eval.suites` on one model; shares samples and the classifier between groups."""
 
@@ -130,9 +136,16 @@ class Suite:
       predict = lambda x: np.argmax(np.asarray(net.logits(x)), axis=-1)  # noqa: E731
       stats = stacked_mnist_mode_stats(samples, predict)
       metrics = {k: stats[k] for k in ("modes_covered", "kl_to_uniform", "num_modes")}
+      # The floor: as many real triples, each channel an independent uniform draw from the test split (what a
+      # perfect generator scores with this classifier and this sample count).
+      real = _stacked_real_triples(self.dataset.test.images, n, np.random.default_rng(self.seed))
+      floor = stacked_mnist_mode_stats(real, predict)
+      metrics.update(modes_covered_floor=floor["modes_covered"], kl_to_uniform_floor=floor["kl_to_uniform"])
       protocol = {"num_samples": n, "mode": "100 * digit(R) + 10 * digit(G) + digit(B), digits by the MNIST classifier",
                   "feature_network_sha256": net.sha256, "kl": "KL(empirical mode distribution || uniform over 1000)",
-                  "params": self.model.params_kind}
+                  "params": self.model.params_kind,
+                  "floor": f"{n} real triples: three test-split digits drawn uniformly with replacement (numpy seed "
+                           f"{self.seed})"}
       return {"metrics": metrics, "protocol": protocol}
     raise _Skip("mode counts need a dataset with known modes (ring8, grid25, stacked_mnist)")
 
