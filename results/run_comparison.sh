@@ -18,10 +18,9 @@ OUT=${OUT:-results/comparison}
 vae_common=(--no_progress --config.train.num_steps=$VAE_STEPS --config.train.checkpoint_every=$VAE_STEPS
             --config.train.sample_every=$VAE_STEPS)
 # The recorded report's conv VAE was trained at a constant rate, before configs/vae.py switched to
-# constant_cosine: pinned here (with the then-default final_lr_fraction) so the script reproduces it and
-# resumes runs/cmp_conv_vae.
+# constant_cosine: pinned here so the script reproduces it and resumes runs/cmp_conv_vae.
 $PY train.py --config=configs/vae.py:grey --workdir=runs/cmp_conv_vae "${vae_common[@]}" \
-    --config.optimizer.schedule=constant --config.optimizer.final_lr_fraction=0
+    --config.optimizer.schedule=constant
 $PY train.py --config=configs/cvae.py --workdir=runs/cmp_cvae "${vae_common[@]}"
 IMAGE_STEPS=$IMAGE_STEPS WIDTH=$WIDTH PYTHON=$PY results/run_image_samples.sh
 # NLL with K=100 on the first 1000 test images (conv VAE) and K=500 (MLP cVAE): K=5000 over 10000 test images is an

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from gen_jax import parallel
-from gen_jax.errors import CheckpointError, NonFiniteLossError
+from gen_jax.errors import CheckpointError, ConfigError, NonFiniteLossError
 from gen_jax.train import loop
 from gen_jax.train import step as step_lib
 from gen_jax.train.checkpoint import Checkpoints
@@ -197,6 +197,26 @@ def test_resume_with_a_different_model_config_is_refused(make_config, tmp_path):
                tmp_path, progress=False)
   loop.train(make_config("configs/vae.py", *TINY, "train.num_steps=6", "optimizer.final_lr_fraction=0.0"),
              tmp_path, progress=False)   # ... and that resumes
+
+
+def test_resume_ignores_only_the_schedule_fields_the_schedule_does_not_read(make_config, tmp_path):
+  from gen_jax import config as config_lib
+  constant = ("optimizer.schedule=constant", "optimizer.final_lr_fraction=0.0")
+  config_lib.save_config(make_config("configs/vae.py", *TINY, *constant), tmp_path / "config.json")
+  # A constant rate does not read final_lr_fraction or decay_fraction: the run is the same run.
+  loop._check_resume_config(tmp_path, make_config("configs/vae.py", *TINY, "optimizer.schedule=constant",
+                                                  "optimizer.final_lr_fraction=0.1", "optimizer.decay_fraction=0.5"))
+  # ... but it reads warmup_steps, and another schedule is another run.
+  with pytest.raises(ConfigError, match=r"config\.optimizer\.warmup_steps differ"):
+    loop._check_resume_config(tmp_path, make_config("configs/vae.py", *TINY, *constant, "optimizer.warmup_steps=10"))
+  with pytest.raises(ConfigError, match=r"config\.optimizer\.final_lr_fraction, config\.optimizer\.schedule differ"):
+    loop._check_resume_config(tmp_path, make_config("configs/vae.py", *TINY, "optimizer.schedule=cosine",
+                                                    "optimizer.final_lr_fraction=0.1"))
+  # constant_cosine reads final_lr_fraction (configs/vae.py's own schedule).
+  config_lib.save_config(make_config("configs/vae.py", *TINY), tmp_path / "config.json")
+  with pytest.raises(ConfigError, match=r"config\.optimizer\.final_lr_fraction differ"):
+    loop._check_resume_config(tmp_path, make_config("configs/vae.py", *TINY, "optimizer.final_lr_fraction=0.5"))
+  loop._check_resume_config(tmp_path, make_config("configs/vae.py", *TINY, "optimizer.stage_steps=600"))
 
 
 def test_sigterm_saves_checkpoint_and_exits_cleanly(shared_data_dir, tfds_cache_dir, tmp_path):

@@ -35,7 +35,7 @@ from gen_jax.data.dataset import Dataset
 from gen_jax.data.sampler import BatchSampler, DeviceData, make_sampler, to_device
 from gen_jax.errors import ConfigError, NonFiniteLossError
 from gen_jax.eval.images import make_grid, render_scatter, save_image
-from gen_jax.train import cpu_kernels
+from gen_jax.train import cpu_kernels, optim
 from gen_jax.train import step as step_lib
 from gen_jax.train.checkpoint import Checkpoints
 from gen_jax.train.families import build_family
@@ -128,8 +128,10 @@ def _check_resume_config(workdir: pathlib.Path, config) -> None:
   if not path.exists():
     return
   saved = config_lib.to_dict(config_lib.load_saved_config(path))
-  changed = [k for k in config_lib.diff_configs(saved, config_lib.to_dict(config))
-             if not k.startswith(RESUMABLE_CHANGES)]
+  current = config_lib.to_dict(config)
+  inert = _unread_optimizer_fields(saved, current)
+  changed = [k for k in config_lib.diff_configs(saved, current)
+             if not k.startswith(RESUMABLE_CHANGES) and k not in inert]
   if changed:
     recorded = json.loads(path.read_text())   # as saved, before today's defaults filled the gaps
     added = {k: config_lib.get_by_path(saved, k) for k in changed
@@ -138,6 +140,17 @@ def _check_resume_config(workdir: pathlib.Path, config) -> None:
                    f"pass --config.{k}={v!r} to resume." for k, v in added.items())
     raise ConfigError(f"{workdir} holds a run with a different config ({', '.join('config.' + k for k in changed)} "
                       f"differ from {path}). Resume with the same config, or pass a new --workdir.{note}")
+
+
+def _unread_optimizer_fields(saved: dict, current: dict) -> set[str]:
+  """'<section>.<field>' for schedule fields that an optimizer section's schedule (the same in both configs)
+  does not read, e.g. optimizer.final_lr_fraction under a constant rate: changing them changes nothing."""
+  inert = set()
+  for section, fields in current.items():
+    if (isinstance(fields, dict) and "schedule" in fields and isinstance(saved.get(section), dict)
+        and saved[section].get("schedule") == fields["schedule"]):
+      inert |= {f"{section}.{f}" for f in optim.unread_schedule_fields(fields["schedule"])}
+  return inert
 
 
 def _visual_batch(run: Run, n: int = 64) -> dict:

@@ -24,6 +24,24 @@ import optax
 from gen_jax.errors import ConfigError
 
 
+# The optimizer fields each schedule reads besides learning_rate. A run's other schedule fields change nothing,
+# so resuming with a different value of one of them is allowed (train/loop.py).
+SCHEDULE_FIELDS = {
+    "constant": ("warmup_steps",),
+    "cosine": ("final_lr_fraction",),
+    "warmup_cosine": ("warmup_steps", "final_lr_fraction"),
+    "constant_cosine": ("decay_fraction", "final_lr_fraction"),
+    "exponential": ("decay_steps", "decay_rate"),
+    "burda": ("stage_steps",),
+}
+
+
+def unread_schedule_fields(schedule: str) -> set[str]:
+  """Schedule fields that `schedule` ignores (all of them for an unknown name: none is known to be read)."""
+  every = {f for fields in SCHEDULE_FIELDS.values() for f in fields}
+  return every - set(SCHEDULE_FIELDS.get(schedule, every))
+
+
 def burda_schedule(base_lr: float, num_steps: int, stage_steps: int = 0) -> optax.Schedule:
   units = [3 ** i for i in range(8)]
   total = sum(units)
