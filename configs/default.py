@@ -69,6 +69,9 @@ def base() -> ml_collections.ConfigDict:
   c.train.keep_checkpoints = 3
   c.train.sample_every = 5_000       # PNG grids of samples / reconstructions / interpolations; 0 = only at the end
   c.train.ema_decay = 0.0            # EMA of parameters for sampling and evaluation; 0 = off
+  c.train.eval_every = 5_000         # sample quality during training (train/training_eval.py): Frechet distance
+                                     # in classifier features, or mode counts; logged with split 'eval'; 0 = off
+  c.train.eval_samples = 2000        # samples per evaluation during training
   c.train.steps_per_dispatch = 1     # update steps per jitted call (lax.scan): hides Python/dispatch overhead
   c.train.compute_dtype = "float32"  # float32 | bfloat16 (mixed precision: bf16 compute, f32 weights and loss)
   c.train.cpu_conv_kernels = "xla"   # xla | ynnpack: XLA:CPU convolution kernels (train/cpu_kernels.py); CPU only
@@ -131,6 +134,7 @@ def add_gan(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.data.batch_size = 64
   c.train.ema_decay = 0.999         # EMA generator for sampling and evaluation
   c.train.num_steps = 10_000
+  c.train.eval_every = 1_000        # Frechet distance (or mode counts) of 2000 samples: the stability curve
   c.train.sample_every = 1_000
   c.train.checkpoint_every = 2_000
   return c
@@ -159,6 +163,7 @@ def apply_variant(c: ml_collections.ConfigDict, variant: str | None) -> ml_colle
       c.train.log_every = 10
       c.train.checkpoint_every = 25
       c.train.sample_every = 50
+      c.train.eval_every, c.train.eval_samples = 50, 200
       c.eval.num_importance_samples = 50
       c.eval.batch_size = 100
       c.eval.num_samples = 500

@@ -36,6 +36,7 @@ def get_config(variant: str = ""):
   c.train.checkpoint_every = 1_000
   c.train.ema_decay = 0.0
   c.eval.num_samples = 2500     # the protocol of results/grid25_modes.md
+  c.train.eval_samples = 2500   # ... also for the mode counts logged during training (every 1000 steps)
   c.eval.suites = ("modes",)    # image metrics do not apply to 2-D points
   if tokens & (set(OBJECTIVES) - {"r1"}):
     c.gan.r1_weight = 0.0       # the other objectives are run as published, without R1

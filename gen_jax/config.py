@@ -174,10 +174,10 @@ _POSITIVE = ("data.batch_size", "train.num_steps", "train.log_every", "train.che
              "train.keep_checkpoints", "model.latent_dim", "objective.num_samples",
              "optimizer.learning_rate", "d_optimizer.learning_rate", "gan.n_critic", "train.steps_per_dispatch",
              "eval.num_samples", "eval.kid_subsets", "eval.kid_subset_size", "eval.pr_k", "eval.dc_k",
-             "eval.ppl_epsilon", "eval.cas_steps")
+             "eval.ppl_epsilon", "eval.cas_steps", "train.eval_samples")
 _NON_NEGATIVE = ("objective.beta", "objective.kl_warmup_steps", "objective.free_bits",
                  "optimizer.grad_clip_norm", "optimizer.weight_decay", "optimizer.warmup_steps",
-                 "train.ema_decay", "train.sample_every", "eval.num_importance_samples", "gan.gp_weight",
+                 "train.ema_decay", "train.sample_every", "train.eval_every", "eval.num_importance_samples", "gan.gp_weight",
                  "gan.r1_weight", "gan.clip_value", "vaegan.gamma", "eval.ppl_samples", "eval.imputation_examples",
                  "eval.imputation_steps", "eval.cas_samples", "eval.cas_real_subset")
 
@@ -225,6 +225,9 @@ def validate_config(config: ConfigDict) -> ConfigDict:
     if stage < 0:
       raise ConfigError(f"config.{section}.stage_steps must be >= 0 (0 = scale Burda's stages to the run), "
                         f"got {stage!r}")
+  if get_by_path(config, "train.eval_every", 0) and get_by_path(config, "train.eval_samples", 2) < 2:
+    raise ConfigError(f"config.train.eval_samples must be >= 2 (a Frechet distance needs a covariance), got "
+                      f"{get_by_path(config, 'train.eval_samples')!r}")
   ema = get_by_path(config, "train.ema_decay", 0.0)
   if not 0.0 <= ema < 1.0:
     raise ConfigError(f"config.train.ema_decay must be in [0, 1), got {ema!r}")

@@ -47,7 +47,7 @@ def make_config(shared_data_dir, tfds_cache_dir):
   return make
 
 
-TINY = ("data.num_train=256", "data.num_test=64", "data.batch_size=32", "train.log_every=5",
+TINY = ("train.eval_every=0", "data.num_train=256", "data.num_test=64", "data.batch_size=32", "train.log_every=5",
         "train.checkpoint_every=10", "train.sample_every=0", "eval.num_importance_samples=20",
         "eval.batch_size=32", "eval.chunk_size=10", "eval.num_samples=64", "eval.kid_subsets=4",
         "eval.kid_subset_size=32", "eval.ppl_samples=16", "eval.imputation_examples=16", "eval.imputation_steps=5",

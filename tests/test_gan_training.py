@@ -69,6 +69,10 @@ def test_ring_gan_covers_all_eight_modes(tmp_path):
   m = json.loads((tmp_path / "eval" / "metrics.json").read_text())["metrics"]
   assert m["modes_covered"] == 8, m
   assert m["high_quality_fraction"] > 0.5, m
+  # The curve logged during training (other draws, 2500 samples every 1000 steps) ends where eval.py does.
+  curve = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r["split"] == "eval"]
+  assert [r["step"] for r in curve] == [1000, 2000, 3000, 4000, 5000]
+  assert curve[-1]["modes_covered"] == 8 and abs(curve[-1]["high_quality_fraction"] - m["high_quality_fraction"]) < 0.05
 
 
 def test_eval_on_a_mixture_run_writes_mode_metrics(shared_data_dir, tfds_cache_dir, tmp_path):

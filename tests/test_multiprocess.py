@@ -21,7 +21,7 @@ def _cmd(workdir, shared_data_dir, tfds_cache_dir):
   return [sys.executable, "train.py", "--config=configs/vae.py", f"--workdir={workdir}", "--no_progress",
           f"--config.data.data_dir={shared_data_dir}", f"--config.data.tfds_dir={tfds_cache_dir}",
           *(f"--config.{o}" for o in TINY), "--config.train.num_steps=6", "--config.train.log_every=1",
-          "--config.train.checkpoint_every=6"]
+          "--config.train.checkpoint_every=6", "--config.train.eval_every=6", "--config.train.eval_samples=64"]
 
 
 def test_two_processes_match_one_process(shared_data_dir, tfds_cache_dir, tmp_path):
@@ -40,8 +40,12 @@ def test_two_processes_match_one_process(shared_data_dir, tfds_cache_dir, tmp_pa
   single = subprocess.run(_cmd(tmp_path / "single", shared_data_dir, tfds_cache_dir), cwd=REPO_ROOT, env=single_env,
                           capture_output=True, text=True, timeout=400)
   assert single.returncode == 0, single.stderr[-3000:]
-  multi = [r["loss"] for r in read_metrics(tmp_path / "multi" / "metrics.jsonl")]
-  one = [r["loss"] for r in read_metrics(tmp_path / "single" / "metrics.jsonl")]
+  rows = {name: read_metrics(tmp_path / name / "metrics.jsonl") for name in ("multi", "single")}
+  multi, one = ([r["loss"] for r in rows[name] if r["split"] == "train"] for name in ("multi", "single"))
   assert len(multi) == len(one) == 6
   np.testing.assert_allclose(multi, one, rtol=1e-5)
+  # Sample quality measured during training: every process takes part, process 0 logs the same number.
+  fd_multi, fd_one = ([r["fd_classifier"] for r in rows[name] if r["split"] == "eval"] for name in ("multi", "single"))
+  assert len(fd_multi) == len(fd_one) == 1
+  np.testing.assert_allclose(fd_multi, fd_one, rtol=1e-4)
   assert (tmp_path / "multi" / "checkpoints" / "6").is_dir()

@@ -248,7 +248,8 @@ def test_report_end_to_end_on_tiny_vae_and_gan(make_config, tmp_path):
   takes milliseconds. Each run skips the group that does not apply to it, with the reason recorded."""
   from gen_jax.train import loop
   vae = make_config("configs/vae.py", *TINY, "train.num_steps=4")
-  gan = make_config("configs/gan_toy.py", *TINY, "data.batch_size=16", "model.hidden=(16,)", "train.num_steps=4")
+  gan = make_config("configs/gan_toy.py", *TINY, "data.batch_size=16", "model.hidden=(16,)", "train.num_steps=4",
+                    "train.eval_every=2", "train.eval_samples=100")   # mode counts during training: a curve
   loop.train(vae, tmp_path / "vae", progress=False)
   loop.train(gan, tmp_path / "gan", progress=False)
   paths = report.build_report([tmp_path / "vae", tmp_path / "gan"], tmp_path / "report", evaluate_missing=True,
@@ -270,6 +271,9 @@ def test_report_end_to_end_on_tiny_vae_and_gan(make_config, tmp_path):
     assert (paths["index_html"].parent / urllib.parse.unquote(src)).is_file()
   assert any("vae" in s and "reconstructions" in s for s in page.images)
   assert any("gan" in s and "samples" in s for s in page.images)
+  curves = {r["name"]: r["curves"] for r in json.loads(paths["report_json"].read_text())["runs"]}
+  assert "sample_quality (during training)" in curves["gan"] and "sample_quality (during training)" not in curves["vae"]
+  assert curves["gan"]["sample_quality (during training)"] in page.images
 
 
 def test_results_tables_read_eval_metrics_and_name_the_missing_command(tmp_path):

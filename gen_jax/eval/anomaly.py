@@ -111,6 +111,7 @@ def _class_config(base, c: int, num_steps: int | None):
   config = copy.deepcopy(base)
   with config.data.unlocked():
     config.data.classes = (int(c),)
+  config.train.eval_every = 0   # the per-class models are scored by AUROC; no sample-quality curve
   if num_steps is not None:
     config.train.num_steps = int(num_steps)
   return config_lib.validate_config(config)

@@ -23,6 +23,8 @@ _SETS: tuple[tuple[str, str, object], ...] = (
     ("discriminator", "Discriminator outputs D(x), D(G(z))",
      lambda k: k in ("d_real", "d_fake", "d_recon", "d_prior") or k.startswith("d_out")),
     ("losses", "Losses", lambda k: k == "loss" or k.endswith("_loss") or k in ("gan_d", "gan_g", "gp", "r1")),
+    ("sample_quality", "Sample quality (Frechet distance in classifier features, mode counts)",
+     lambda k: k in ("fd_classifier", "modes_covered", "high_quality_fraction", "kl_to_uniform")),
     ("vae_terms", "ELBO terms (KL, reconstruction)",
      lambda k: k in ("elbo", "kl", "recon_log_prob", "llike", "recon_mse", "bits_per_dim", "kl_weight",
                      "active_units", "nll")),

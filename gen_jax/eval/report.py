@@ -259,7 +259,10 @@ def _image_blocks(runs: Sequence[RunInfo], images: list[dict]) -> list:
 def _curve_blocks(runs: Sequence[RunInfo], run_curves: list[dict], compare: dict[str, dict[str, str]]) -> list:
   blocks: list[Block] = [Heading(2, "Training curves", "curves"),
                          Paragraph(["From each run's metrics.jsonl (training split, as logged every log_every "
-                                    "steps; a resumed run keeps the last value of a step logged twice)."],
+                                    "steps; a resumed run keeps the last value of a step logged twice). 'During "
+                                    "training': sample quality every train.eval_every steps, protocol in the run's "
+                                    "training_eval.json (fewer samples than the table above: compare along a run and "
+                                    "between runs, not with the table)."],
                                    note=True)]
   for title, paths in compare.items():
     blocks += [Heading(3, f"Side by side: {title}"), Figures([Figure(path, key) for key, path in paths.items()])]
@@ -365,6 +368,10 @@ def build_report(run_dirs: Sequence[str | pathlib.Path], out_dir: str | pathlib.
   run_curves = []
   for run in runs:
     drawn = curves_lib.plot_run_curves(run.rows, out_dir / run.asset_dir / "curves", title=run.name)
+    # Sample quality measured during training (config.train.eval_every: rows with split 'eval').
+    during = curves_lib.plot_run_curves(run.rows, out_dir / run.asset_dir / "curves_eval",
+                                        title=f"{run.name}, measured during training", split="eval")
+    drawn.update({f"{name} (during training)": path for name, path in during.items()})
     run_curves.append(_relative(drawn, out_dir))
   compare = _compare_curves(runs, out_dir)
 
@@ -418,6 +425,10 @@ def _compare_curves(runs: Sequence[RunInfo], out_dir: pathlib.Path) -> dict[str,
                                        exclude=curves_lib.THROUGHPUT_KEYS + ("wall_seconds",))
     if drawn:
       out[f"Runs on {data}"] = _relative(drawn, out_dir)
+    drawn = curves_lib.plot_comparison({runs[i].name: runs[i].rows for i in members},
+                                       out_dir / "assets" / "compare" / f"{n:02d}_{slug(data)}_eval", split="eval")
+    if drawn:
+      out[f"Sample quality during training, runs on {data}"] = _relative(drawn, out_dir)
   return out
 
 

@@ -40,6 +40,7 @@ from gen_jax.train import step as step_lib
 from gen_jax.train.checkpoint import Checkpoints
 from gen_jax.train.families import build_family
 from gen_jax.train.metrics_log import MetricsLog
+from gen_jax.train.training_eval import TrainingEval
 
 # Config keys that may change when a run is resumed (everything else must match the saved config).
 RESUMABLE_CHANGES = ("train.", "eval.", "data.data_dir", "data.tfds_dir")
@@ -234,7 +235,12 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
   # One compiled function per call size; the S-step one is used whenever S steps fit before the next event,
   # the 1-step one (compiled on first use) to land exactly on an event step.
   step_fns = {n: run.compile_train_step(steps_per_call=n) for n in sorted({1, steps_per_dispatch})}
-  event_periods = (log_every, ckpt_every, sample_every)
+  training_eval = TrainingEval.create(run, config)
+  if training_eval is not None and main:
+    training_eval.write_protocol(workdir)
+    print(f"Sample quality during training: {training_eval.describe()}.", flush=True)
+  eval_every = training_eval.every if training_eval is not None else 0
+  event_periods = (log_every, ckpt_every, sample_every, eval_every)
   shortest = min(p for p in event_periods if p > 0)
   if steps_per_dispatch > shortest and main:
     print(f"Note: config.train.steps_per_dispatch={steps_per_dispatch} exceeds the shortest of log_every / "
@@ -306,6 +312,10 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
                 f"(step {last_saved}) in {ckpts.directory} is kept. Lower the learning rate or clip gradients.")
         if main and ((sample_every and step % sample_every == 0) or last):
           write_images(run, state.models, workdir / "images", step, log)
+        if training_eval is not None and not stopping and training_eval.due(step, last):
+          t_eval = time.time()
+          log.write(step, training_eval.measure(state.models), split="eval")
+          t_log += time.time() - t_eval   # steps/s counts training only
         if stopping:
           stopped_by = stop.signal_name
           break

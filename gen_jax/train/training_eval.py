@@ -1,0 +1,123 @@
+"""Sample quality measured while training: the curve that shows how stable a run is.
+
+Every `config.train.eval_every` steps (0 = off) and at the last step, `config.train.eval_samples` samples
+are drawn with the weights used for sampling (EMA where kept), always from the same prior draws, and scored
+with the instruments of `gen_jax/eval`:
+
+  images with a feature classifier (mnist, fashion_mnist, binarized_mnist, or eval.feature_net):
+      fd_classifier: Frechet distance in the classifier's features to the first eval_samples images of the
+      reference split (eval.reference_split); the reference statistics are computed once per process
+  2-D mixtures (ring8, grid25): modes_covered, high_quality_fraction, kl_to_uniform (3 std, as eval.py)
+  Stacked MNIST: modes_covered (of 1000), kl_to_uniform, digits read by the MNIST classifier
+
+The numbers go to metrics.jsonl and TensorBoard as rows with split "eval" (the report plots them as training
+curves) and the protocol (reference, sample count, feature network and its hash, seed) to
+`<workdir>/training_eval.json`. Frechet distances are biased in the sample count: compare these along a run
+and between runs with the same eval_samples, not with eval.py's numbers (10000 samples by default).
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+
+from gen_jax import rng
+from gen_jax.data.synthetic import MixtureDataset, StackedMnist
+from gen_jax.errors import GenJaxError
+from gen_jax.eval import batching, frechet, modes
+from gen_jax.eval.model_api import from_run, unit_images
+
+PROTOCOL_FILE = "training_eval.json"
+
+
+class TrainingEval:
+  """Measures one run's samples at given steps; `create` returns None when there is nothing to measure."""
+
+  def __init__(self, run, config, kind: str, feature_net=None):
+    self.run = run
+    self.kind = kind                       # "images" | "mixture" | "stacked"
+    self.every = int(config.train.eval_every)
+    self.num_samples = int(config.train.eval_samples)
+    self.batch_size = int(config.eval.get("batch_size", 500))
+    self.feature_net = feature_net
+    self.key = rng.for_purpose(rng.root_key(int(config.seed)), "training_eval")
+    self.protocol = {"every_steps": self.every, "num_samples": self.num_samples, "seed": int(config.seed),
+                     "draws": "the same prior draws at every evaluation (key fold_in(root, 'training_eval'))",
+                     "params": "ema" if float(config.train.get("ema_decay", 0.0)) > 0 else "raw",
+                     "dataset": run.dataset.name}
+    if kind == "images":
+      split = str(config.eval.get("reference_split", "test"))
+      images = getattr(run.dataset, split).images
+      if len(images) < self.num_samples:
+        raise GenJaxError(f"config.train.eval_samples={self.num_samples} exceeds the {len(images)} images of the "
+                          f"{run.dataset.name} {split} split; lower config.train.eval_samples")
+      self.reference = frechet.feature_stats(self._features(unit_images(images[:self.num_samples])))
+      self.protocol.update(metrics=["fd_classifier"],
+                           reference=f"{run.dataset.name} {split} split, first {self.num_samples} images",
+                           feature_network=feature_net.describe(), feature_network_sha256=feature_net.sha256)
+    elif kind == "mixture":
+      self.protocol.update(metrics=["modes_covered", "high_quality_fraction", "kl_to_uniform"],
+                           high_quality="within 3.0 std of the nearest mode")
+    else:
+      self.protocol.update(metrics=["modes_covered", "kl_to_uniform"],
+                           mode="100 * digit(R) + 10 * digit(G) + digit(B), digits by the MNIST classifier",
+                           feature_network_sha256=feature_net.sha256)
+
+  @classmethod
+  def create(cls, run, config) -> "TrainingEval | None":
+    if int(config.train.get("eval_every", 0)) <= 0:
+      return None
+    dataset = run.dataset
+    if isinstance(dataset, MixtureDataset):
+      return cls(run, config, "mixture")
+    from gen_jax.eval import feature_net as feature_net_lib
+    directory = config.eval.get("feature_net", "") or feature_net_lib.default_feature_net_dir(dataset.name)
+    try:
+      net = feature_net_lib.load_feature_net(directory)
+    except GenJaxError as e:
+      print(f"Note: config.train.eval_every={config.train.eval_every} but sample quality cannot be measured "
+            f"during training: {e}", flush=True)
+      return None
+    if isinstance(dataset, StackedMnist):
+      return cls(run, config, "stacked", net)
+    if tuple(net.image_shape) != tuple(dataset.image_shape):
+      print(f"Note: config.train.eval_every: the feature classifier in {directory} takes images "
+            f"{tuple(net.image_shape)}, the data are {tuple(dataset.image_shape)}; not measured during training.",
+            flush=True)
+      return None
+    return cls(run, config, "images", net)
+
+  def due(self, step: int, last: bool) -> bool:
+    return last or step % self.every == 0
+
+  def _features(self, images: np.ndarray) -> np.ndarray:
+    return np.asarray(self.feature_net.features(images, batch_size=self.batch_size), np.float64)
+
+  def measure(self, models) -> dict[str, float]:
+    """The metrics of the current weights (every process calls this: the weights may span all of them)."""
+    model = from_run(self.run, models)
+    samples = batching.generate(lambda k, m: model.sample(k, m), self.key, self.num_samples, self.batch_size)
+    if self.kind == "images":
+      return {"fd_classifier": frechet.frechet_distance(self.reference, frechet.feature_stats(self._features(samples)))}
+    if self.kind == "mixture":
+      stats = modes.mixture_mode_stats(samples, self.run.dataset.centers, self.run.dataset.std, num_std=3.0)
+      return {k: stats[k] for k in ("modes_covered", "high_quality_fraction", "kl_to_uniform")}
+    net = self.feature_net
+    stats = modes.stacked_mnist_mode_stats(
+        samples, lambda x: np.argmax(np.asarray(net.logits(x, batch_size=self.batch_size)), axis=-1))
+    return {k: stats[k] for k in ("modes_covered", "kl_to_uniform")}
+
+  def write_protocol(self, workdir: pathlib.Path) -> None:
+    (pathlib.Path(workdir) / PROTOCOL_FILE).write_text(json.dumps(self.protocol, indent=2) + "\n")
+
+  def describe(self) -> str:
+    p = self.protocol
+    what = ", ".join(p["metrics"])
+    ref = ""
+    if "reference" in p:
+      net = p["feature_network"]
+      ref = (f" vs the {p['reference']} in the features of the {net.get('feature_net_dataset', '')} classifier "
+             f"(sha256 {p['feature_network_sha256'][:12]})")
+    return (f"{what} of {p['num_samples']} samples ({p['params']} weights) every {p['every_steps']} steps{ref} "
+            f"(seed {p['seed']})")

@@ -1,0 +1,65 @@
+"""Sample quality measured during training (config.train.eval_every): rows, protocol, determinism, skips."""
+import json
+import types
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import TINY
+from gen_jax import parallel
+from gen_jax.errors import ConfigError
+from gen_jax.eval import curves
+from gen_jax.train import loop
+from gen_jax.train.metrics_log import read_metrics
+from gen_jax.train.training_eval import TrainingEval
+
+GAN_TINY = ("model.g_width=8", "model.d_width=8", "data.batch_size=16")
+
+
+def test_gan_logs_the_frechet_distance_every_n_steps_with_its_protocol(make_config, tmp_path):
+  config = make_config("configs/gan.py", *TINY, *GAN_TINY, "train.num_steps=4", "train.eval_every=2",
+                       "train.eval_samples=64")
+  summary = loop.train(config, tmp_path, progress=False, mesh=parallel.make_mesh(jax.devices()[:2]))
+  rows = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r["split"] == "eval"]
+  assert [r["step"] for r in rows] == [2, 4]
+  assert all(set(r) == {"step", "split", "fd_classifier"} and np.isfinite(r["fd_classifier"]) for r in rows)
+  assert rows[0]["fd_classifier"] != rows[1]["fd_classifier"]       # the weights moved between the two
+  protocol = json.loads((tmp_path / "training_eval.json").read_text())
+  assert protocol["num_samples"] == 64 and protocol["every_steps"] == 2 and protocol["params"] == "ema"
+  assert protocol["reference"] == "mnist test split, first 64 images" and len(protocol["feature_network_sha256"]) == 64
+  # The logged number is the final weights' score, reproduced from them with the same draws.
+  run = loop.setup(config, parallel.make_mesh(jax.devices()[:2]))
+  again = TrainingEval.create(run, config).measure(summary["state"].models)
+  assert again["fd_classifier"] == pytest.approx(rows[1]["fd_classifier"], rel=1e-5)
+  drawn = curves.plot_run_curves(read_metrics(tmp_path / "metrics.jsonl"), tmp_path / "curves", split="eval")
+  assert set(drawn) == {"sample_quality"} and drawn["sample_quality"].stat().st_size > 0
+
+
+def test_mixture_runs_log_mode_counts(make_config, tmp_path):
+  config = make_config("configs/gan_toy.py:runlocal", "train.num_steps=3", "train.eval_every=3",
+                       "train.eval_samples=500", "train.checkpoint_every=3", "train.sample_every=0")
+  loop.train(config, tmp_path, progress=False, mesh=parallel.make_mesh(jax.devices()[:1]))
+  rows = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r["split"] == "eval"]
+  assert [r["step"] for r in rows] == [3]
+  assert 0 <= rows[0]["modes_covered"] <= 8 and 0.0 <= rows[0]["high_quality_fraction"] <= 1.0
+  assert 0.0 <= rows[0]["kl_to_uniform"] <= np.log(8) + 1e-9
+  assert json.loads((tmp_path / "training_eval.json").read_text())["high_quality"] == "within 3.0 std of the nearest mode"
+
+
+def test_data_without_a_classifier_is_a_note_not_a_crash(make_config, tmp_path, capsys):
+  config = make_config("configs/gan.py", *TINY, "train.eval_every=10", f"eval.feature_net={tmp_path / 'none'}")
+  run = types.SimpleNamespace(dataset=types.SimpleNamespace(name="mnist", image_shape=(28, 28, 1)))
+  assert TrainingEval.create(run, config) is None
+  out = capsys.readouterr().out
+  assert "config.train.eval_every=10" in out and "cannot be measured during training" in out
+  assert TrainingEval.create(run, make_config("configs/gan.py", *TINY, "train.eval_every=0")) is None
+
+
+def test_eval_samples_below_two_is_refused_and_anomaly_models_skip_the_curve(make_config):
+  with pytest.raises(ConfigError, match=r"config\.train\.eval_samples must be >= 2"):
+    make_config("configs/gan.py", "train.eval_every=10", "train.eval_samples=1")
+  from gen_jax.eval import anomaly
+  config = make_config("configs/vae.py")
+  assert config.train.eval_every == 5000
+  assert anomaly._class_config(config, 3, 10).train.eval_every == 0
