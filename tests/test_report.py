@@ -301,3 +301,24 @@ def test_results_tables_read_eval_metrics_and_name_the_missing_command(tmp_path)
   flat["protocol"] = {**flat["protocol"].pop("likelihood"), "seed": 0}
   (run / "eval" / "metrics.json").write_text(json.dumps(flat))
   assert nll_table.row_for(run)["protocol"] == row["protocol"]
+
+
+def test_mode_table_reads_stacked_mnist_runs_with_their_real_data_floor(tmp_path):
+  from gen_jax.eval import mode_table
+  run = tmp_path / "stacked_r1"
+  (run / "eval").mkdir(parents=True)
+  (run / "eval" / "metrics.json").write_text(json.dumps({
+      "config": {"gan": {"loss": "nonsaturating", "n_critic": 1, "r1_weight": 10.0},
+                 "model": {"arch": "dcgan", "g_width": 32, "d_width": 32, "spectral_norm": False}},
+      "metrics": {"modes_covered": 860, "kl_to_uniform": 1.1421, "num_modes": 1000, "modes_covered_floor": 1000,
+                  "kl_to_uniform_floor": 0.025},
+      "protocol": {"modes": {"num_samples": 26000, "mode": "100 * digit(R) + 10 * digit(G) + digit(B)",
+                             "feature_network_sha256": "6901d83c0ce01972693d", "kl": "KL(modes || uniform)",
+                             "params": "ema", "floor": "26000 real triples"}, "seed": 0,
+                   "dataset": "stacked_mnist"},
+      "train": {"wall_seconds": 360.0}, "step": 4000}))
+  table = mode_table.to_markdown([mode_table.row_for(run)])
+  assert ("| stacked_r1 | nonsaturating (r1_weight=10.0) | dcgan G32/D32 | 1 | 860 / 1000 (real data: 1000) | n/a | "
+          "1.142 (real data: 0.025) | 4000 | 6.0 min |") in table
+  assert "26000 samples from the ema generator; mode = 100 * digit(R) + 10 * digit(G) + digit(B) (sha256 6901d83c0ce0)" \
+      in table
