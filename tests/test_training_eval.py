@@ -63,3 +63,11 @@ def test_eval_samples_below_two_is_refused_and_anomaly_models_skip_the_curve(mak
   config = make_config("configs/vae.py")
   assert config.train.eval_every == 5000
   assert anomaly._class_config(config, 3, 10).train.eval_every == 0
+
+
+def test_eval_samples_beyond_the_reference_split_are_clamped_with_a_note(make_config, capsys):
+  config = make_config("configs/gan.py", *TINY, *GAN_TINY, "train.eval_every=10", "train.eval_samples=2000")
+  te = TrainingEval.create(loop.setup(config, parallel.make_mesh(jax.devices()[:1])), config)
+  assert te.num_samples == te.protocol["num_samples"] == 64               # TINY keeps 64 test images
+  assert te.protocol["reference"] == "mnist test split, first 64 images"
+  assert "eval_samples=2000 exceeds the 64 images of the mnist test split" in capsys.readouterr().out

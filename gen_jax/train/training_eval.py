@@ -50,8 +50,9 @@ class TrainingEval:
       split = str(config.eval.get("reference_split", "test"))
       images = getattr(run.dataset, split).images
       if len(images) < self.num_samples:
-        raise GenJaxError(f"config.train.eval_samples={self.num_samples} exceeds the {len(images)} images of the "
-                          f"{run.dataset.name} {split} split; lower config.train.eval_samples")
+        print(f"Note: config.train.eval_samples={self.num_samples} exceeds the {len(images)} images of the "
+              f"{run.dataset.name} {split} split; measuring {len(images)} samples against all of them.", flush=True)
+        self.num_samples = self.protocol["num_samples"] = len(images)
       self.reference = frechet.feature_stats(self._features(unit_images(images[:self.num_samples])))
       self.protocol.update(metrics=["fd_classifier"],
                            reference=f"{run.dataset.name} {split} split, first {self.num_samples} images",
