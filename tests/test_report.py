@@ -15,6 +15,7 @@ from PIL import Image
 from conftest import TINY
 from gen_jax.errors import GenJaxError
 from gen_jax.eval import curves, metric_specs, report
+from gen_jax.train.metrics_log import read_metrics
 
 VOID = {"meta", "img", "br", "hr", "link", "input"}
 
@@ -274,6 +275,12 @@ def test_report_end_to_end_on_tiny_vae_and_gan(make_config, tmp_path):
   curves = {r["name"]: r["curves"] for r in json.loads(paths["report_json"].read_text())["runs"]}
   assert "sample_quality (during training)" in curves["gan"] and "sample_quality (during training)" not in curves["vae"]
   assert curves["gan"]["sample_quality (during training)"] in page.images
+  gan_rows = [r for r in read_metrics(tmp_path / "gan" / "metrics.jsonl") if r["split"] == "eval"]
+  assert [r["step"] for r in gan_rows] == [2, 4]
+  best = max(gan_rows, key=lambda r: r["modes_covered"])
+  expected = (f"modes_covered {gan_rows[-1]['modes_covered']} at the end (step 4), best {best['modes_covered']} at step "
+              f"{best['step']}; 2 evaluations")
+  assert expected in "".join(page.text)
 
 
 def test_results_tables_read_eval_metrics_and_name_the_missing_command(tmp_path):

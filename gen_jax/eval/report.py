@@ -219,13 +219,17 @@ def _training_blocks(runs: Sequence[RunInfo], summaries: list[dict]) -> list:
             ("wall_seconds", "training wall time", _duration),
             ("median_steps_per_sec", "median steps/s", _rate_text),
             ("median_examples_per_sec", "median examples/s", _rate_text),
-            ("device", "training devices", str), ("eval_wall_seconds", "evaluation wall time", _duration),
+            ("device", "training devices", str),
+            ("during_training", "sample quality during training", str),
+            ("eval_wall_seconds", "evaluation wall time", _duration),
             ("status", "evaluation", str))
   rows = [[Cell(label)] + [Cell(fmt(s[key]) if s[key] is not None else "—") for s in summaries]
           for key, label, fmt in fields]
   return [Heading(2, "Training", "training"),
           Paragraph(["Steps/s and examples/s: median over the logged intervals of metrics.jsonl (the first "
-                     "interval includes compilation). Wall time and devices as recorded by the last checkpoint."],
+                     "interval includes compilation). Wall time and devices as recorded by the last checkpoint. "
+                     "Sample quality during training: the curve of train.eval_every (protocol in the run's "
+                     "training_eval.json), its last value and its best."],
                     note=True),
           Table([Cell("")] + _run_header(runs), rows)]
 

@@ -287,7 +287,22 @@ def training_summary(run: RunInfo) -> dict:
       "device": f"{num_devices}x {device_kind}" if device_kind else None,
       "eval_wall_seconds": num(ev.get("eval_wall_seconds")),
       "eval_hardware": ev.get("eval_hardware"), "status": run.status,
+      "during_training": during_training_summary(run.rows),
   }
+
+
+def during_training_summary(rows: list[dict]) -> str | None:
+  """The sample-quality curve logged during training (split 'eval') in one line: where it ended and where it
+  was best. A final value far from the best is the sign of an unstable run."""
+  for key, best_of in (("fd_classifier", min), ("modes_covered", max)):
+    steps, values = curves_lib.series(rows, key, split="eval")
+    points = [(s, v) for s, v in zip(steps, values) if math.isfinite(v)]
+    if points:
+      best_step, best = best_of(points, key=lambda p: p[1])
+      fmt = (lambda v: f"{v:.1f}") if key == "fd_classifier" else (lambda v: f"{v:.0f}")
+      return (f"{key} {fmt(points[-1][1])} at the end (step {points[-1][0]}), best {fmt(best)} at step {best_step}; "
+              f"{len(points)} evaluations")
+  return None
 
 
 # --------------------------------------------------------------------------- assets
