@@ -9,7 +9,7 @@ import pathlib
 # The user's own flags, recorded once: pytest-xdist workers inherit the controller's modified environment.
 USER_XLA_FLAGS = os.environ.setdefault("GEN_JAX_TEST_USER_XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
 os.environ["XLA_FLAGS"] = (USER_XLA_FLAGS + " --xla_force_host_platform_device_count=8"
-                           " --xla_backend_optimization_level=0").strip()
+                           " --xla_backend_optimization_level=0 --xla_cpu_opt_preset=FAST_COMPILE").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import pytest  # noqa: E402
