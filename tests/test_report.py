@@ -327,5 +327,5 @@ def test_mode_table_reads_stacked_mnist_runs_with_their_real_data_floor(tmp_path
   table = mode_table.to_markdown([mode_table.row_for(run)])
   assert ("| stacked_r1 | nonsaturating (r1_weight=10.0) | dcgan G32/D32 | 1 | 860 / 1000 (real data: 1000) | n/a | "
           "1.142 (real data: 0.025) | 4000 | 6.0 min |") in table
-  assert "26000 samples from the ema generator; mode = 100 * digit(R) + 10 * digit(G) + digit(B) (sha256 6901d83c0ce0)" \
-      in table
+  assert ("26000 samples from the ema generator; mode = 100 * digit(R) + 10 * digit(G) + digit(B) "
+          "(sha256 6901d83c0ce0)") in table

@@ -44,7 +44,8 @@ def test_mixture_runs_log_mode_counts(make_config, tmp_path):
   assert [r["step"] for r in rows] == [3]
   assert 0 <= rows[0]["modes_covered"] <= 8 and 0.0 <= rows[0]["high_quality_fraction"] <= 1.0
   assert 0.0 <= rows[0]["kl_to_uniform"] <= np.log(8) + 1e-9
-  assert json.loads((tmp_path / "training_eval.json").read_text())["high_quality"] == "within 3.0 std of the nearest mode"
+  protocol = json.loads((tmp_path / "training_eval.json").read_text())
+  assert protocol["high_quality"] == "within 3.0 std of the nearest mode"
 
 
 def test_data_without_a_classifier_is_a_note_not_a_crash(make_config, tmp_path, capsys):

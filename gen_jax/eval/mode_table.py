@@ -31,7 +31,8 @@ def row_for(workdir: pathlib.Path) -> dict:
   arch = (f"{model['arch']} G{model['g_width']}/D{model['d_width']}" if model["arch"] != "mlp"
           else "mlp " + "-".join(str(w) for w in model.get("hidden", ())))
   return {"run": workdir.name, "loss": gan["loss"] + (f" ({', '.join(extras)})" if extras else ""),
-          "n_critic": gan["n_critic"], "modes": f"{m['modes_covered']} / {m['num_modes']}" + _floor(m, "modes_covered", "d"),
+          "n_critic": gan["n_critic"],
+          "modes": f"{m['modes_covered']} / {m['num_modes']}" + _floor(m, "modes_covered", "d"),
           "hq": m.get("high_quality_fraction"), "kl": f"{m['kl_to_uniform']:.3f}" + _floor(m, "kl_to_uniform", ".3f"),
           "steps": report["step"],
           "wall": t.get("wall_seconds"), "arch": arch,

@@ -244,8 +244,8 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
   shortest = min(p for p in event_periods if p > 0)
   if steps_per_dispatch > shortest and main:
     print(f"Note: config.train.steps_per_dispatch={steps_per_dispatch} exceeds the shortest of log_every / "
-          f"checkpoint_every / sample_every ({shortest}), so most calls run single steps; raise those periods "
-          f"to a multiple of {steps_per_dispatch} to get {steps_per_dispatch} steps per call.", flush=True)
+          f"checkpoint_every / sample_every / eval_every ({shortest}), so most calls run single steps; raise those "
+          f"periods to a multiple of {steps_per_dispatch} to get {steps_per_dispatch} steps per call.", flush=True)
   if (steps_per_dispatch > 1 and main and config.model.get("arch", "mlp") != "mlp"
       and run.mesh.devices.flat[0].platform == "cpu"):
     print(f"Note: config.train.steps_per_dispatch={steps_per_dispatch} with a convolutional model on CPU: "
