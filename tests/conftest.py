@@ -28,9 +28,23 @@ def shared_data_dir() -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
-def tfds_cache_dir(tmp_path_factory) -> pathlib.Path:
-  """One prepared-TFDS directory shared by the whole session (builds once, seconds)."""
-  return tmp_path_factory.mktemp("tfds")
+def tfds_cache_dir(tmp_path_factory, shared_data_dir) -> pathlib.Path:
+  """One prepared-TFDS directory for the whole run, shared by the pytest-xdist workers: the first to get the lock
+  builds MNIST and Fashion-MNIST (seconds each), the others reuse them."""
+  import fcntl
+
+  from gen_jax.data import tfds_builders
+  base = tmp_path_factory.getbasetemp()
+  run_dir = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base   # <tmp>/pytest-N in both cases
+  root = run_dir / "tfds_shared"
+  root.mkdir(exist_ok=True)
+  with open(run_dir / "tfds_shared.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    for subdir in ("mnist", "fashion_mnist"):
+      builder = tfds_builders.get_builder(subdir, root)
+      if not tfds_builders.is_prepared(builder):
+        tfds_builders.prepare(builder, shared_data_dir / subdir)
+  return root
 
 
 @pytest.fixture(scope="session")

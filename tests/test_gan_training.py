@@ -44,7 +44,7 @@ def test_gan_resume_is_exact_with_ema_batchnorm_and_spectral_norm(make_config, t
   """Two models, EMA, batch-norm statistics and spectral-norm vectors all survive an interruption."""
   config = make_config("configs/gan.py:conditional,hinge", *TINY, "model.g_width=8", "model.d_width=8",
                        "data.batch_size=16", "train.num_steps=8")
-  mesh = parallel.make_mesh(jax.devices()[:2])
+  mesh = parallel.make_mesh(jax.devices()[:1])   # GANs on several devices: test_gan_update_..., test_vaegan_...
   full = loop.train(config, tmp_path / "full", progress=False, mesh=mesh)
   loop.train(config, tmp_path / "resumed", progress=False, interrupt_at=3, mesh=mesh)
   resumed = loop.train(config, tmp_path / "resumed", progress=False, mesh=mesh)
@@ -56,23 +56,18 @@ def test_gan_resume_is_exact_with_ema_batchnorm_and_spectral_norm(make_config, t
 
 
 def test_ring_gan_covers_all_eight_modes(tmp_path):
-  """The default toy config, fixed seed, CPU seconds: every mode of the ring gets high-quality samples,
-  measured by eval.py (2500 samples, 3 standard deviations)."""
-  env = cli_env()
+  """The default toy config, fixed seed, CPU seconds: every mode of the ring gets high-quality samples, counted by
+  the mode metrics logged during training (2500 samples every 1000 steps, 3 standard deviations, the protocol of
+  eval.py's `modes` group, which test_eval_on_a_mixture_run_writes_mode_metrics runs through eval.py)."""
   train = subprocess.run([sys.executable, "train.py", "--config=configs/gan_toy.py", f"--workdir={tmp_path}",
                           "--no_progress", "--config.train.sample_every=0"], cwd=REPO_ROOT, capture_output=True,
-                         text=True, timeout=600, env=env)
+                         text=True, timeout=600, env=cli_env())
   assert train.returncode == 0, train.stderr[-3000:]
-  ev = subprocess.run([sys.executable, "eval.py", f"--workdir={tmp_path}", "--no_progress"], cwd=REPO_ROOT,
-                      capture_output=True, text=True, timeout=300, env=env)
-  assert ev.returncode == 0, ev.stderr[-3000:]
-  m = json.loads((tmp_path / "eval" / "metrics.json").read_text())["metrics"]
-  assert m["modes_covered"] == 8, m
-  assert m["high_quality_fraction"] > 0.5, m
-  # The curve logged during training (other draws, 2500 samples every 1000 steps) ends where eval.py does.
   curve = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r["split"] == "eval"]
   assert [r["step"] for r in curve] == [1000, 2000, 3000, 4000, 5000]
-  assert curve[-1]["modes_covered"] == 8 and abs(curve[-1]["high_quality_fraction"] - m["high_quality_fraction"]) < 0.05
+  assert curve[-1]["modes_covered"] == 8 and curve[-1]["high_quality_fraction"] > 0.5, curve[-1]
+  protocol = json.loads((tmp_path / "training_eval.json").read_text())
+  assert protocol["num_samples"] == 2500 and protocol["high_quality"] == "within 3.0 std of the nearest mode"
 
 
 def test_eval_on_a_mixture_run_writes_mode_metrics(shared_data_dir, tfds_cache_dir, tmp_path):
