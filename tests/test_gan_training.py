@@ -68,6 +68,7 @@ def test_ring_gan_covers_all_eight_modes(tmp_path):
   assert curve[-1]["modes_covered"] == 8 and curve[-1]["high_quality_fraction"] > 0.5, curve[-1]
   protocol = json.loads((tmp_path / "training_eval.json").read_text())
   assert protocol["num_samples"] == 2500 and protocol["high_quality"] == "within 3.0 std of the nearest mode"
+  assert protocol["mode_covered_if"] == ">= 31 high-quality samples"      # 10% of 2500 / 8, as eval.py
 
 
 def test_eval_on_a_mixture_run_writes_mode_metrics(shared_data_dir, tfds_cache_dir, tmp_path):

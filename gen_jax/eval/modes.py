@@ -94,6 +94,7 @@ def mixture_mode_stats(samples, centers, std: float, num_std: float = 3.0, min_c
 
 
 STACKED_MNIST_MODES = 1000
+STACKED_MNIST_MODE_RULE = "100 * digit(R) + 10 * digit(G) + digit(B), digits by the MNIST classifier"
 
 
 def stacked_mnist_modes(samples, predict_digits_fn, batch_size: int | None = None) -> np.ndarray:

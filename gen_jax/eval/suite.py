@@ -129,7 +129,7 @@ class Suite:
       return {"metrics": metrics, "protocol": protocol}
     if isinstance(self.dataset, StackedMnist):
       from gen_jax.eval.batching import generate
-      from gen_jax.eval.modes import stacked_mnist_mode_stats
+      from gen_jax.eval.modes import STACKED_MNIST_MODE_RULE, stacked_mnist_mode_stats
       net = self.feature_net   # classifiers/mnist: default_feature_net_dir maps stacked_mnist to mnist
       samples = generate(lambda k, m: self.model.sample(k, m), key, n, int(self.cfg.batch_size),
                          progress="samples" if self.progress else None)
@@ -141,7 +141,7 @@ class Suite:
       real = _stacked_real_triples(self.dataset.test.images, n, np.random.default_rng(self.seed))
       floor = stacked_mnist_mode_stats(real, predict)
       metrics.update(modes_covered_floor=floor["modes_covered"], kl_to_uniform_floor=floor["kl_to_uniform"])
-      protocol = {"num_samples": n, "mode": "100 * digit(R) + 10 * digit(G) + digit(B), digits by the MNIST classifier",
+      protocol = {"num_samples": n, "mode": STACKED_MNIST_MODE_RULE,
                   "feature_network_sha256": net.sha256, "kl": "KL(empirical mode distribution || uniform over 1000)",
                   "params": self.model.params_kind,
                   "floor": f"{n} real triples: three test-split digits drawn uniformly with replacement (numpy seed "

@@ -58,11 +58,13 @@ class TrainingEval:
                            reference=f"{run.dataset.name} {split} split, first {self.num_samples} images",
                            feature_network=feature_net.describe(), feature_network_sha256=feature_net.sha256)
     elif kind == "mixture":
+      min_count = modes.default_min_count(self.num_samples, len(run.dataset.centers))
       self.protocol.update(metrics=["modes_covered", "high_quality_fraction", "kl_to_uniform"],
-                           high_quality="within 3.0 std of the nearest mode")
+                           high_quality="within 3.0 std of the nearest mode",
+                           mode_covered_if=f">= {min_count} high-quality samples")
     else:
       self.protocol.update(metrics=["modes_covered", "kl_to_uniform"],
-                           mode="100 * digit(R) + 10 * digit(G) + digit(B), digits by the MNIST classifier",
+                           mode=modes.STACKED_MNIST_MODE_RULE,
                            feature_network_sha256=feature_net.sha256)
 
   @classmethod
