@@ -12,7 +12,25 @@ os.environ["XLA_FLAGS"] = (USER_XLA_FLAGS + " --xla_force_host_platform_device_c
                            " --xla_backend_optimization_level=0 --xla_cpu_opt_preset=FAST_COMPILE").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+# One persistent XLA compilation cache per test run, shared by the pytest-xdist workers and the train.py / eval.py
+# subprocesses (they inherit the environment): many tests compile the same step (a run and its resumption, the same
+# config in several tests). Entries are keyed by the HLO, the XLA flags and the jaxlib version, so a hit is the same
+# executable. Every compile is cached (the thresholds at 0). The directory is new for each run and removed at its
+# end (`pytest_unconfigure`); a user's own JAX_COMPILATION_CACHE_DIR is left alone.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  import tempfile
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="gen_jax_tests_xla_cache_")
+  os.environ["GEN_JAX_TEST_CACHE_OWNER"] = str(os.getpid())
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
 import pytest  # noqa: E402
+
+
+def pytest_unconfigure(config):
+  if os.environ.get("GEN_JAX_TEST_CACHE_OWNER") == str(os.getpid()):   # the process that made the cache
+    import shutil
+    shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
