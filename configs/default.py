@@ -80,6 +80,7 @@ def base() -> ml_collections.ConfigDict:
   c.eval.split = "test"
   c.eval.num_examples = 0            # 0 = the whole split
   c.eval.batch_size = 500
+  c.eval.num_devices = 0             # local devices sharing each batch; 0 = all on GPU/TPU, 1 on CPU (gen_jax/eval/placement.py)
   c.eval.num_importance_samples = 5000   # k of the NLL estimate (Burda et al.); 0 = skip
   c.eval.chunk_size = 100            # importance samples per chunk: bounds memory for any k
   # The evaluation suite (gen_jax/eval/suite.py). Groups that do not apply to a model are skipped.

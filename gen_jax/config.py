@@ -179,7 +179,7 @@ _NON_NEGATIVE = ("objective.beta", "objective.kl_warmup_steps", "objective.free_
                  "optimizer.grad_clip_norm", "optimizer.weight_decay", "optimizer.warmup_steps",
                  "train.ema_decay", "train.sample_every", "train.eval_every", "eval.num_importance_samples", "gan.gp_weight",
                  "gan.r1_weight", "gan.clip_value", "vaegan.gamma", "eval.ppl_samples", "eval.imputation_examples",
-                 "eval.imputation_steps", "eval.cas_samples", "eval.cas_real_subset")
+                 "eval.imputation_steps", "eval.cas_samples", "eval.cas_real_subset", "eval.num_devices")
 
 
 def get_by_path(config: ConfigDict, dotted_key: str, default: Any = None) -> Any:

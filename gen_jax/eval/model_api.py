@@ -16,7 +16,9 @@ exposes what the instruments of `gen_jax/eval/` need, in one convention:
 
 Every method is jitted once per input shape with the parameters passed as arguments (not baked in
 as constants); `x` is the model input as returned by `model_input` where it matters (binarized data).
-Callers batch large inputs with `gen_jax.eval.batching.map_batches` so memory stays bounded.
+Callers batch large inputs with `gen_jax.eval.batching.map_batches` so memory stays bounded. The
+parameters live on the evaluation mesh (`gen_jax.eval.placement`): replicated, with each input split
+over its devices along the batch axis.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gen_jax.eval.placement import Placement, eval_placement
 from gen_jax.objectives import distributions
 from gen_jax.objectives.vae import log_importance_weights_from_posterior
 
@@ -40,9 +43,10 @@ def unit_images(images) -> np.ndarray:
 class EvalModel:
   """A trained model of any family behind the evaluation interface (see module docstring)."""
 
-  def __init__(self, family, models: dict, dataset):
+  def __init__(self, family, models: dict, dataset, placement: Placement | None = None):
     self.family = family
-    self.models = models
+    self.placement = placement if placement is not None else eval_placement()
+    self.models = self.placement.replicate(models)
     self.dataset = dataset
     self.family_name: str = family.name
     self.data_shape = tuple(dataset.image_shape)
@@ -81,7 +85,8 @@ class EvalModel:
     return jax.random.normal(key, (n, self.latent_dim))
 
   def decode(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
-    return _decode(self.family, self.models, jnp.asarray(z, jnp.float32), self._labels(labels, z.shape[0]))
+    return _decode(self.family, self.models, self._put(jnp.asarray(z, jnp.float32)),
+                   self._put(self._labels(labels, z.shape[0])))
 
   def sample(self, key: jax.Array, n: int, labels: jax.Array | None = None) -> jax.Array:
     return self.decode(self.prior(key, n), labels)
@@ -89,7 +94,8 @@ class EvalModel:
   # --- encoder models ------------------------------------------------------------------------------
   def encode(self, x: jax.Array, labels: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     self._need("has_encoder", "an encoder")
-    return _encode(self.family, self.models, jnp.asarray(x, jnp.float32), self._labels(labels, x.shape[0]))
+    return _encode(self.family, self.models, self._put(jnp.asarray(x, jnp.float32)),
+                   self._put(self._labels(labels, x.shape[0])))
 
   def reconstruct(self, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
     mean, _ = self.encode(x, labels)
@@ -98,13 +104,18 @@ class EvalModel:
   def elbo(self, x: jax.Array, labels: jax.Array | None, key: jax.Array) -> jax.Array:
     """Per-example 1-sample ELBO (analytic KL) in nats, [N]."""
     self._need("has_likelihood", "a pixel likelihood (ELBO)")
-    return _elbo(self.family, self.models, jnp.asarray(x, jnp.float32), self._labels(labels, x.shape[0]), key)
+    return _elbo(self.family, self.models, self._put(jnp.asarray(x, jnp.float32)),
+                 self._put(self._labels(labels, x.shape[0])), key)
 
   # --- discriminator models ------------------------------------------------------------------------
   def discriminator(self, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
     """Per-example discriminator logit, [N] (evaluation mode)."""
     self._need("has_discriminator", "a discriminator")
-    return _discriminate(self.family, self.models, jnp.asarray(x, jnp.float32), self._labels(labels, x.shape[0]))
+    return _discriminate(self.family, self.models, self._put(jnp.asarray(x, jnp.float32)),
+                         self._put(self._labels(labels, x.shape[0])))
+
+  def _put(self, x):
+    return self.placement.batch(x)
 
   def _need(self, flag: str, what: str) -> None:
     if not getattr(self, flag):
@@ -153,16 +164,7 @@ def _discriminate(family, models, x, labels):
 
 
 def from_run(run: Any, models: dict) -> EvalModel:
-  """The EvalModel of a `gen_jax.train.loop.Run` and its restored `state.models`."""
-  return EvalModel(run.family, single_device(models), run.dataset)
-
-
-def single_device(models: dict) -> dict:
-  """Parameters replicated over a mesh of one process, moved to its first device.
-
-  Evaluation batches are small and unsharded; with parameters replicated over N local devices every
-  evaluation op would run N times (seen with 8 fake CPU devices). Several processes keep their mesh.
-  """
-  if jax.process_count() > 1:
-    return models
-  return jax.device_put(models, jax.local_devices()[0])
+  """The EvalModel of a `gen_jax.train.loop.Run` and its restored `state.models`, on the mesh of
+  `config.eval.num_devices` (see `gen_jax.eval.placement`)."""
+  placement = eval_placement(int(run.config.eval.get("num_devices", 0)))
+  return EvalModel(run.family, models, run.dataset, placement)

@@ -50,6 +50,8 @@ def evaluate_sample_quality(model, dataset, feature_net, key: jax.Array, eval_cf
   other = getattr(dataset, floor_name)
   n = min(n_req, len(reference.images), len(other.images))
   batch_size = int(eval_cfg.get("batch_size", 500))
+  placement = getattr(model, "placement", None)    # an EvalModel's evaluation mesh: batches split evenly over it
+  batch_size = placement.round_batch(batch_size) if placement is not None else batch_size
   if samples is None:
     samples = batching.generate(lambda k, m: model.sample(k, m), key, n, batch_size,
                                 progress="samples" if progress else None)

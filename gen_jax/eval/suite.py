@@ -24,7 +24,8 @@ import numpy as np
 from gen_jax import rng
 from gen_jax.data.synthetic import MixtureDataset, StackedMnist
 from gen_jax.errors import GenJaxError
-from gen_jax.eval.model_api import EvalModel, single_device
+from gen_jax.eval.model_api import EvalModel
+from gen_jax.eval.placement import eval_placement
 
 GROUPS = ("likelihood", "samples", "modes", "latent", "imputation", "cas")
 
@@ -60,9 +61,11 @@ class Suite:
   def __init__(self, run, models: dict, key: jax.Array, eval_cfg, seed: int, progress: bool = False):
     self.run = run
     self.dataset = run.dataset
-    models = single_device(models)
-    self.model = EvalModel(run.family, models, run.dataset)
-    self.models = models
+    self.placement = eval_placement(int(eval_cfg.get("num_devices", 0)))
+    self.model = EvalModel(run.family, models, run.dataset, self.placement)
+    self.models = self.model.models      # on the evaluation mesh
+    # Batches split evenly over the evaluation devices: config.eval.batch_size rounded up to a multiple of their count.
+    self.batch_size = self.placement.round_batch(int(eval_cfg.batch_size))
     self.key = key
     self.cfg = eval_cfg
     self.seed = seed
@@ -90,7 +93,8 @@ class Suite:
   def likelihood(self, key):
     if not self.model.has_encoder:
       raise _Skip(f"a {self.model.family_name} has no encoder: no ELBO, NLL or reconstruction")
-    return self.run.family.evaluate(self.models, self.dataset, key, self.cfg, progress=self.progress)
+    return self.run.family.evaluate(self.models, self.dataset, key, self.cfg, progress=self.progress,
+                                    placement=self.placement)
 
   def samples(self, key):
     self._image_model()
@@ -110,7 +114,7 @@ class Suite:
                                    f"${inception.ENV_VAR} to pytorch-fid's {inception.WEIGHTS_FILENAME})")
     else:
       net_i = inception.load_fid_inception(path)
-      metrics.update(inception_fid(net_i, out["samples"], out["real"], out["floor_set"], int(self.cfg.batch_size)))
+      metrics.update(inception_fid(net_i, out["samples"], out["real"], out["floor_set"], self.batch_size))
       protocol["fid_inception"] = (f"pytorch-fid InceptionV3 pool3 (2048-d), bilinear resize to 299, "
                                    f"weights {path.name} sha256 {net_i.sha256}; same sets as above")
     return {"metrics": metrics, "protocol": protocol}
@@ -131,7 +135,7 @@ class Suite:
       from gen_jax.eval.batching import generate
       from gen_jax.eval.modes import STACKED_MNIST_MODE_RULE, stacked_mnist_mode_stats
       net = self.feature_net   # classifiers/mnist: default_feature_net_dir maps stacked_mnist to mnist
-      samples = generate(lambda k, m: self.model.sample(k, m), key, n, int(self.cfg.batch_size),
+      samples = generate(lambda k, m: self.model.sample(k, m), key, n, self.batch_size,
                          progress="samples" if self.progress else None)
       predict = lambda x: np.argmax(np.asarray(net.logits(x)), axis=-1)  # noqa: E731
       stats = stacked_mnist_mode_stats(samples, predict)
@@ -156,7 +160,7 @@ class Suite:
     _check_feature_net_fits(net, self.model)
     images, labels = self._test()
     out = latent_smoothness(self.model, net.features, images, labels, key, num_pairs=int(self.cfg.ppl_samples),
-                            epsilon=float(self.cfg.ppl_epsilon), batch_size=int(self.cfg.batch_size))
+                            epsilon=float(self.cfg.ppl_epsilon), batch_size=self.batch_size)
     out["protocol"]["feature_network_sha256"] = net.sha256
     return out
 
@@ -165,7 +169,7 @@ class Suite:
     from gen_jax.eval.imputation import evaluate_imputation
     images, labels = self._test()
     return evaluate_imputation(self.model, images, labels, key, num_examples=int(self.cfg.imputation_examples),
-                               steps=int(self.cfg.imputation_steps), batch_size=int(self.cfg.batch_size),
+                               steps=int(self.cfg.imputation_steps), batch_size=self.batch_size,
                                train_images=self.dataset.train.images)
 
   def cas(self, key):

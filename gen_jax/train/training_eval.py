@@ -26,7 +26,8 @@ from gen_jax import rng
 from gen_jax.data.synthetic import MixtureDataset, StackedMnist
 from gen_jax.errors import GenJaxError
 from gen_jax.eval import batching, frechet, modes
-from gen_jax.eval.model_api import from_run, unit_images
+from gen_jax.eval.model_api import EvalModel, unit_images
+from gen_jax.eval.placement import eval_placement
 
 PROTOCOL_FILE = "training_eval.json"
 
@@ -39,7 +40,8 @@ class TrainingEval:
     self.kind = kind                       # "images" | "mixture" | "stacked"
     self.every = int(config.train.eval_every)
     self.num_samples = int(config.train.eval_samples)
-    self.batch_size = int(config.eval.get("batch_size", 500))
+    self.placement = eval_placement(int(config.eval.get("num_devices", 0)))
+    self.batch_size = self.placement.round_batch(int(config.eval.get("batch_size", 500)))
     self.feature_net = feature_net
     self.key = rng.for_purpose(rng.root_key(int(config.seed)), "training_eval")
     self.protocol = {"every_steps": self.every, "num_samples": self.num_samples, "seed": int(config.seed),
@@ -99,7 +101,7 @@ class TrainingEval:
 
   def measure(self, models) -> dict[str, float]:
     """The metrics of the current weights (every process calls this: the weights may span all of them)."""
-    model = from_run(self.run, models)
+    model = EvalModel(self.run.family, models, self.run.dataset, self.placement)
     samples = batching.generate(lambda k, m: model.sample(k, m), self.key, self.num_samples, self.batch_size)
     if self.kind == "images":
       return {"fd_classifier": frechet.frechet_distance(self.reference, frechet.feature_stats(self._features(samples)))}

@@ -114,19 +114,24 @@ class VaeFamily:
       out[kind] = imgs
     return out
 
-  def evaluate(self, models, dataset: Dataset, key, eval_cfg, progress: bool = False) -> dict:
-    """Test ELBO (recon + KL), importance-sampled NLL, active units, reconstruction error."""
+  def evaluate(self, models, dataset: Dataset, key, eval_cfg, progress: bool = False, placement=None) -> dict:
+    """Test ELBO (recon + KL), importance-sampled NLL, active units, reconstruction error.
+
+    `placement` (gen_jax.eval.placement): the mesh whose devices share each batch (`models` already on it);
+    the batch size is rounded up to a multiple of their count, and recorded."""
     split = getattr(dataset, eval_cfg.get("split", "test"))
     n = int(eval_cfg.get("num_examples", 0)) or len(split.images)
     params = models["vae"].eval_params()
     k = int(eval_cfg.num_importance_samples)
+    batch_size = placement.round_batch(int(eval_cfg.batch_size)) if placement is not None else int(eval_cfg.batch_size)
     metrics = evaluate_encoder_model(
         self.encode_fn(params), self.decode_fn(params), self.likelihood, split.images[:n],
-        None if split.labels is None else split.labels[:n], key, batch_size=int(eval_cfg.batch_size),
+        None if split.labels is None else split.labels[:n], key, batch_size=batch_size,
         num_importance_samples=k, chunk_size=int(eval_cfg.chunk_size),
-        binarize=dataset.binarization or "none", progress=progress)
+        binarize=dataset.binarization or "none", progress=progress, placement=placement)
     protocol = {
-        "split": eval_cfg.get("split", "test"), "num_examples": n,
+        "split": eval_cfg.get("split", "test"), "num_examples": n, "batch_size": min(batch_size, n),
+        "devices": placement.describe() if placement is not None else "default device",
         "num_importance_samples": k, "elbo_samples": 1,
         "binarization": {"dynamic": "a fresh Bernoulli(pixel/255) draw per test image, from the eval key",
                          "fixed": "the fixed binarization of the training data"}.get(dataset.binarization, "none"),

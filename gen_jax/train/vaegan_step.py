@@ -146,17 +146,19 @@ class VaeGanFamily:
     cols = self.num_classes if (self.conditional and self.num_classes and self.num_classes <= 10) else 8
     return {"samples": cols, "reconstructions": 8, "interpolation_linear": 10, "interpolation_spherical": 10}
 
-  def evaluate(self, models, dataset, key, eval_cfg, progress: bool = False) -> dict:
+  def evaluate(self, models, dataset, key, eval_cfg, progress: bool = False, placement=None) -> dict:
     """Test reconstruction error (pixel MSE in [0, 1]) of the posterior mean; more in the evaluation suite."""
     split = getattr(dataset, eval_cfg.get("split", "test"))
     n = int(eval_cfg.get("num_examples", 0)) or len(split.images)
     bs = int(eval_cfg.get("batch_size", 500))
+    bs = placement.round_batch(bs) if placement is not None else bs
+    put = placement.batch if placement is not None else (lambda v: v)
     labels = split.labels if split.labels is not None else jnp.zeros(len(split.images), jnp.int32)
     recon_fn = jax.jit(lambda m, x, y: jnp.mean(jnp.square(self.reconstruct(m, x, y)[0] - x), axis=(1, 2, 3)))
     errors = []
     for start in range(0, n, bs):
       xb = jnp.asarray(split.images[start:min(n, start + bs)], jnp.float32) / 255.0
-      errors.append(recon_fn(models, xb, jnp.asarray(labels[start:min(n, start + bs)])))
+      errors.append(recon_fn(models, put(xb), put(jnp.asarray(labels[start:min(n, start + bs)]))))
     mse = float(jnp.mean(jnp.concatenate(errors)))
     return {"metrics": {"recon_mse": mse},
             "protocol": {"split": eval_cfg.get("split", "test"), "num_examples": n,
