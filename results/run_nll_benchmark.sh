@@ -11,15 +11,21 @@ PY=${PYTHON:-python}
 VAE_STEPS=${VAE_STEPS:-240000}     # 400 epochs
 IWAE5_STEPS=${IWAE5_STEPS:-180000} # 300 epochs
 IWAE50_STEPS=${IWAE50_STEPS:-30000} # 50 epochs
+VAE_LONG_STEPS=${VAE_LONG_STEPS:-1200000}  # 2000 epochs (Burda et al.: 3280); 0 skips this run
 # 10 update steps per jitted call (lax.scan): same numbers as single steps, less dispatch overhead on CPU.
 common=(--no_progress --config.train.log_every=3000 --config.train.checkpoint_every=30000 --config.train.sample_every=0
         --config.train.steps_per_dispatch=10)
 $PY train.py --config=configs/vae.py  --workdir=runs/burda_vae      "${common[@]}" --config.train.num_steps=$VAE_STEPS
 $PY train.py --config=configs/iwae.py:k5  --workdir=runs/burda_iwae_k5  "${common[@]}" --config.train.num_steps=$IWAE5_STEPS
 $PY train.py --config=configs/iwae.py:k50 --workdir=runs/burda_iwae_k50 "${common[@]}" --config.train.num_steps=$IWAE50_STEPS
-for run in burda_vae burda_iwae_k5 burda_iwae_k50; do
+runs=(burda_vae burda_iwae_k5 burda_iwae_k50)
+if [ "$VAE_LONG_STEPS" -gt 0 ]; then
+  $PY train.py --config=configs/vae.py --workdir=runs/burda_vae_2000ep "${common[@]}" --config.train.num_steps=$VAE_LONG_STEPS
+  runs+=(burda_vae_2000ep)
+fi
+for run in "${runs[@]}"; do
   $PY eval.py --workdir=runs/$run --no_progress --config.eval.suites='("likelihood",)' --config.eval.num_importance_samples=5000
 done
-$PY -m gen_jax.eval.nll_table runs/burda_vae runs/burda_iwae_k5 runs/burda_iwae_k50 --out results/nll_mnist.md
+$PY -m gen_jax.eval.nll_table "${runs[@]/#/runs/}" --out results/nll_mnist.md
 cp runs/burda_vae/images/samples_$(printf "%07d" "$VAE_STEPS").png results/vae_mnist_samples.png
 cp runs/burda_vae/images/interpolation_linear_$(printf "%07d" "$VAE_STEPS").png results/vae_mnist_interpolation.png
