@@ -89,6 +89,7 @@ def test_train_and_eval_command_lines(shared_data_dir, tfds_cache_dir, tmp_path)
   assert m["kl"] >= 0 and m["nll"] > 0
   assert p["split"] == "test" and p["num_examples"] == 200 and p["num_importance_samples"] == 50
   assert report["protocol"]["seed"] == 0 and "dataset_source" in report["protocol"]
+  assert report["eval_hardware"]["eval_devices"].startswith("1 cpu device(s)") and p["batch_size"] == 100
   assert (workdir / "eval" / "samples_0000030.png").exists()
   from gen_jax.eval import nll_table   # the results-table script reads what eval.py wrote today
   row = nll_table.row_for(workdir)

@@ -61,6 +61,7 @@ def test_every_group_gives_the_same_numbers_on_one_and_on_four_devices(make_conf
     np.testing.assert_allclose(four[name], one[name], rtol=2e-3, atol=1e-5, err_msg=name)
   assert results[4]["protocol"]["likelihood"]["devices"].startswith("4 cpu device(s)")
   assert results[1]["protocol"]["likelihood"]["devices"].startswith("1 cpu device(s)")
+  assert results[4]["devices"] == results[4]["protocol"]["likelihood"]["devices"]   # eval.py's eval_hardware
 
 
 def test_a_likelihood_batch_that_does_not_divide_over_the_devices_is_refused_with_the_fix():

@@ -62,7 +62,7 @@ def evaluate_workdir(workdir: str | pathlib.Path, step: int | None = None, overr
       "eval_group_seconds": result["seconds"],
       "train": {"steps": restored_step, "wall_seconds": meta.get("train_wall_seconds"),
                 "device_kind": meta.get("device_kind"), "num_devices": meta.get("num_devices")},
-      "eval_hardware": hardware_description(),
+      "eval_hardware": dict(hardware_description(), eval_devices=result["devices"]),
       "eval_wall_seconds": time.time() - t0,
       "images": images,
   }

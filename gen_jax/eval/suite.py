@@ -208,7 +208,7 @@ class Suite:
         raise GenJaxError(f"evaluation group {group!r} reports metrics already reported: {sorted(clash)}")
       metrics.update(out["metrics"])
       protocol[group] = out["protocol"]
-    return {"metrics": metrics, "protocol": protocol, "seconds": timing}
+    return {"metrics": metrics, "protocol": protocol, "seconds": timing, "devices": self.placement.describe()}
 
 
 def run_suite(run, models: dict, key: jax.Array, eval_cfg, seed: int, progress: bool = False) -> dict[str, Any]:
