@@ -123,14 +123,17 @@ class VaeFamily:
     n = int(eval_cfg.get("num_examples", 0)) or len(split.images)
     params = models["vae"].eval_params()
     k = int(eval_cfg.num_importance_samples)
-    batch_size = placement.round_batch(int(eval_cfg.batch_size)) if placement is not None else int(eval_cfg.batch_size)
+    batch_size = int(eval_cfg.batch_size)
+    if placement is not None:
+      batch_size = placement.round_batch(batch_size)
+    used = min(batch_size, n) if placement is None else placement.round_batch(min(batch_size, n))  # as evaluated
     metrics = evaluate_encoder_model(
         self.encode_fn(params), self.decode_fn(params), self.likelihood, split.images[:n],
         None if split.labels is None else split.labels[:n], key, batch_size=batch_size,
         num_importance_samples=k, chunk_size=int(eval_cfg.chunk_size),
         binarize=dataset.binarization or "none", progress=progress, placement=placement)
     protocol = {
-        "split": eval_cfg.get("split", "test"), "num_examples": n, "batch_size": min(batch_size, n),
+        "split": eval_cfg.get("split", "test"), "num_examples": n, "batch_size": used,
         "devices": placement.describe() if placement is not None else "default device",
         "num_importance_samples": k, "elbo_samples": 1,
         "binarization": {"dynamic": "a fresh Bernoulli(pixel/255) draw per test image, from the eval key",
