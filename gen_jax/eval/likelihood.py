@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax.errors import ConfigError
+from gen_jax.eval.placement import LEFT_TO_JIT, Placement
 from gen_jax.objectives import distributions
 from gen_jax.objectives.likelihoods import Likelihood, bits_per_dim
 from gen_jax.objectives.vae import DecodeFn, EncodeFn, log_importance_weights_from_posterior
@@ -101,14 +102,15 @@ def _binarize(x: Array, key: Array, mode: str) -> Array:
 def evaluate_encoder_model(
     encode_fn: EncodeFn, decode_fn: DecodeFn, likelihood: Likelihood, images: np.ndarray,
     labels: np.ndarray | None, key: Array, *, batch_size: int = 500, num_importance_samples: int = 5000,
-    chunk_size: int = 100, binarize: str = "none", progress: bool = False, placement: Any = None) -> dict[str, Any]:
+    chunk_size: int = 100, binarize: str = "none", progress: bool = False,
+    placement: Placement = LEFT_TO_JIT) -> dict[str, Any]:
   """Evaluates a model with an encoder on a whole split; returns means over examples as Python numbers.
 
   images: uint8 [N, H, W, C] (mapped to [0, 1] by / 255); labels: int [N] or None; encode_fn / decode_fn
   already bound to parameters. ``binarize``: 'none' keeps grey levels, 'dynamic' draws x ~ Bernoulli(pixel)
   with ``fold_in(key, batch_index)`` (the standard stochastic-binarization protocol, reproducible given key
   and batch_size), 'fixed' thresholds at 0.5. The last batch is zero-padded to ``batch_size`` and the
-  padding dropped, so the per-batch function is compiled once. ``placement`` (gen_jax.eval.placement, optional):
+  padding dropped, so the per-batch function is compiled once. ``placement`` (gen_jax.eval.placement):
   each batch is split over its devices (``batch_size`` must then divide by their count; ``encode_fn`` /
   ``decode_fn`` must be bound to parameters on its mesh); the numbers do not depend on the device count.
 
@@ -130,13 +132,10 @@ def evaluate_encoder_model(
   num_examples = images.shape[0]
   if num_examples == 0:
     raise ValueError("cannot evaluate an empty split")
-  if placement is not None and batch_size % placement.num_devices:
+  if batch_size % placement.num_devices:
     raise ConfigError(f"evaluation batch size {batch_size} does not divide over {placement.num_devices} devices; use "
                       f"{placement.round_batch(batch_size)} (config.eval.batch_size)")
-  batch_size = min(batch_size, num_examples)
-  if placement is not None:
-    batch_size = placement.round_batch(batch_size)   # a split smaller than the batch: padded to a multiple
-  put = placement.batch if placement is not None else (lambda v: v)
+  batch_size = placement.round_batch(min(batch_size, num_examples))   # a small split: padded to a multiple
   num_dims = int(np.prod(images.shape[1:]))
   if labels is not None:
     labels = np.asarray(labels, np.int32)
@@ -177,7 +176,7 @@ def evaluate_encoder_model(
       pad = batch_size - n
       raw = np.concatenate([raw, np.zeros((pad,) + raw.shape[1:], raw.dtype)])
       y = None if y is None else np.concatenate([y, np.zeros((pad,), y.dtype)])
-    stats = jax.device_get(batch_stats(put(raw), put(y), jnp.int32(batch_index)))
+    stats = jax.device_get(batch_stats(placement.batch(raw), placement.batch(y), jnp.int32(batch_index)))
     for name, value in stats.items():
       collected.setdefault(name, []).append(np.asarray(value, np.float64)[:n])
 

@@ -34,7 +34,9 @@ class Placement:
 
   def describe(self) -> str:
     if self.mesh is None:
-      return f"every device of {jax.process_count()} processes (placement left to jit)"
+      if jax.process_count() > 1:
+        return f"every device of {jax.process_count()} processes (placement left to jit)"
+      return "the default device (placement left to jit)"
     device = self.mesh.devices.flat[0]
     return f"{self.num_devices} {device.platform} device(s), batches split over them"
 
@@ -61,10 +63,13 @@ class Placement:
     return -(-max(int(batch_size), 1) // n) * n
 
 
+LEFT_TO_JIT = Placement(None)   # no mesh: inputs as given, batch sizes unchanged (the default of library calls)
+
+
 def eval_placement(num_devices: int = 0) -> Placement:
   """The evaluation mesh: `num_devices` local devices (0: all on accelerators, 1 on CPU); see the module docstring."""
   if jax.process_count() > 1:
-    return Placement(None)
+    return LEFT_TO_JIT
   local = jax.local_devices()
   if num_devices < 0 or num_devices > len(local):
     raise ConfigError(f"config.eval.num_devices={num_devices} but this process has {len(local)} device(s); use 0 "

@@ -26,6 +26,7 @@ from gen_jax.eval import batching
 from gen_jax.eval import classifier_score as classifier_score_lib
 from gen_jax.eval import frechet, kid, manifold
 from gen_jax.eval.model_api import unit_images
+from gen_jax.eval.placement import LEFT_TO_JIT
 
 
 def feature_metrics(real_feats: np.ndarray, fake_feats: np.ndarray, *, kid_subsets: int, kid_subset_size: int,
@@ -49,9 +50,8 @@ def evaluate_sample_quality(model, dataset, feature_net, key: jax.Array, eval_cf
   reference = getattr(dataset, ref_name)
   other = getattr(dataset, floor_name)
   n = min(n_req, len(reference.images), len(other.images))
-  batch_size = int(eval_cfg.get("batch_size", 500))
-  placement = getattr(model, "placement", None)    # an EvalModel's evaluation mesh: batches split evenly over it
-  batch_size = placement.round_batch(batch_size) if placement is not None else batch_size
+  # An EvalModel's evaluation mesh: batches split evenly over it (a plain sampler has none).
+  batch_size = getattr(model, "placement", LEFT_TO_JIT).round_batch(int(eval_cfg.get("batch_size", 500)))
   if samples is None:
     samples = batching.generate(lambda k, m: model.sample(k, m), key, n, batch_size,
                                 progress="samples" if progress else None)

@@ -13,6 +13,7 @@ import optax
 
 from gen_jax.data.dataset import Dataset
 from gen_jax.eval.likelihood import evaluate_encoder_model
+from gen_jax.eval.placement import LEFT_TO_JIT, Placement
 from gen_jax.nets.vae import build_vae
 from gen_jax.objectives import vae as vae_objective
 from gen_jax.objectives.likelihoods import make_likelihood
@@ -114,7 +115,8 @@ class VaeFamily:
       out[kind] = imgs
     return out
 
-  def evaluate(self, models, dataset: Dataset, key, eval_cfg, progress: bool = False, placement=None) -> dict:
+  def evaluate(self, models, dataset: Dataset, key, eval_cfg, progress: bool = False,
+               placement: Placement = LEFT_TO_JIT) -> dict:
     """Test ELBO (recon + KL), importance-sampled NLL, active units, reconstruction error.
 
     `placement` (gen_jax.eval.placement): the mesh whose devices share each batch (`models` already on it);
@@ -123,18 +125,15 @@ class VaeFamily:
     n = int(eval_cfg.get("num_examples", 0)) or len(split.images)
     params = models["vae"].eval_params()
     k = int(eval_cfg.num_importance_samples)
-    batch_size = int(eval_cfg.batch_size)
-    if placement is not None:
-      batch_size = placement.round_batch(batch_size)
-    used = min(batch_size, n) if placement is None else placement.round_batch(min(batch_size, n))  # as evaluated
+    batch_size = placement.round_batch(min(int(eval_cfg.batch_size), n))   # as evaluated
     metrics = evaluate_encoder_model(
         self.encode_fn(params), self.decode_fn(params), self.likelihood, split.images[:n],
         None if split.labels is None else split.labels[:n], key, batch_size=batch_size,
         num_importance_samples=k, chunk_size=int(eval_cfg.chunk_size),
         binarize=dataset.binarization or "none", progress=progress, placement=placement)
     protocol = {
-        "split": eval_cfg.get("split", "test"), "num_examples": n, "batch_size": used,
-        "devices": placement.describe() if placement is not None else "default device",
+        "split": eval_cfg.get("split", "test"), "num_examples": n, "batch_size": batch_size,
+        "devices": placement.describe(),
         "num_importance_samples": k, "elbo_samples": 1,
         "binarization": {"dynamic": "a fresh Bernoulli(pixel/255) draw per test image, from the eval key",
                          "fixed": "the fixed binarization of the training data"}.get(dataset.binarization, "none"),

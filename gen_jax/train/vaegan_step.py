@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from gen_jax.eval.placement import LEFT_TO_JIT, Placement
 from gen_jax.nets.conv import ConvEncoder
 from gen_jax.nets.gan import build_gan
 from gen_jax.objectives import distributions
@@ -146,13 +147,13 @@ class VaeGanFamily:
     cols = self.num_classes if (self.conditional and self.num_classes and self.num_classes <= 10) else 8
     return {"samples": cols, "reconstructions": 8, "interpolation_linear": 10, "interpolation_spherical": 10}
 
-  def evaluate(self, models, dataset, key, eval_cfg, progress: bool = False, placement=None) -> dict:
+  def evaluate(self, models, dataset, key, eval_cfg, progress: bool = False,
+               placement: Placement = LEFT_TO_JIT) -> dict:
     """Test reconstruction error (pixel MSE in [0, 1]) of the posterior mean; more in the evaluation suite."""
     split = getattr(dataset, eval_cfg.get("split", "test"))
     n = int(eval_cfg.get("num_examples", 0)) or len(split.images)
-    bs = int(eval_cfg.get("batch_size", 500))
-    bs = placement.round_batch(bs) if placement is not None else bs
-    put = placement.batch if placement is not None else (lambda v: v)
+    bs = placement.round_batch(int(eval_cfg.get("batch_size", 500)))
+    put = placement.batch
     labels = split.labels if split.labels is not None else jnp.zeros(len(split.images), jnp.int32)
     recon_fn = jax.jit(lambda m, x, y: jnp.mean(jnp.square(self.reconstruct(m, x, y)[0] - x), axis=(1, 2, 3)))
     errors = []
