@@ -70,3 +70,33 @@ def test_a_likelihood_batch_that_does_not_divide_over_the_devices_is_refused_wit
   with pytest.raises(ConfigError, match=r"batch size 30 does not divide over 4 devices; use 32 \(config.eval.batch_size\)"):
     evaluate_encoder_model(None, None, None, images, None, jax.random.key(0), batch_size=30,
                            placement=eval_placement(4))
+
+
+def test_the_feature_classifier_splits_its_batches_over_the_evaluation_devices():
+  """A placed classifier holds its weights on every device, splits each batch (rounded up to a multiple of the
+  device count) over them, and gives the features of the unplaced one."""
+  from gen_jax.eval import feature_net as feature_net_lib
+  arch = feature_net_lib.Architecture(widths=(4, 4, 4), feature_dim=16, num_classes=3, image_shape=(8, 8, 1))
+  params = feature_net_lib.init_params(arch, jax.random.key(0))
+  images = np.random.default_rng(0).uniform(size=(10, 8, 8, 1)).astype(np.float32)
+  alone = feature_net_lib.FeatureNet(params, arch, {"dataset": "toy"})
+  placed = feature_net_lib.FeatureNet(params, arch, {"dataset": "toy"}).place(eval_placement(4))
+  leaf = jax.tree.leaves(placed.params)[0]
+  assert leaf.sharding.is_fully_replicated and len(leaf.sharding.device_set) == 4
+  seen = []
+  original = feature_net_lib.apply_net
+
+  def spy(module, p, x):
+    seen.append((x.shape[0], len(x.sharding.device_set), x.sharding.is_fully_replicated))
+    return original(module, p, x)
+
+  feature_net_lib.apply_net = spy
+  try:
+    feats, logits = placed.apply(images, batch_size=3)       # rounded to 4: batches of 4, 4 and 2 (+2 padding)
+  finally:
+    feature_net_lib.apply_net = original
+  assert seen == [(4, 4, False)] * 3
+  want_feats, want_logits = alone.apply(images, batch_size=3)
+  np.testing.assert_allclose(feats, want_feats, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(logits, want_logits, rtol=1e-5, atol=1e-6)
+  assert placed.sha256 == alone.sha256

@@ -8,7 +8,8 @@ for FID is a Frechet distance in the penultimate layer of a classifier trained o
                       32-64-128), dense(feature_dim) + ReLU = the features, dense(num_classes) = the logits.
                       Works for any H x W x C (the dense layer is sized from the image shape).
   FeatureNet          a trained classifier loaded from disk: .features / .logits / .probs of float images
-                      [N, H, W, C] in [0, 1], batched (bounded memory); .sha256 identifies the weights.
+                      [N, H, W, C] in [0, 1], batched (bounded memory); .sha256 identifies the weights;
+                      .place(placement) puts it on the evaluation mesh (batches split over its devices).
   load_feature_net    directory -> FeatureNet; save_feature_net writes one.
 
 Stored format of a classifier folder (e.g. <repo>/classifiers/mnist, committed to git):
@@ -36,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax.errors import CheckpointError, GenJaxError
+from gen_jax.eval.placement import LEFT_TO_JIT, Placement
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 CLASSIFIERS_DIR = REPO_ROOT / "classifiers"
@@ -151,6 +153,13 @@ class FeatureNet:
     self.num_classes: int = arch.num_classes
     self.feature_dim: int = arch.feature_dim
     self.sha256: str = params_sha256(params)
+    self.placement: Placement = LEFT_TO_JIT
+
+  def place(self, placement: Placement) -> "FeatureNet":
+    """Replicates the weights over the evaluation mesh; later batches are split over its devices (in place)."""
+    self.params = placement.replicate(self.params)
+    self.placement = placement
+    return self
 
   def _check(self, images) -> None:
     shape = tuple(np.shape(images)[1:])
@@ -160,11 +169,14 @@ class FeatureNet:
                         f"({train_command(self.dataset or '<dataset>')}), or feed one channel at a time.")
 
   def apply(self, images, batch_size: int = EVAL_BATCH, progress: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(features [N, feature_dim], logits [N, K]) as numpy, computed batch by batch."""
+    """(features [N, feature_dim], logits [N, K]) as numpy, computed batch by batch.
+
+    The batch size is rounded up to a multiple of the placement's device count, so every batch splits evenly."""
     self._check(images)
     from gen_jax.eval.batching import map_batches
-    fn = lambda x: apply_net(self.module, self.params, jnp.asarray(x, jnp.float32))  # noqa: E731
-    return map_batches(fn, images, batch_size=batch_size, progress=progress)
+    place = self.placement
+    fn = lambda x: apply_net(self.module, self.params, place.batch(np.asarray(x, np.float32)))  # noqa: E731
+    return map_batches(fn, images, batch_size=place.round_batch(batch_size), progress=progress)
 
   def features(self, images, batch_size: int = EVAL_BATCH, progress: str | None = None) -> np.ndarray:
     """Penultimate-layer activations, [N, feature_dim] float32."""

@@ -34,11 +34,11 @@ class _Skip(Exception):
   """A group that does not apply; the message says why (and how to make it apply, where possible)."""
 
 
-def _feature_net(dataset, eval_cfg):
+def _feature_net(dataset, eval_cfg, placement):
   from gen_jax.eval import feature_net as feature_net_lib
   directory = eval_cfg.get("feature_net", "") or feature_net_lib.default_feature_net_dir(dataset.name)
   try:
-    return feature_net_lib.load_feature_net(directory)
+    return feature_net_lib.load_feature_net(directory).place(placement)
   except GenJaxError as e:
     raise _Skip(f"no feature classifier: {e}") from None
 
@@ -75,7 +75,7 @@ class Suite:
   @property
   def feature_net(self):
     if self._net is None:
-      self._net = _feature_net(self.dataset, self.cfg)
+      self._net = _feature_net(self.dataset, self.cfg, self.placement)
     return self._net
 
   def _image_model(self):

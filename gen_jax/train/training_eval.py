@@ -42,7 +42,7 @@ class TrainingEval:
     self.num_samples = int(config.train.eval_samples)
     self.placement = eval_placement(int(config.eval.get("num_devices", 0)))
     self.batch_size = self.placement.round_batch(int(config.eval.get("batch_size", 500)))
-    self.feature_net = feature_net
+    self.feature_net = feature_net.place(self.placement) if feature_net is not None else None
     self.key = rng.for_purpose(rng.root_key(int(config.seed)), "training_eval")
     self.protocol = {"every_steps": self.every, "num_samples": self.num_samples, "seed": int(config.seed),
                      "draws": "the same prior draws at every evaluation (key fold_in(root, 'training_eval'))",
