@@ -15,10 +15,9 @@ def main() -> int:
   config, _, args = cli.parse(sys.argv[1:], parser, need_config=True)
   from gen_jax import parallel
   parallel.maybe_initialize_distributed()
-  from gen_jax.train.loop import train
+  from gen_jax.train.loop import done_message, train
   summary = train(config, args.workdir, progress=not args.no_progress)
-  shown = ", ".join(f"{k} {v:.4f}" for k, v in summary["metrics"].items() if k in summary["progress_metrics"])
-  print(f"done: step {summary['step']}, {shown}; outputs in {args.workdir}")
+  print(done_message(summary))
   return 0
 
 

@@ -95,8 +95,8 @@ def base() -> ml_collections.ConfigDict:
   c.eval.dc_k = 5                    # k of density/coverage (Naeem et al. 2020)
   c.eval.ppl_samples = 2000          # perceptual path length: interpolation pairs ...
   c.eval.ppl_epsilon = 1e-4          # ... and step
-  c.eval.imputation_examples = 500   # test images masked per mask kind
-  c.eval.imputation_steps = 100      # iterations of conditional sampling / latent optimization
+  c.eval.imputation_examples = 200   # test images masked per mask kind
+  c.eval.imputation_steps = 50       # iterations of conditional sampling / latent optimization
   c.eval.cas_samples = 10_000        # classification accuracy score: generated training examples
   c.eval.cas_real_subset = 1000      # augmentation: size of the small real training subset
   c.eval.cas_steps = 1000            # training steps of each CAS / augmentation classifier (batch 128)

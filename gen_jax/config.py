@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 
 import ml_collections
 
-from gen_jax.errors import ConfigError
+from gen_jax.errors import CheckpointError, ConfigError
 
 ConfigDict = ml_collections.ConfigDict
 _MISSING = object()
@@ -30,8 +30,9 @@ def load_config_file(spec: str) -> ConfigDict:
   path, _, arg = spec.partition(":")
   file = pathlib.Path(path)
   if not file.is_file():
+    available = sorted(p.name for p in configs_dir().glob("*.py") if p.name != "__init__.py")
     raise ConfigError(f"config file {path!r} does not exist; pass --config=configs/<name>.py "
-                      f"(available: {', '.join(sorted(p.name for p in _configs_dir().glob('*.py') if p.name != '__init__.py'))})")
+                      f"(available: {', '.join(available)})")
   repo_root = str(pathlib.Path(__file__).resolve().parents[1])
   if repo_root not in sys.path:  # config files import their shared defaults as `from configs import default`
     sys.path.insert(0, repo_root)
@@ -49,7 +50,8 @@ def load_config_file(spec: str) -> ConfigDict:
   return config
 
 
-def _configs_dir() -> pathlib.Path:
+def configs_dir() -> pathlib.Path:
+  """The repository's configs/ folder."""
   return pathlib.Path(__file__).resolve().parents[1] / "configs"
 
 
@@ -197,6 +199,9 @@ def validate_config(config: ConfigDict) -> ConfigDict:
               "train.checkpoint_every", "model.family", "optimizer.name", "optimizer.learning_rate"):
     if get_by_path(config, key, _MISSING) is _MISSING:
       raise ConfigError(f"config.{key} is missing; every config must define it (see configs/vae.py)")
+  from gen_jax.data import registry  # noqa: PLC0415 (numpy only; keeps `import gen_jax.config` light)
+  if config.data.name not in registry.DATASET_NAMES:   # before any check that reads the data's kind
+    raise ConfigError(registry.unknown_name_message(config.data.name))
   for key, choices in _CHOICES.items():
     value = get_by_path(config, key, _MISSING)
     if value is not _MISSING and value not in choices:
@@ -280,8 +285,28 @@ def load_saved_config(path: pathlib.Path) -> ConfigDict:
   if not path.exists():
     raise ConfigError(f"{path} not found: is this a gen_jax workdir? Train first with "
                       f"`python train.py --config=configs/vae.py --workdir={path.parent}`")
-  saved = from_dict(json.loads(path.read_text()))
+  saved = from_dict(read_saved_config_json(path))
   return fill_missing_defaults(saved, default_config())
+
+
+def read_saved_config_json(path: pathlib.Path) -> dict:
+  """`<workdir>/config.json` as written (a dict); CheckpointError naming the file and the fix if it is unreadable."""
+  path = pathlib.Path(path)
+  try:
+    data = json.loads(path.read_text())
+    problem = None if isinstance(data, dict) else f"holds a JSON {type(data).__name__}, not an object"
+  except json.JSONDecodeError as e:
+    problem = f"is not valid JSON ({e}; truncated or hand-edited?)"
+  except (UnicodeDecodeError, OSError) as e:
+    problem = f"cannot be read ({type(e).__name__}: {e})"
+  if problem is None:
+    return data
+  copies = sorted(path.parent.glob("checkpoints/*/meta/metadata"),
+                  key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else -1)
+  copy = (f"the copy in the \"config\" entry of {copies[-1]} (every checkpoint keeps one)" if copies
+          else "a backup")
+  raise CheckpointError(f"{path} (the config this run was trained with) {problem}. Fix: restore it from {copy}, "
+                        f"or start a new run with another --workdir.")
 
 
 def default_config() -> ConfigDict:

@@ -156,3 +156,22 @@ def test_torch_mlp_vae_matches_jax_loss_and_gradients(make_config):
                              rtol=1e-3, atol=1e-5)
   np.testing.assert_allclose(model.enc[0].weight.grad.numpy().T, grads["encoder"]["body"]["dense_0"]["kernel"],
                              rtol=1e-3, atol=1e-5)
+
+
+def _row(config, batch, fraction):
+  return {"config": config, "batch_size": batch, "fraction_of_peak": fraction, "fraction_of_best_peak": fraction}
+
+
+def test_peak_target_judges_only_the_mlp_vae_at_batch_1000():
+  from gen_jax.bench import report
+  # The default batch (100): reported, not judged, and the way to check the target is named.
+  lines = report.targets([_row("mlp_vae", 100, 0.386)])
+  assert lines == ["- mlp_vae (batch 100): 38.6% of the matmul peak timed in the same rounds -- not judged: "
+                   "the target >= 70% is for mlp_vae@1000; run --configs=mlp_vae@1000 to check it"]
+  assert not any("NOT met" in line for line in lines)
+  # At batch 1000 the verdict uses only the batch-1000 rows, whatever the other rows reached.
+  lines = report.targets([_row("mlp_vae", 100, 0.95), _row("mlp_vae@1000", 1000, 0.65)])
+  assert lines[0].startswith("- MLP VAE at batch 1000: best 65.0% of the matmul peak") and "NOT met" in lines[0]
+  assert lines[1].endswith("not judged: the target >= 70% is for mlp_vae@1000")
+  assert "-> met (target >= 70%)" in report.targets([_row("configs/vae.py@1000", 1000, 0.71)])[0]
+  assert report.targets([_row("dcgan", 100, 0.2)]) == []

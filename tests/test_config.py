@@ -100,3 +100,36 @@ def test_saved_config_of_an_older_run_gets_todays_defaults_for_new_keys(tmp_path
   config = config_lib.load_saved_config(tmp_path / "config.json")
   assert tuple(config.eval.suites) == tuple(default.base().eval.suites)
   assert config.eval.num_samples == 123
+
+
+@pytest.mark.parametrize("spec", ["configs/vae.py", "configs/gan.py", "configs/iwae.py"])
+def test_typo_in_dataset_name_is_reported_before_likelihood_checks(spec):
+  """A misspelt data.name says so (with a suggestion) on every family, not 'bernoulli needs binary data'."""
+  c = load(spec)
+  config_lib.apply_overrides(c, ["data.name=mnsit"])
+  with pytest.raises(ConfigError) as e:
+    config_lib.validate_config(c)
+  msg = str(e.value)
+  assert msg.startswith("Unknown dataset name 'mnsit'. Did you mean 'mnist'?") and "--config.data.name" in msg
+  assert "bernoulli" not in msg
+
+
+def test_corrupt_saved_config_is_a_checkpoint_error_naming_file_and_fix(tmp_path):
+  from gen_jax.errors import CheckpointError
+  path = tmp_path / "config.json"
+  config_lib.save_config(load(), path)
+  path.write_text(path.read_text()[:100])   # truncated
+  with pytest.raises(CheckpointError) as e:
+    config_lib.load_saved_config(path)
+  msg = str(e.value)
+  assert str(path) in msg and "is not valid JSON" in msg and "Fix: restore it from a backup" in msg
+  assert "another --workdir" in msg
+  # With checkpoints, the fix names the newest checkpoint's copy of the config.
+  for step in (5, 10):
+    (tmp_path / "checkpoints" / str(step) / "meta").mkdir(parents=True)
+    (tmp_path / "checkpoints" / str(step) / "meta" / "metadata").write_text("{}")
+  with pytest.raises(CheckpointError, match=r"\"config\" entry of .*checkpoints/10/meta/metadata"):
+    config_lib.load_saved_config(path)
+  path.write_text("[1, 2]")
+  with pytest.raises(CheckpointError, match="holds a JSON list, not an object"):
+    config_lib.load_saved_config(path)

@@ -271,3 +271,18 @@ def test_gather_rows_equals_fancy_indexing(shape):
   out = jax.jit(gather_rows)(images, index)
   assert out.shape == (5,) + shape[1:] and out.dtype == jnp.uint8
   np.testing.assert_array_equal(np.asarray(out), np.asarray(images)[np.asarray(index)])
+
+
+def test_nonexistent_data_dir_fails_even_when_a_prepared_copy_exists(tmp_path, tfds_cache_dir):
+  """A wrong --config.data.data_dir is an error naming the key, the path and the fix, not silently ignored."""
+  missing = tmp_path / "nonexistent" / "data"
+  for name in ("mnist", "binarized_mnist", "stacked_mnist"):
+    with pytest.raises(DatasetError) as e:
+      load_dataset(_cfg(name=name, data_dir=str(missing), tfds_dir=str(tfds_cache_dir)))
+    msg = str(e.value)
+    assert f"config.data.data_dir='{missing}'" in msg and "does not exist" in msg, msg
+    assert "Fix: pass the folder that holds mnist/" in msg and "--config.data.data_dir=)" in msg
+  a_file = tmp_path / "file"
+  a_file.write_text("x")
+  with pytest.raises(DatasetError, match="is a file, not a folder"):
+    load_dataset(_cfg(name="mnist", data_dir=str(a_file), tfds_dir=str(tfds_cache_dir)))

@@ -116,3 +116,34 @@ def test_conditional_vae_gets_a_classification_accuracy_score(make_config):
   for key in ("cas_accuracy", "real_subset_accuracy", "real_subset_plus_generated_accuracy"):
     assert 0.0 <= m[key] <= 1.0, key
   assert "skipped" not in p
+
+
+def test_kid_from_a_single_subset_reports_no_spread_and_says_why(make_config):
+  """eval.num_samples <= eval.kid_subset_size: every subset would be the two whole sets, so KID is their
+  U-statistic and kid_std is None (printed 'n/a'), not 0; with more samples than the subset size the spread is
+  measured over the configured subsets."""
+  from gen_jax.data import load_dataset
+  from gen_jax.eval import kid
+  net = feature_net_lib.load_feature_net(feature_net_lib.default_feature_net_dir("mnist"))
+  results = {}
+  for n in (32, 64):
+    config = make_config("configs/gan.py", *TINY, f"eval.num_samples={n}", "eval.kid_subset_size=32",
+                         "eval.kid_subsets=4")
+    dataset = load_dataset(config.data)
+    images = dataset.train.images[-n:]    # not the reference (test) images: KID clearly nonzero
+    results[n] = evaluate_sample_quality(_Replay(images), dataset, net, jax.random.key(0), config.eval, seed=0)
+  one, several = results[32], results[64]
+  assert one["metrics"]["kid_std"] is None and np.isfinite(one["metrics"]["kid"])
+  assert "one subset: all 32 vs all 32" in one["protocol"]["kid"] and "kid_std n/a" in one["protocol"]["kid"]
+  assert several["metrics"]["kid_std"] > 0 and several["protocol"]["kid"] == "cubic polynomial kernel, 4 subsets of 32"
+  # The single-subset value is the full-set U-statistic, computed once whatever eval.kid_subsets says.
+  rng = np.random.default_rng(0)
+  a, b = rng.normal(size=(20, 5)), rng.normal(size=(20, 5)) + 0.3
+  est = kid.kid_estimate(a, b, num_subsets=50, subset_size=1000)
+  assert est["std"] is None and est["num_subsets"] == 1 and est["subset_size"] == 20
+  assert est["mean"] == pytest.approx(kid.mmd2_unbiased(a, b), rel=1e-12)
+  assert kid.kid_estimate(a, b, num_subsets=1, subset_size=10)["std"] is None
+  assert kid.kid_estimate(a, b, num_subsets=5, subset_size=10)["std"] > 0
+  # The report and eval.py print it as '± n/a'.
+  from gen_jax.eval.report_runs import cell_text
+  assert cell_text("kid", {"kid": 0.05, "kid_std": None}) == "0.0500 ± n/a"

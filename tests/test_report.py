@@ -8,6 +8,7 @@ import math
 import pathlib
 import urllib.parse
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -251,8 +252,8 @@ def test_report_end_to_end_on_tiny_vae_and_gan(make_config, tmp_path):
   vae = make_config("configs/vae.py", *TINY, "train.num_steps=4")
   gan = make_config("configs/gan_toy.py", *TINY, "data.batch_size=16", "model.hidden=(16,)", "train.num_steps=4",
                     "train.eval_every=2", "train.eval_samples=100")   # mode counts during training: a curve
-  loop.train(vae, tmp_path / "vae", progress=False)
-  loop.train(gan, tmp_path / "gan", progress=False)
+  trained = {name: loop.train(cfg, tmp_path / name, progress=False)["state"]
+             for name, cfg in (("vae", vae), ("gan", gan))}
   paths = report.build_report([tmp_path / "vae", tmp_path / "gan"], tmp_path / "report", evaluate_missing=True,
                               overrides=("eval.suites=('likelihood','modes')", "eval.num_examples=32"),
                               progress=False)
@@ -268,6 +269,14 @@ def test_report_end_to_end_on_tiny_vae_and_gan(make_config, tmp_path):
       if isinstance(protocol, dict) and "skipped" in protocol:
         assert protocol["skipped"] in "".join(page.text)
   assert "nll" in rows and "modes_covered" in rows
+  # The parameters row: each model's trainable parameter count, total then per network, from the checkpoint.
+  params_row = next(row for row in page.rows if row and row[0]["text"] == "parameters")
+  for col, name in enumerate(("vae", "gan")):
+    models = trained[name].models
+    leaves = sum(x.size for m in models.values() for x in jax.tree.leaves(m.params))
+    networks = ("encoder", "decoder") if name == "vae" else ("generator", "discriminator")
+    assert params_row[1 + col]["text"].startswith(f"{leaves:,} ({networks[0]} "), params_row[1 + col]["text"]
+    assert json.loads((tmp_path / name / "eval" / "metrics.json").read_text())["params"]["total"] == leaves > 0
   for src in page.images:
     assert (paths["index_html"].parent / urllib.parse.unquote(src)).is_file()
   assert any("vae" in s and "reconstructions" in s for s in page.images)

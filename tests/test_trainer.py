@@ -240,3 +240,38 @@ def test_sigterm_saves_checkpoint_and_exits_cleanly(shared_data_dir, tfds_cache_
   assert step is not None and step >= 1
   assert f"at step {step};" in out
 
+
+
+def test_resume_with_another_model_family_says_so(tmp_path):
+  """A GAN config on a VAE's workdir: 'holds a vae run', not 'config.gan is newer than the run'."""
+  from gen_jax import config as config_lib
+  load = lambda spec: config_lib.load_config_file(str(REPO_ROOT / spec))  # noqa: E731
+  config_lib.save_config(load("configs/vae.py"), tmp_path / "config.json")
+  with pytest.raises(ConfigError) as e:
+    loop._check_resume_config(tmp_path, load("configs/gan.py"))
+  msg = str(e.value)
+  assert msg.startswith(f"{tmp_path} holds a vae run; this config trains a gan")
+  assert "use another --workdir" in msg and f"delete {tmp_path} to start over" in msg
+  assert "newer than the run" not in msg and "differ" not in msg
+  # One differing key: "differs"; several: "differ".
+  with pytest.raises(ConfigError, match=r"\(config\.data\.batch_size differs from "):
+    loop._check_resume_config(tmp_path, config_lib.apply_overrides(load("configs/vae.py"), ["data.batch_size=7"]))
+  with pytest.raises(ConfigError, match=r"\(config\.data\.batch_size, config\.model\.latent_dim differ from "):
+    loop._check_resume_config(tmp_path, config_lib.apply_overrides(load("configs/vae.py"),
+                                                                   ["data.batch_size=7", "model.latent_dim=3"]))
+
+
+def test_resume_onto_a_corrupt_config_json_is_a_checkpoint_error(tmp_path):
+  from gen_jax import config as config_lib
+  config = config_lib.load_config_file(str(REPO_ROOT / "configs/vae.py"))
+  (tmp_path / "config.json").write_text('{"seed": 0, "data": {"na')
+  with pytest.raises(CheckpointError, match=rf"{tmp_path / 'config.json'} \(the config this run was trained with\) "
+                                            r"is not valid JSON .*Fix: restore it"):
+    loop.train(config, tmp_path, progress=False)
+
+
+def test_rerun_of_a_finished_run_trains_nothing_and_says_so(make_config, tmp_path):
+  loop.train(make_config("configs/vae.py", *TINY, "train.num_steps=5"), tmp_path, progress=False)
+  summary = loop.train(make_config("configs/vae.py", *TINY, "train.num_steps=3"), tmp_path, progress=False)
+  assert (summary["step"], summary["start_step"], summary["num_steps"], summary["metrics"]) == (5, 5, 3, {})
+  assert loop.done_message(summary).startswith("already at step 5 >= config.train.num_steps=3: nothing to train")

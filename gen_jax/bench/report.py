@@ -7,7 +7,8 @@ import pathlib
 
 from gen_jax.bench.hardware import one_line
 
-MLP_VAE_PEAK_TARGET = 0.70   # issue 5: the MLP VAE at >= 70% of the measured matmul peak
+MLP_VAE_PEAK_TARGET = 0.70   # issue 5: the MLP VAE at >= 70% of the measured matmul peak ...
+MLP_VAE_TARGET_BATCH = 1000  # ... at batch 1000 (rows at other batch sizes are reported, not judged)
 
 
 def _num(x, fmt: str = ".1f") -> str:
@@ -61,13 +62,20 @@ def targets(rows: list[dict]) -> list[str]:
                  f"interleaved rounds) -> {'met' if ratio >= 1.0 else 'NOT met'} (target >= 1)")
   mlp = [r for r in rows if r["config"].split("@")[0] in ("mlp_vae", "configs/vae.py")
          and not math.isnan(r["fraction_of_peak"])]
-  if mlp:
-    best = max(mlp, key=lambda r: r["fraction_of_peak"])
+  judged = [r for r in mlp if r["batch_size"] == MLP_VAE_TARGET_BATCH]
+  target = f"target >= {100 * MLP_VAE_PEAK_TARGET:.0f}%"
+  if judged:
+    best = max(judged, key=lambda r: r["fraction_of_peak"])
     met = best["fraction_of_peak"] >= MLP_VAE_PEAK_TARGET
-    out.append(f"- MLP VAE: best {100 * best['fraction_of_peak']:.1f}% of the matmul peak timed in the same rounds "
-               f"({best['config']}, batch {best['batch_size']}; {100 * best['fraction_of_best_peak']:.1f}% of the "
-               f"largest peak of the run) -> {'met' if met else 'NOT met'} (target >= "
-               f"{100 * MLP_VAE_PEAK_TARGET:.0f}%)")
+    out.append(f"- MLP VAE at batch {MLP_VAE_TARGET_BATCH}: best {100 * best['fraction_of_peak']:.1f}% of the matmul "
+               f"peak timed in the same rounds ({best['config']}; {100 * best['fraction_of_best_peak']:.1f}% of the "
+               f"largest peak of the run) -> {'met' if met else 'NOT met'} ({target})")
+  for r in mlp:
+    if r["batch_size"] != MLP_VAE_TARGET_BATCH:   # the target is stated at one batch size: do not judge others
+      rerun = "" if judged else f"; run --configs=mlp_vae@{MLP_VAE_TARGET_BATCH} to check it"
+      out.append(f"- {r['config']} (batch {r['batch_size']}): {100 * r['fraction_of_peak']:.1f}% of the matmul peak "
+                 f"timed in the same rounds -- not judged: the {target} is for mlp_vae@{MLP_VAE_TARGET_BATCH}"
+                 f"{rerun}")
     for r in mlp:
       if r.get("dot_ceiling"):
         c = r["dot_ceiling"]

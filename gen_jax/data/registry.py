@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import os
 import pathlib
@@ -34,6 +35,13 @@ _SOURCES = {
 log = logging.getLogger(__name__)
 
 
+def unknown_name_message(name: Any) -> str:
+  """The error text for a `data.name` that is not one of DATASET_NAMES (also used by config validation)."""
+  close = difflib.get_close_matches(str(name), DATASET_NAMES, n=1)
+  hint = f" Did you mean {close[0]!r}?" if close else ""
+  return f"Unknown dataset name {name!r}.{hint} Fix: set --config.data.name to one of {', '.join(DATASET_NAMES)}."
+
+
 def raw_dir_candidates(data_dir: str | os.PathLike | None) -> list[tuple[str, pathlib.Path | None]]:
   """The places searched for raw IDX folders, in order, as (description, path or None if unset)."""
   env = os.environ.get(ENV_DATA_DIR)
@@ -43,6 +51,21 @@ def raw_dir_candidates(data_dir: str | os.PathLike | None) -> list[tuple[str, pa
       (HOME_DATA_DIR, pathlib.Path(HOME_DATA_DIR).expanduser()),
       ("<repo root>/../shared/data", SHARED_DATA_DIR),
   ]
+
+
+def check_data_dir(data_dir: str | os.PathLike | None) -> None:
+  """An explicit `data.data_dir` must be an existing folder (it is the only place searched for raw files)."""
+  if not data_dir:
+    return
+  path = pathlib.Path(data_dir).expanduser()
+  if path.is_dir():
+    return
+  what = "is a file, not a folder" if path.exists() else "does not exist"
+  raise DatasetError(
+      f"config.data.data_dir={os.fspath(data_dir)!r}: {path} {what}. When set, data.data_dir is the only place "
+      f"searched for the raw files, so a wrong path is an error, not ignored. Fix: pass the folder that "
+      f"holds mnist/ and fashion_mnist/, e.g. --config.data.data_dir={HOME_DATA_DIR}, or leave it empty "
+      f"(--config.data.data_dir=) to search ${ENV_DATA_DIR}, {HOME_DATA_DIR} and <repo root>/../shared/data.")
 
 
 def _missing_raw_files(folder: pathlib.Path) -> list[str]:
@@ -174,6 +197,7 @@ def _load_idx_dataset(name: str, data_cfg: Any, num_train: int | None, num_test:
   subdir = RAW_SUBDIRS[name]
   tfds_dir = getattr(data_cfg, "tfds_dir", None) or None  # '' = TFDS default
   data_dir = getattr(data_cfg, "data_dir", None) or None
+  check_data_dir(data_dir)   # even when a prepared TFDS copy would be reused: a wrong path is not ignored
   builder = tfds_builders.get_builder(subdir, tfds_dir)
   t0 = time.perf_counter()
   if tfds_builders.is_prepared(builder):
@@ -245,7 +269,7 @@ def load_dataset(data_cfg: Any) -> Dataset:
   """
   name = getattr(data_cfg, "name", None)
   if name not in DATASET_NAMES:
-    raise DatasetError(f"Unknown dataset name {name!r}. Fix: set --config.data.name to one of {', '.join(DATASET_NAMES)}.")
+    raise DatasetError(unknown_name_message(name))
   num_train, num_test = _count(data_cfg, "num_train"), _count(data_cfg, "num_test")
   classes = _classes(data_cfg)
   if classes and (name in synthetic.MIXTURE_NAMES or name == "stacked_mnist"):

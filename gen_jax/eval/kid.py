@@ -15,6 +15,11 @@ Its expectation over the subsets equals the population MMD^2 (and the same U-sta
 deviation of the per-subset values (numpy's ddof=0, as the reference implementation and torch-fidelity), which is
 the spread of one subset's estimate, not the standard error of the mean. m = min(subset_size, len(a), len(b)).
 
+Standard practice (Binkowski et al.; clean-fid, torch-fidelity) keeps m = min(n, 1000). When m equals the size of
+both sets (eval.num_samples <= eval.kid_subset_size), every "subset" is the two whole sets: the estimate is the
+full-set U-statistic, computed once, and there is no spread to report. `kid_estimate` says so (std None, with the
+reason) instead of printing a standard deviation of 0 over identical subsets.
+
 Kernel sums run in float64 (the MMD is a small difference of large sums) over blocks of ``chunk_rows`` rows, so
 memory is O(chunk_rows * m) even for a subset of 50k.
 """
@@ -96,3 +101,30 @@ def kernel_inception_distance(feat_a, feat_b, num_subsets: int = 100, subset_siz
     y = b[rng.choice(b.shape[0], m, replace=False)]
     values[s] = mmd2_unbiased(x, y, chunk_rows)
   return float(values.mean()), float(values.std())
+
+
+def kid_estimate(feat_a, feat_b, num_subsets: int = 100, subset_size: int = 1000, key_or_seed=0,
+                 chunk_rows: int = KERNEL_CHUNK_ROWS) -> dict:
+  """KID with an honest spread: {"mean", "std" (None when it cannot be measured), "num_subsets", "subset_size",
+  "description"}.
+
+  Subsets of m = min(subset_size, N_a, N_b) as `kernel_inception_distance`. When m covers both whole sets every
+  subset is the same pair of sets: the mean is computed once (the full-set U-statistic) and "std" is None; so it
+  is with a single subset asked for. "description" states the subsets (and why there is no spread) for a protocol.
+  """
+  a, b = np.asarray(feat_a), np.asarray(feat_b)
+  m = min(int(subset_size), a.shape[0], b.shape[0]) if a.ndim == 2 and b.ndim == 2 else int(subset_size)
+  whole = a.ndim == 2 and b.ndim == 2 and m == a.shape[0] == b.shape[0]
+  subsets = 1 if whole else int(num_subsets)
+  mean, std = kernel_inception_distance(a, b, num_subsets=subsets, subset_size=m, key_or_seed=key_or_seed,
+                                        chunk_rows=chunk_rows)
+  if whole:
+    text = (f"cubic polynomial kernel, one subset: all {m} vs all {m} feature vectors (subset size "
+            f"{int(subset_size)} >= the {m} per set, so all {int(num_subsets)} subsets would be the same sets); no "
+            f"spread: kid_std n/a (for one, use more samples than eval.kid_subset_size)")
+  elif subsets < 2:
+    text = f"cubic polynomial kernel, 1 subset of {m}; no spread: kid_std n/a (use 2 or more subsets for one)"
+  else:
+    text = f"cubic polynomial kernel, {subsets} subsets of {m}"
+  return {"mean": mean, "std": std if subsets >= 2 else None, "num_subsets": subsets, "subset_size": m,
+          "description": text}

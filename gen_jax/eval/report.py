@@ -3,8 +3,8 @@
   python -m gen_jax.eval.report runs/vae runs/gan runs/vaegan --out report/ [--no-evaluate] [--config.eval.x=y]
 
 For each run directory (a `--workdir` of train.py) it reads `eval/metrics.json` (running the evaluation first
-when it is missing, with `--config.*` overrides), `anomaly/anomaly.json` if present, `metrics.jsonl` and the
-image grids, and writes into the output folder:
+when it is missing, and evaluating the groups it lacks, with `--config.*` overrides), `anomaly/anomaly.json` if
+present, `metrics.jsonl` and the image grids, and writes into the output folder:
 
   index.html   one self-contained page (inline CSS, no JavaScript, images in assets/ linked relatively):
                header (date, gen_jax commit, hardware), a mechanical "which to use" summary (best run per
@@ -38,8 +38,8 @@ from gen_jax.eval import metric_specs as specs
 from gen_jax.eval.report_render import (Block, BulletList, Cell, Figure, Figures, Heading, Paragraph, Table,
                                         to_html, to_markdown)
 from gen_jax.eval.report_runs import (EXACT_DATA_GROUPS, IMAGE_KINDS, RunInfo, collect_images, dataset_groups,
-                                      eval_fix, load_run, metric_table, num, protocol_groups, read_json, run_names,
-                                      slug, training_summary)
+                                      eval_fix, load_run, metric_table, missing_groups, num, protocol_groups,
+                                      read_json, run_names, slug, training_summary)
 
 TITLE = "gen_jax: comparison of trained models"
 
@@ -60,6 +60,35 @@ def _evaluate(run: RunInfo, overrides: Sequence[str], progress: bool) -> None:
   else:  # not the main process of a multi-host run: only process 0 writes
     run.eval = json.loads(json.dumps(result, default=str))
   run.status = "evaluated now" + (f" (overrides: {', '.join(overrides)})" if overrides else "")
+
+
+def fill_command(run: RunInfo, groups: Sequence[str]) -> str:
+  """The eval.py command that evaluates `groups` of a run at the step already in its metrics.json (merged in)."""
+  step = (run.eval or {}).get("step")
+  return (f"python eval.py --workdir={run.path}" + (f" --step={step}" if isinstance(step, int) else "")
+          + f' --config.eval.suites="{tuple(groups)!r}"')
+
+
+def _fill_missing_groups(run: RunInfo, overrides: Sequence[str], progress: bool) -> None:
+  """Evaluates the groups a run's metrics.json lacks, at its recorded step: evaluate_workdir merges them into the
+  file (same checkpoint). On failure the run keeps what it has and its caveat names the command."""
+  from gen_jax.eval.evaluate import evaluate_workdir  # imports JAX: only when something needs evaluating
+  groups = list(run.missing_groups)
+  step = run.eval.get("step")
+  print(f"note: {run.path}/eval/metrics.json has no {', '.join(groups)} results; evaluating them now "
+        f"(step {step}) ...", file=sys.stderr, flush=True)
+  try:
+    evaluate_workdir(run.path, step if isinstance(step, int) else None,
+                     list(overrides) + [f"eval.suites={tuple(groups)!r}"], progress=progress)
+  except GenJaxError as e:
+    print(f"warning: {run.path}: the missing groups could not be evaluated: {e}\n  to fill them later: "
+          f"{fill_command(run, groups)}", file=sys.stderr, flush=True)
+    return
+  saved = run.path / "eval" / "metrics.json"
+  if saved.is_file():
+    run.eval = read_json(saved, "eval results", eval_fix(run.path))
+  run.missing_groups = missing_groups(run, overrides)
+  run.status = f"evaluated; {', '.join(groups)} evaluated now"
 
 
 def _duration(seconds: float | None) -> str:
@@ -140,6 +169,9 @@ def _caveats(runs: Sequence[RunInfo], protocols: dict[str, list[dict | None]]) -
   for run in runs:
     if run.eval is None:
       out.append(f"{run.name}: {run.status}; its column is empty")
+    elif run.missing_groups:
+      out.append(f"{run.name}: eval/metrics.json has no {', '.join(run.missing_groups)} results (its config asks for "
+                 f"them); their rows are empty for it. Fill them: {fill_command(run, run.missing_groups)}")
     if run.anomaly is not None and run.anomaly.get("complete") is False:
       out.append(f"{run.name}: anomaly/anomaly.json is incomplete (the per-class runs were stopped early); its "
                  "means cover only the classes listed")
@@ -172,7 +204,8 @@ def _metrics_blocks(runs: Sequence[RunInfo], table: list[dict]) -> list:
                            "not ranked. Bold: best of the row among runs on the same data. '(floor x)': the same "
                            "metric for real test data against real training data, i.e. what real data scores "
                            "under this protocol; '(real x)': the score of real test images; '± s': standard "
-                           "deviation over subsets. '—': not measured for that run."], note=True))
+                           "deviation over subsets ('± n/a': a single subset, no spread; see the protocol). '—': "
+                           "not measured for that run."], note=True))
   rows, sections, group = [[Cell("dataset")] + [Cell(r.dataset) for r in runs]], set(), None
   for row in table:
     if row["group"] != group:
@@ -225,6 +258,9 @@ def _training_blocks(runs: Sequence[RunInfo], summaries: list[dict]) -> list:
             ("status", "evaluation", str))
   rows = [[Cell(label)] + [Cell(fmt(s[key]) if s[key] is not None else "—") for s in summaries]
           for key, label, fmt in fields]
+  for row, (key, _, _) in zip(rows, fields):
+    if key == "params":   # the total, then each network's share
+      row[1:] = [Cell(_params_text(s)) for s in summaries]
   return [Heading(2, "Training", "training"),
           Paragraph(["Steps/s and examples/s: median over the logged intervals of metrics.jsonl (the first "
                      "interval includes compilation). Wall time and devices as recorded by the last checkpoint. "
@@ -232,6 +268,17 @@ def _training_blocks(runs: Sequence[RunInfo], summaries: list[dict]) -> list:
                      "training_eval.json), its last value and its best."],
                     note=True),
           Table([Cell("")] + _run_header(runs), rows)]
+
+
+def _params_text(summary: dict) -> str:
+  """'1,234,567 (encoder 600,000, decoder 634,567)': trainable parameters, total and per network."""
+  total, per = summary.get("params"), summary.get("params_per_network") or {}
+  if total is None:
+    return "—"
+  text = _int_text(total)
+  if len(per) > 1:
+    text += " (" + ", ".join(f"{name} {_int_text(n)}" for name, n in per.items()) + ")"
+  return text
 
 
 def _int_text(v) -> str:
@@ -332,7 +379,10 @@ def build_report(run_dirs: Sequence[str | pathlib.Path], out_dir: str | pathlib.
   """Writes out_dir/index.html, report.md, report.json (+ assets/). Returns their paths.
 
   A run without eval/metrics.json is evaluated first (`evaluate_workdir(run, overrides=overrides)`) when
-  `evaluate_missing`, else listed as not evaluated.
+  `evaluate_missing`, else listed as not evaluated. So is a run whose metrics.json lacks groups its config (with
+  `overrides`) asks for (an earlier partial evaluation, e.g. --config.eval.suites="('likelihood',)"): the missing
+  groups are evaluated at the recorded step and merged into the file; without `evaluate_missing` a note and a
+  caveat name them with the eval.py command that fills them.
   """
   if not run_dirs:
     raise GenJaxError("no run directories given; pass one or more --workdir folders of train.py, "
@@ -349,6 +399,13 @@ def build_report(run_dirs: Sequence[str | pathlib.Path], out_dir: str | pathlib.
         _evaluate(run, overrides, progress)
       else:
         run.status = f"not evaluated (no eval/metrics.json; to evaluate: python eval.py --workdir={run.path})"
+    if run.eval is not None:
+      run.missing_groups = missing_groups(run, overrides)
+      if run.missing_groups and evaluate_missing:
+        _fill_missing_groups(run, overrides, progress)
+      elif run.missing_groups:
+        print(f"note: {run.name} ({run.path}): eval/metrics.json has no {', '.join(run.missing_groups)} results; "
+              f"to fill them: {fill_command(run, run.missing_groups)}", file=sys.stderr, flush=True)
 
   out_dir.mkdir(parents=True, exist_ok=True)
   assets = out_dir / "assets"
@@ -403,8 +460,6 @@ def build_report(run_dirs: Sequence[str | pathlib.Path], out_dir: str | pathlib.
   }
   report_json = out_dir / "report.json"
   report_json.write_text(json.dumps(_json_safe(data), indent=2, default=str), encoding="utf-8")
-  if progress:
-    print(f"report written: {index} (and {markdown.name}, {report_json.name})", flush=True)
   return {"index_html": index, "report_md": markdown, "report_json": report_json, "assets": assets}
 
 
@@ -459,8 +514,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   if spec is not None:
     parser.error("--config= is not used here: each run's own config.json is; pass --config.eval.x=y overrides only")
   args = parser.parse_args(rest)
-  build_report(args.run_dirs, args.out, evaluate_missing=not args.no_evaluate, overrides=overrides,
-               progress=not args.quiet)
+  paths = build_report(args.run_dirs, args.out, evaluate_missing=not args.no_evaluate, overrides=overrides,
+                       progress=not args.quiet)
+  print(f"report: {paths['index_html']} (Markdown: {paths['report_md']}, numbers: {paths['report_json']})",
+        flush=True)
   return 0
 
 

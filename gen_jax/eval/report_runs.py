@@ -14,8 +14,9 @@ import pathlib
 import re
 import shutil
 import statistics
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
+from gen_jax import config as config_lib
 from gen_jax.errors import GenJaxError
 from gen_jax.eval import curves as curves_lib
 from gen_jax.eval import metric_specs as specs
@@ -36,6 +37,7 @@ class RunInfo:
   anomaly: dict | None = None
   status: str = "not evaluated"
   asset_dir: str = ""
+  missing_groups: list[str] = dataclasses.field(default_factory=list)   # asked for by its config, not in the file
 
   @property
   def metrics(self) -> dict[str, Any]:
@@ -117,13 +119,18 @@ def num(value) -> float | None:
   return specs.as_number(value)
 
 
-def _cell_text(name: str, metrics: dict) -> str:
+def cell_text(name: str, metrics: dict, floors: bool = True) -> str:
+  """A metric as the report prints it: value, '± std' ('± n/a' when the std is recorded as not measurable, e.g. KID
+  from a single subset), and with `floors` its real-data floor and reference."""
   spec = specs.spec_or_unknown(name)
   if name not in metrics:
     return "—"
   text = specs.format_value(name, metrics[name])
   if spec.std and spec.std in metrics:
-    text += f" ± {specs.format_value(name, metrics[spec.std])}"
+    std = metrics[spec.std]
+    text += " ± n/a" if std is None else f" ± {specs.format_value(name, std)}"
+  if not floors:
+    return text
   if spec.floor and spec.floor in metrics:
     text += f" (floor {specs.format_value(name, metrics[spec.floor])})"
   if spec.reference and spec.reference in metrics:
@@ -173,7 +180,7 @@ def metric_table(runs: Sequence[RunInfo]) -> list[dict]:
       rows.append({"name": name, "group": group, "label": spec.label, "unit": spec.unit,
                    "direction": spec.direction, "target": spec.target, "arrow": spec.arrow,
                    "meaning": spec.meaning, "values": values,
-                   "cells": [_cell_text(name, r.metrics) for r in runs],
+                   "cells": [cell_text(name, r.metrics) for r in runs],
                    "best": sorted(i for _, _, best in ranked for i in best), "ranked": ranked})
   return rows
 
@@ -189,6 +196,34 @@ def protocol_groups(report: dict | None) -> dict[str, dict]:
     else:
       out.setdefault("general", {})[key] = value
   return out
+
+
+def recorded_groups(report: dict | None) -> list[str]:
+  """Evaluation groups a metrics.json holds (measured or skipped with a reason), in suite order."""
+  report = report or {}
+  names = set((report.get("protocol") or {})) | set(report.get("groups") or {})
+  return [g for g in config_lib.EVAL_SUITES if g in names]
+
+
+def expected_groups(run: RunInfo, overrides: Sequence[str] = ()) -> list[str]:
+  """The groups eval.py would evaluate for this run: its config's eval.suites with `overrides` applied; [] when
+  the saved config does not say (a config older than eval.suites)."""
+  suites = _get(run.config, "eval.suites")
+  if suites is None:
+    return []
+  holder = config_lib.ConfigDict({"eval": {"suites": tuple(suites)}})
+  config_lib.apply_overrides(holder, [o for o in overrides
+                                      if o.partition("=")[0].strip().removeprefix("config.") == "eval.suites"])
+  return [g for g in holder.eval.suites if g in config_lib.EVAL_SUITES]
+
+
+def missing_groups(run: RunInfo, overrides: Sequence[str] = ()) -> list[str]:
+  """Groups the run's config asks for that its eval/metrics.json lacks (an earlier partial evaluation). A file
+  with no grouped protocol at all (written before eval.py grouped them) is taken as complete."""
+  have = recorded_groups(run.eval)
+  if run.eval is None or not have:
+    return []
+  return [g for g in expected_groups(run, overrides) if g not in have]
 
 
 def _median(values: list[float]) -> float | None:
@@ -243,12 +278,78 @@ def _objective(cfg: dict) -> str:
   return text
 
 
-def _params(run: RunInfo):
-  for where in ((run.eval or {}), (run.eval or {}).get("train") or {}, run.metrics):
-    for key in ("num_params", "param_count", "params"):
-      if isinstance(where.get(key), (int, float)):
-        return where[key]
+# Sub-networks a model's parameters may hold under these names (a VAE's 'vae' model: 'encoder' and 'decoder').
+NETWORK_NAMES = ("encoder", "decoder", "generator", "discriminator")
+
+
+def _tree_size(tree) -> int:
+  """Number of scalars in a parameter tree (nested mappings / sequences; leaves with a .shape: arrays, or the
+  checkpoint's array metadata)."""
+  if tree is None:
+    return 0
+  if isinstance(tree, Mapping):
+    return sum(_tree_size(v) for v in tree.values())
+  if isinstance(tree, (list, tuple)):
+    return sum(_tree_size(v) for v in tree)
+  shape = getattr(tree, "shape", None)
+  return math.prod(int(d) for d in shape) if shape is not None else 0
+
+
+def count_params(models: Mapping[str, Any]) -> dict:
+  """{"total": n, "per_network": {network: n}} from {model name: its trainable parameter tree}. A model whose
+  parameters hold named sub-networks (NETWORK_NAMES) is split into them; the rest of it keeps the model's name."""
+  per: dict[str, int] = {}
+  for name, params in models.items():
+    inner = [k for k in NETWORK_NAMES if isinstance(params, Mapping) and k in params]
+    for k in inner:
+      per[k] = per.get(k, 0) + _tree_size(params[k])
+    rest = {k: v for k, v in params.items() if k not in inner} if inner else params
+    if not inner or rest:
+      size = _tree_size(rest)
+      if size or not inner:
+        per[name] = per.get(name, 0) + size
+  order = {k: i for i, k in enumerate(NETWORK_NAMES)}
+  per = dict(sorted(per.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+  return {"total": sum(per.values()), "per_network": per}
+
+
+def checkpoint_params(path: pathlib.Path, step: int | None = None) -> dict | None:
+  """`count_params` of a run's checkpoint (`step`, else the newest one readable), read from orbax's array metadata:
+  shapes only, no array data. None when there is no readable checkpoint."""
+  steps = sorted((int(p.name) for p in (path / "checkpoints").glob("*") if p.name.isdigit()), reverse=True)
+  if step is not None and step in steps:
+    steps = [step] + [s for s in steps if s != step]
+  for candidate in steps:
+    state_dir = path / "checkpoints" / str(candidate) / "state"
+    if not (state_dir / "_METADATA").is_file():
+      continue
+    try:
+      import orbax.checkpoint as ocp  # noqa: PLC0415 (a second of import time: only for runs that need it)
+      from etils import epath  # noqa: PLC0415
+      metadata = ocp.PyTreeCheckpointHandler().metadata(epath.Path(state_dir))
+      tree = getattr(metadata, "tree", metadata)
+      models = tree["models"]
+      counted = count_params({name: m["params"] for name, m in models.items()})
+    except Exception:  # noqa: BLE001 - orbax raises many types for a damaged or foreign checkpoint
+      continue
+    if counted["total"] > 0:
+      return dict(counted, step=candidate, source="checkpoint metadata")
   return None
+
+
+def run_params(run: RunInfo) -> dict | None:
+  """The parameter count of a run: {"total", "per_network", ...}. As eval.py recorded it (eval/metrics.json
+  'params'), else from the checkpoint of the evaluated step (or the newest one), else None."""
+  ev = run.eval or {}
+  recorded = ev.get("params")
+  if isinstance(recorded, dict) and isinstance(recorded.get("total"), (int, float)):
+    return recorded
+  for where in (ev, ev.get("train") or {}, run.metrics):   # older reports and other writers
+    for key in ("num_params", "param_count", "params"):
+      if isinstance(where.get(key), (int, float)) and not isinstance(where.get(key), bool):
+        return {"total": where[key], "per_network": {}}
+  step = ev.get("step")
+  return checkpoint_params(run.path, step if isinstance(step, int) else None)
 
 
 def _first(*values):
@@ -280,9 +381,11 @@ def training_summary(run: RunInfo) -> dict:
   num_devices = train.get("num_devices") or meta.get("num_devices")
   steps = _first(train.get("steps"), meta.get("step"), run.rows[-1]["step"] if run.rows else None)
   wall = _first(num(train.get("wall_seconds")), num(meta.get("train_wall_seconds")), _last(run.rows, "wall_seconds"))
+  params = run_params(run) or {}
   return {
       "family": run.family, "dataset": run.dataset, "arch": _arch(cfg), "objective": _objective(cfg),
-      "params": _params(run), "batch_size": _get(cfg, "data.batch_size"), "steps": steps, "wall_seconds": wall,
+      "params": params.get("total"), "params_per_network": params.get("per_network") or {},
+      "batch_size": _get(cfg, "data.batch_size"), "steps": steps, "wall_seconds": wall,
       "median_steps_per_sec": _median(steps_per_sec), "median_examples_per_sec": _median(examples_per_sec),
       "device": f"{num_devices}x {device_kind}" if device_kind else None,
       "eval_wall_seconds": num(ev.get("eval_wall_seconds")),

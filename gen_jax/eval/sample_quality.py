@@ -5,6 +5,7 @@ the dataset's own classifier (`gen_jax/eval/feature_net.py`):
 
   fd_classifier         Frechet distance between Gaussian fits of the two feature sets (lower is better)
   kid, kid_std          kernel distance, unbiased MMD^2 with a cubic polynomial kernel, over random subsets
+                        (kid_std None when eval.num_samples <= eval.kid_subset_size: one subset, no spread)
   classifier_score      exp(E KL(p(y|x) || p(y))), the Inception-Score analogue (higher is better, max = #classes)
   precision, recall     improved precision / recall, k-NN manifolds (Kynkaanniemi et al. 2019)
   density, coverage     Naeem et al. 2020
@@ -30,12 +31,15 @@ from gen_jax.eval.placement import LEFT_TO_JIT
 
 
 def feature_metrics(real_feats: np.ndarray, fake_feats: np.ndarray, *, kid_subsets: int, kid_subset_size: int,
-                    pr_k: int, dc_k: int, seed: int) -> dict[str, float]:
-  """All set-to-set metrics between two feature arrays [N, D]."""
+                    pr_k: int, dc_k: int, seed: int) -> dict[str, Any]:
+  """All set-to-set metrics between two feature arrays [N, D]; "kid_std" is None when only one KID subset fits,
+  and "kid_protocol" describes the KID subsets (text, not a metric)."""
   out = {"fd": float(frechet.frechet_distance(frechet.feature_stats(real_feats), frechet.feature_stats(fake_feats)))}
-  kid_mean, kid_std = kid.kernel_inception_distance(real_feats, fake_feats, num_subsets=kid_subsets,
-                                                    subset_size=kid_subset_size, key_or_seed=seed)
-  out["kid"], out["kid_std"] = float(kid_mean), float(kid_std)
+  est = kid.kid_estimate(real_feats, fake_feats, num_subsets=kid_subsets, subset_size=kid_subset_size,
+                         key_or_seed=seed)
+  out["kid"] = float(est["mean"])
+  out["kid_std"] = None if est["std"] is None else float(est["std"])   # None: one subset, no spread (see kid.py)
+  out["kid_protocol"] = est["description"]
   out.update({k: float(v) for k, v in manifold.precision_recall(real_feats, fake_feats, k=pr_k).items()})
   out.update({k: float(v) for k, v in manifold.density_coverage(real_feats, fake_feats, k=dc_k).items()})
   return out
@@ -67,7 +71,9 @@ def evaluate_sample_quality(model, dataset, feature_net, key: jax.Array, eval_cf
               pr_k=int(eval_cfg.pr_k), dc_k=int(eval_cfg.dc_k), seed=seed)
   model_m = feature_metrics(f_real, f_fake, **opts)
   floor_m = feature_metrics(f_real, f_floor, **opts)
-  metrics: dict[str, float] = {}
+  metrics: dict[str, Any] = {}
+  kid_protocol = model_m.pop("kid_protocol")
+  floor_m.pop("kid_protocol")
   for name, value in model_m.items():
     key_name = "fd_classifier" if name == "fd" else name
     metrics[key_name] = value
@@ -85,7 +91,7 @@ def evaluate_sample_quality(model, dataset, feature_net, key: jax.Array, eval_cf
       "params": model.params_kind,
       "feature_network": feature_net.describe(),
       "feature_network_sha256": feature_net.sha256,
-      "kid": f"cubic polynomial kernel, {opts['kid_subsets']} subsets of {opts['kid_subset_size']}",
+      "kid": kid_protocol,
       "precision_recall_k": opts["pr_k"], "density_coverage_k": opts["dc_k"],
       "classifier_score": "exp(E KL(p(y|x)||p(y))), 10 splits; classifier_score_real on the reference images",
   }

@@ -170,7 +170,7 @@ class Suite:
     images, labels = self._test()
     return evaluate_imputation(self.model, images, labels, key, num_examples=int(self.cfg.imputation_examples),
                                steps=int(self.cfg.imputation_steps), batch_size=self.batch_size,
-                               train_images=self.dataset.train.images)
+                               train_images=self.dataset.train.images, progress=self.progress)
 
   def cas(self, key):
     self._image_model()

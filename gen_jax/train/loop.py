@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import pathlib
 import signal
 import time
@@ -128,19 +127,26 @@ def _check_resume_config(workdir: pathlib.Path, config) -> None:
   path = workdir / "config.json"
   if not path.exists():
     return
+  recorded = config_lib.read_saved_config_json(path)   # as saved, before today's defaults filled the gaps
+  saved_family = config_lib.get_by_path(recorded, "model.family")
+  family = config_lib.get_by_path(config, "model.family")
+  if saved_family is not None and saved_family != family:   # another model family: its keys are not "newer than the run", the run is another
+    raise ConfigError(f"{workdir} holds a {saved_family} run; this config trains a {family} "
+                      f"(config.model.family={family!r}; {path} has {saved_family!r}): use another --workdir "
+                      f"(or delete {workdir} to start over, losing that run)")
   saved = config_lib.to_dict(config_lib.load_saved_config(path))
   current = config_lib.to_dict(config)
   inert = _unread_optimizer_fields(saved, current)
   changed = [k for k in config_lib.diff_configs(saved, current)
              if not k.startswith(RESUMABLE_CHANGES) and k not in inert]
   if changed:
-    recorded = json.loads(path.read_text())   # as saved, before today's defaults filled the gaps
     added = {k: config_lib.get_by_path(saved, k) for k in changed
              if config_lib.get_by_path(recorded, k, _ABSENT) is _ABSENT}
     note = "".join(f" config.{k} is newer than the run: it was trained with today's default {v!r}, "
                    f"pass --config.{k}={v!r} to resume." for k, v in added.items())
+    verb = "differs" if len(changed) == 1 else "differ"
     raise ConfigError(f"{workdir} holds a run with a different config ({', '.join('config.' + k for k in changed)} "
-                      f"differ from {path}). Resume with the same config, or pass a new --workdir.{note}")
+                      f"{verb} from {path}). Resume with the same config, or pass a new --workdir.{note}")
 
 
 def _unread_optimizer_fields(saved: dict, current: dict) -> set[str]:
@@ -210,6 +216,8 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
   """
   workdir = pathlib.Path(workdir)
   main = parallel.is_main_process()
+  config_lib.validate_config(config)
+  _check_resume_config(workdir, config)   # before loading data and compiling: a wrong --workdir fails at once
   run = setup(config, mesh, family)
   tc = config.train
   num_steps = int(tc.num_steps)
@@ -218,7 +226,6 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
   steps_per_dispatch = int(tc.get("steps_per_dispatch", 1))
 
   workdir.mkdir(parents=True, exist_ok=True)
-  _check_resume_config(workdir, config)
   if main:
     config_lib.save_config(config, workdir / "config.json")
   ckpts = Checkpoints(workdir, keep=int(tc.get("keep_checkpoints", 3)))
@@ -234,7 +241,9 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
 
   # One compiled function per call size; the S-step one is used whenever S steps fit before the next event,
   # the 1-step one (compiled on first use) to land exactly on an event step.
-  step_fns = {n: run.compile_train_step(steps_per_call=n) for n in sorted({1, steps_per_dispatch})}
+  # Nothing is compiled when the run is already at num_steps (a rerun of a finished run).
+  step_fns = ({n: run.compile_train_step(steps_per_call=n) for n in sorted({1, steps_per_dispatch})}
+              if start < num_steps else {})
   training_eval = TrainingEval.create(run, config)
   if training_eval is not None and main:
     training_eval.write_protocol(workdir)
@@ -326,8 +335,18 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
   if stopped_by:
     print(f"Stopped by {stopped_by} at step {step}; checkpoint saved in {ckpts.directory}. "
           f"Rerun the same command to resume.", flush=True)
-  return {"step": step, "metrics": latest, "stopped_by": stopped_by, "workdir": str(workdir), "state": state,
-          "progress_metrics": tuple(run.family.progress_metrics)}
+  return {"step": step, "start_step": start, "num_steps": num_steps, "metrics": latest, "stopped_by": stopped_by,
+          "workdir": str(workdir), "state": state, "progress_metrics": tuple(run.family.progress_metrics)}
+
+
+def done_message(summary: dict) -> str:
+  """train.py's last line: the step reached and its progress metrics, or why nothing was trained."""
+  step, num_steps, workdir = summary["step"], summary.get("num_steps"), summary["workdir"]
+  if num_steps is not None and summary.get("start_step") == step and step >= num_steps:
+    return (f"already at step {step} >= config.train.num_steps={num_steps}: nothing to train; raise "
+            f"--config.train.num_steps to continue, evaluate with `python eval.py --workdir={workdir}`")
+  shown = ", ".join(f"{k} {v:.4f}" for k, v in summary["metrics"].items() if k in summary["progress_metrics"])
+  return f"done: step {step}{', ' + shown if shown else ''}; outputs in {workdir}"
 
 
 def _fmt(metrics: dict) -> str:
