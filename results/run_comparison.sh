@@ -25,8 +25,8 @@ $PY train.py --config=configs/cvae.py --workdir=runs/cmp_cvae "${vae_common[@]}"
 IMAGE_STEPS=$IMAGE_STEPS WIDTH=$WIDTH PYTHON=$PY results/run_image_samples.sh
 # NLL with K=100 on the first 1000 test images (conv VAE) and K=500 (MLP cVAE): K=5000 over 10000 test images is an
 # hour or more of decoding on a 2-core CPU (set NLL_K=5000 NLL_N=10000 on a GPU). The report shows each protocol.
-# Imputation on 100 test images per mask with 50 iterations (the config default, 500 x 100, takes over 15 minutes
-# of generator back-propagation per GAN on a 2-core CPU): IMPUTE_N=500 IMPUTE_STEPS=100 on a GPU.
+# Imputation on 100 test images per mask with 50 iterations (the config default is 200 x 50, a few minutes per model
+# on a 2-core CPU): IMPUTE_N=500 IMPUTE_STEPS=100 on a GPU.
 NLL_K=${NLL_K:-}
 impute=(--config.eval.imputation_examples=${IMPUTE_N:-100} --config.eval.imputation_steps=${IMPUTE_STEPS:-50}
         --config.eval.num_samples=10000)   # the GAN runs were trained when the GAN default was 2500

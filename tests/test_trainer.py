@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gen_jax import config as config_lib
 from gen_jax import parallel
 from gen_jax.errors import CheckpointError, ConfigError, NonFiniteLossError
 from gen_jax.train import loop
@@ -275,3 +276,5 @@ def test_rerun_of_a_finished_run_trains_nothing_and_says_so(make_config, tmp_pat
   summary = loop.train(make_config("configs/vae.py", *TINY, "train.num_steps=3"), tmp_path, progress=False)
   assert (summary["step"], summary["start_step"], summary["num_steps"], summary["metrics"]) == (5, 5, 3, {})
   assert loop.done_message(summary).startswith("already at step 5 >= config.train.num_steps=3: nothing to train")
+  saved = config_lib.load_saved_config(tmp_path / "config.json")
+  assert saved.train.num_steps == 5     # config.json still describes the run as trained

@@ -226,8 +226,6 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
   steps_per_dispatch = int(tc.get("steps_per_dispatch", 1))
 
   workdir.mkdir(parents=True, exist_ok=True)
-  if main:
-    config_lib.save_config(config, workdir / "config.json")
   ckpts = Checkpoints(workdir, keep=int(tc.get("keep_checkpoints", 3)))
   log = MetricsLog(workdir, enabled=main)
 
@@ -238,6 +236,8 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
     state, meta, start = restored
     wall_base = float(meta.get("train_wall_seconds", 0.0))
     print(f"Resuming from {ckpts.directory / str(start)} (step {start}).", flush=True)
+  if main and start < num_steps:   # a rerun with nothing to train keeps the config.json of the run as trained
+    config_lib.save_config(config, workdir / "config.json")
 
   # One compiled function per call size; the S-step one is used whenever S steps fit before the next event,
   # the 1-step one (compiled on first use) to land exactly on an event step.
