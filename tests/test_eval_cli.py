@@ -123,18 +123,33 @@ def test_a_file_written_before_per_group_records_is_merged_by_metric_group():
   assert merged["groups"]["likelihood"]["note"] == "written before eval.py kept per-group records"
 
 
-def test_the_printed_summary_is_one_line_per_group_with_the_key_numbers():
+def test_the_printed_summary_gives_each_group_its_protocol_in_brief_and_its_key_numbers():
   merged, _ = evaluate.merge_reports(_report(100, FULL), _report(100, {"likelihood": {"nll": 80.0, "elbo": -85.0,
                                                                                       "num_examples": 64}},
                                                                  when="2024-02-02 00:00:00 UTC"))
+  merged["protocol"]["likelihood"].update(split="test", num_examples=64, num_importance_samples=5000, params="raw")
   lines = evaluate.summary_lines(merged, "runs/vae/eval/metrics.json")
   text = "\n".join(lines)
-  assert lines[0] == "runs/vae: step 100, 10 parameters"
-  assert len(lines) == 6 and "{" not in text
-  assert lines[1].split() == ["likelihood", "nll", "=", "80.00,", "elbo", "=", "-85.00"]   # num_examples left out
-  assert "kid = 0.0500 ± n/a" in lines[2] and "[kept from an earlier evaluation: 2024-01-01" in lines[2]
-  assert lines[3].split()[:3] == ["modes", "skipped:", "no"]
+  assert lines[0] == "runs/vae: step 100, dataset mnist, seed 0, 10 parameters"
+  assert len(lines) == 7 and "{" not in text
+  assert lines[1].split(maxsplit=1) == ["likelihood", "[test split, 64 images, k=5000, raw weights]"]
+  assert lines[2].split() == ["nll", "=", "80.00,", "elbo", "=", "-85.00"]   # num_examples left out
+  assert "kid = 0.0500 ± n/a" in lines[3] and "[kept from an earlier evaluation: 2024-01-01" in lines[3]
+  assert lines[4].split()[:3] == ["modes", "skipped:", "no"]
   assert lines[-1] == "every number, its floor and its protocol: runs/vae/eval/metrics.json"
+
+
+def test_long_summaries_wrap_between_numbers_never_inside_one():
+  metrics = {f"impute_mse_{k}_{m}": 0.1 for k in ("half", "centre", "random") for m in ("meanfill", "latentopt")}
+  report = _report(100, {"imputation": metrics})
+  lines = evaluate.summary_lines(report, "m.json", width=60)
+  body = lines[1:-1]
+  assert body[0].split()[0] == "imputation"
+  body[0] = body[0].replace("imputation", "", 1)
+  assert len(body) >= 3 and all(len(line) <= 60 for line in body)
+  items = [item for line in body for item in line.strip().rstrip(",").split(", ")]
+  assert len(items) == 6 and all(item.startswith("impute_mse_") and item.endswith(" = 0.1000") for item in items)
+  assert all(line.rstrip().endswith(",") for line in body[:-1])
 
 
 # --------------------------------------------------------------------------- on a tiny trained run
@@ -163,9 +178,9 @@ def test_eval_merges_a_partial_run_prints_a_short_summary_and_records_the_parame
   run = _copy(run, tmp_path)
   assert _run_main(monkeypatch, f"--workdir={run}", "--no_progress", "--config.eval.suites=('likelihood',)") == 0
   out = capsys.readouterr().out
-  assert out.splitlines()[0] == f"{run}: step 12, {leaves:,} parameters"
-  assert "likelihood" in out and "nll = " in out and f"{run}/eval/metrics.json" in out
-  assert len(out.splitlines()) <= 4 and '"protocol"' not in out           # no JSON dump
+  assert out.splitlines()[0] == f"{run}: step 12, dataset binarized_mnist, seed 0, {leaves:,} parameters"
+  assert "likelihood [test split, 32 images, k=" in out and "nll = " in out and f"{run}/eval/metrics.json" in out
+  assert len(out.splitlines()) <= 5 and '"protocol"' not in out           # no JSON dump
   _run_main(monkeypatch, f"--workdir={run}", "--no_progress", "--config.eval.suites=('modes',)")
   saved = json.loads((run / "eval" / "metrics.json").read_text())
   assert set(saved["groups"]) == {"likelihood", "modes"} and "nll" in saved["metrics"]
