@@ -100,7 +100,8 @@ def main() -> int:
     result = run_anomaly_protocol(args.workdir, classes=classes, num_steps=args.steps, progress=progress)
     print("\n".join(_anomaly_lines(result, args.workdir)))
     return 0
-  from gen_jax.eval.evaluate import evaluate_workdir, summary_lines
+  from gen_jax.eval.eval_summary import summary_lines
+  from gen_jax.eval.evaluate import evaluate_workdir
   report = evaluate_workdir(args.workdir, args.step, overrides, progress=progress)
   print("\n".join(summary_lines(report, pathlib.Path(args.workdir) / "eval" / "metrics.json")))
   return 0

@@ -11,7 +11,7 @@ import jax
 import pytest
 
 from gen_jax.errors import ConfigError
-from gen_jax.eval import evaluate, report
+from gen_jax.eval import eval_summary, evaluate, metrics_file, report
 from gen_jax.eval.report_runs import count_params
 
 from conftest import REPO_ROOT, TINY
@@ -85,7 +85,7 @@ FULL = {"likelihood": {"nll": 90.0, "elbo": -95.0}, "samples": {"fd_classifier":
 def test_a_partial_evaluation_of_the_same_checkpoint_keeps_the_other_groups():
   previous = _report(100, FULL)
   new = _report(100, {"likelihood": {"nll": 80.0, "elbo": -85.0}}, when="2024-02-02 00:00:00 UTC")
-  merged, notes = evaluate.merge_reports(previous, new)
+  merged, notes = metrics_file.merge_reports(previous, new)
   assert notes == []
   assert merged["metrics"] == {"nll": 80.0, "elbo": -85.0, "fd_classifier": 12.0, "kid": 0.05, "kid_std": None,
                                "ppl_prior_lerp": 3.0}
@@ -96,39 +96,39 @@ def test_a_partial_evaluation_of_the_same_checkpoint_keeps_the_other_groups():
   assert merged["protocol"]["seed"] == 0 and "likelihood evaluated" in merged["merged"]
   assert "samples, modes, latent kept" in merged["merged"]
   # A metric the re-evaluated group no longer reports goes with it; other groups' metrics stay.
-  merged2, _ = evaluate.merge_reports(previous, _report(100, {"samples": {"fd_classifier": 9.0}}))
+  merged2, _ = metrics_file.merge_reports(previous, _report(100, {"samples": {"fd_classifier": 9.0}}))
   assert "kid" not in merged2["metrics"] and merged2["metrics"]["nll"] == 90.0
 
 
 def test_another_step_or_a_retrained_checkpoint_replaces_the_file_and_names_what_was_dropped():
   previous = _report(100, FULL)
   new = _report(200, {"likelihood": {"nll": 80.0}})
-  merged, notes = evaluate.merge_reports(previous, new)
+  merged, notes = metrics_file.merge_reports(previous, new)
   assert merged is new and len(notes) == 1
   assert "the earlier results of samples, modes, latent were dropped: they are from step 100" in notes[0]
   assert "python eval.py --workdir=runs/vae --step=200 --config.eval.suites=\"('samples', 'modes', 'latent')\"" \
       in notes[0]
-  merged, notes = evaluate.merge_reports(previous, _report(100, {"likelihood": {"nll": 1.0}}, wall=99.0))
+  merged, notes = metrics_file.merge_reports(previous, _report(100, {"likelihood": {"nll": 1.0}}, wall=99.0))
   assert "samples" not in merged["metrics"] and "trained again" in notes[0]
   # Every group evaluated again: nothing to keep, nothing to say.
-  assert evaluate.merge_reports(previous, _report(200, FULL)) == (_report(200, FULL), [])
+  assert metrics_file.merge_reports(previous, _report(200, FULL)) == (_report(200, FULL), [])
 
 
 def test_a_file_written_before_per_group_records_is_merged_by_metric_group():
   previous = _report(100, FULL)
   del previous["groups"]
-  merged, notes = evaluate.merge_reports(previous, _report(100, {"samples": {"fd_classifier": 9.0}}))
+  merged, notes = metrics_file.merge_reports(previous, _report(100, {"samples": {"fd_classifier": 9.0}}))
   assert notes == [] and merged["metrics"] == {"nll": 90.0, "elbo": -95.0, "fd_classifier": 9.0,
                                                "ppl_prior_lerp": 3.0}
   assert merged["groups"]["likelihood"]["note"] == "written before eval.py kept per-group records"
 
 
 def test_the_printed_summary_gives_each_group_its_protocol_in_brief_and_its_key_numbers():
-  merged, _ = evaluate.merge_reports(_report(100, FULL), _report(100, {"likelihood": {"nll": 80.0, "elbo": -85.0,
+  merged, _ = metrics_file.merge_reports(_report(100, FULL), _report(100, {"likelihood": {"nll": 80.0, "elbo": -85.0,
                                                                                       "num_examples": 64}},
                                                                  when="2024-02-02 00:00:00 UTC"))
   merged["protocol"]["likelihood"].update(split="test", num_examples=64, num_importance_samples=5000, params="raw")
-  lines = evaluate.summary_lines(merged, "runs/vae/eval/metrics.json")
+  lines = eval_summary.summary_lines(merged, "runs/vae/eval/metrics.json")
   text = "\n".join(lines)
   assert lines[0] == "runs/vae: step 100, dataset mnist, seed 0, 10 parameters"
   assert len(lines) == 7 and "{" not in text
@@ -142,7 +142,7 @@ def test_the_printed_summary_gives_each_group_its_protocol_in_brief_and_its_key_
 def test_long_summaries_wrap_between_numbers_never_inside_one():
   metrics = {f"impute_mse_{k}_{m}": 0.1 for k in ("half", "centre", "random") for m in ("meanfill", "latentopt")}
   report = _report(100, {"imputation": metrics})
-  lines = evaluate.summary_lines(report, "m.json", width=60)
+  lines = eval_summary.summary_lines(report, "m.json", width=60)
   body = lines[1:-1]
   assert body[0].split()[0] == "imputation"
   body[0] = body[0].replace("imputation", "", 1)
