@@ -119,8 +119,9 @@ def classification_accuracy_score(model: Any, dataset: Any, key: jax.Array, *, n
       "num_steps": int(num_steps), "batch_size": int(batch_size), "learning_rate": float(learning_rate),
       "optimizer": "adam, linear warm-up + cosine decay to 1% of the lr; batches uniform with replacement",
       "classifier_seeds": seeds,
-      "reference": ("full_real_accuracy: same recipe and budget on the whole real train split" if include_full_real
-                    else "the stored feature classifier's test accuracy (classifiers/<dataset>/classifier.json)"),
+      "accuracy_reference": ("full_real_accuracy: same recipe and budget on the whole real train split"
+                             if include_full_real else
+                             "the stored feature classifier's test accuracy (classifiers/<dataset>/classifier.json)"),
       "metric": "top-1 accuracy (fraction) on the real test split",
   }
   return {"metrics": metrics, "protocol": protocol}

@@ -21,14 +21,11 @@ _BRIEF_FIELDS = (
     ("num_samples", "{} samples"), ("reference", "vs {}"), ("num_pairs_prior", "{} path pairs"),
     ("steps", "{} steps"), ("feature_network_sha256", "classifier {:.12}"), ("test_examples", "{} real test images"),
 )
-_BRIEF_SKIP = {"cas": ("reference",)}   # cas's "reference" is what its accuracies compare with, not a data set
 
 
-def protocol_brief(entry: dict, group: str = "") -> str:
+def protocol_brief(entry: dict) -> str:
   """The protocol of one group in a few words (split, counts, reference, classifier hash, EMA or raw weights)."""
-  skip = _BRIEF_SKIP.get(group, ())
-  parts = [fmt.format(entry[key]) for key, fmt in _BRIEF_FIELDS
-           if key not in skip and entry.get(key) not in (None, "")]
+  parts = [fmt.format(entry[key]) for key, fmt in _BRIEF_FIELDS if entry.get(key) not in (None, "")]
   weights = entry.get("params", entry.get("params_kind"))
   if weights in ("ema", "raw"):
     parts.append(f"{weights} weights")
@@ -57,7 +54,7 @@ def summary_lines(report: dict, path: str | pathlib.Path, width: int = 118) -> l
     else:
       names = [n for n in record.get("metrics") or () if n in metrics]
       shown = [n for n in names if _key_metric(n)] or names
-      brief = protocol_brief(entry, group)
+      brief = protocol_brief(entry)
       items = [f"{n} = {cell_text(n, metrics, floors=False)}" for n in shown] or ["no numbers"]
       body = ", ".join(items)
       if brief:
