@@ -114,6 +114,18 @@ def test_another_step_or_a_retrained_checkpoint_replaces_the_file_and_names_what
   assert metrics_file.merge_reports(previous, _report(200, FULL)) == (_report(200, FULL), [])
 
 
+def test_a_group_skipped_now_keeps_its_earlier_results_of_the_same_checkpoint():
+  """E.g. a mistyped classifier path: the samples group is skipped now; its measured numbers must survive."""
+  new = _report(100, {"likelihood": {"nll": 80.0}, "samples": "no feature classifier"})
+  merged, notes = metrics_file.merge_reports(_report(100, FULL), new)
+  assert merged["metrics"]["fd_classifier"] == 12.0 and merged["metrics"]["nll"] == 80.0
+  assert "skipped" not in merged["protocol"]["samples"] and not merged["groups"]["samples"].get("skipped")
+  assert "samples could not be evaluated now (samples: no feature classifier)" in notes[0]
+  # Another step: the file is replaced, the skip is what that step has.
+  merged, _ = metrics_file.merge_reports(_report(100, FULL), _report(200, {"samples": "no feature classifier"}))
+  assert "fd_classifier" not in merged["metrics"]
+
+
 def test_a_file_written_before_per_group_records_is_merged_by_metric_group():
   previous = _report(100, FULL)
   del previous["groups"]

@@ -96,11 +96,31 @@ def test_stacked_real_triples_stack_three_independent_test_digits():
   assert abs(np.corrcoef(digits[:, 0], digits[:, 1])[0, 1]) < 0.05  # channels drawn independently
 
 
-def test_missing_classifier_skips_with_the_command_that_trains_it(make_config, tmp_path):
+def test_a_named_classifier_that_does_not_exist_is_an_error_with_the_command_that_trains_it(make_config, tmp_path):
+  """A typo in config.eval.feature_net must not turn the sample metrics into a skip (which would then replace
+  earlier results): it is an error naming the key, the path and the training command."""
   config = make_config("configs/vae.py", *TINY, f"eval.feature_net={tmp_path / 'none'}")
-  result = _suite(config, ("samples",))
-  reason = result["protocol"]["samples"]["skipped"]
-  assert "train_feature_net" in reason and "samples" not in result["metrics"]
+  with pytest.raises(GenJaxError, match=r"config.eval.feature_net=.*none.*no such folder.*train_feature_net "
+                                        r"--dataset=<dataset>"):
+    _suite(config, ("samples",))
+
+
+def test_own_data_has_no_default_classifier_and_the_command_names_its_data_path():
+  cmd = feature_net_lib.train_command("image_folder")
+  assert "--dataset=image_folder --data_path=<the image folder> --out=" in cmd and "--data_dir" not in cmd
+  assert "--data_path=<the .npz file>" in feature_net_lib.train_command("npz", "/tmp/c")
+  assert feature_net_lib.train_command("npz", "/tmp/c").endswith("--out=/tmp/c")
+
+
+def test_classifier_score_uses_fewer_splits_when_there_are_fewer_than_ten_samples(make_config):
+  from gen_jax.data import load_dataset
+  net = feature_net_lib.load_feature_net(feature_net_lib.default_feature_net_dir("mnist"))
+  config = make_config("configs/gan.py", *TINY, "eval.num_samples=6", "eval.kid_subset_size=6")
+  dataset = load_dataset(config.data)
+  out = evaluate_sample_quality(_Replay(dataset.train.images[-6:]), dataset, net, jax.random.key(0), config.eval,
+                                seed=0)
+  assert out["protocol"]["classifier_score"].startswith("exp(E KL(p(y|x)||p(y))), 6 splits")
+  assert 1.0 <= out["metrics"]["classifier_score"] <= 10.0
 
 
 def test_inception_weights_named_but_absent_is_an_error_that_says_where_to_get_them(make_config, tmp_path):

@@ -118,6 +118,10 @@ def canonical_dataset(dataset_name: str) -> str:
   return DATASET_ALIASES.get(dataset_name, dataset_name)
 
 
+# A user's own data: no shared default classifier (two image folders are two datasets); eval.feature_net names it.
+OWN_DATA = ("image_folder", "npz")
+
+
 def default_feature_net_dir(dataset_name: str) -> pathlib.Path:
   """<repo>/classifiers/<dataset>; binarized_mnist and stacked_mnist use the MNIST classifier."""
   return CLASSIFIERS_DIR / canonical_dataset(dataset_name)
@@ -126,6 +130,10 @@ def default_feature_net_dir(dataset_name: str) -> pathlib.Path:
 def train_command(dataset_name: str, directory: str | pathlib.Path | None = None) -> str:
   """The documented command that (re)trains the classifier of a dataset."""
   name = canonical_dataset(dataset_name)
+  if name in OWN_DATA:
+    what = "the image folder" if name == "image_folder" else "the .npz file"
+    out = directory if directory is not None else "<a folder for its classifier>"
+    return f"PYTHONPATH=. python -m gen_jax.eval.train_feature_net --dataset={name} --data_path=<{what}> --out={out}"
   cmd = f"PYTHONPATH=. python -m gen_jax.eval.train_feature_net --dataset={name} --data_dir=<folder of raw IDX files>"
   if directory is not None and pathlib.Path(directory).resolve() != default_feature_net_dir(name).resolve():
     cmd += f" --out={directory}"
@@ -223,7 +231,7 @@ def load_feature_net(directory: str | pathlib.Path, dataset: str | None = None) 
   import orbax.checkpoint as ocp
 
   directory = pathlib.Path(directory).expanduser().resolve()
-  guess = dataset or directory.name
+  guess = dataset or (directory.name if directory.name in ("mnist", "fashion_mnist") else "<dataset>")
   meta_path = directory / META_FILE
   if not meta_path.is_file():
     what = "no such folder" if not directory.exists() else f"no {META_FILE} in it"

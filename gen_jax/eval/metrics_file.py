@@ -84,6 +84,14 @@ def merge_reports(previous: dict | None, new: dict, problem: str | None = None) 
   if previous is None:
     return new, notes
   old_groups = evaluated_groups(previous)
+  if _same_checkpoint(previous, new) is None:   # a group skipped now never erases its measured results
+    lost = [g for g, r in new["groups"].items()
+            if r.get("skipped") and g in old_groups and not old_groups[g].get("skipped")]
+    if lost:
+      reasons = "; ".join(f"{g}: {(new['protocol'].get(g) or {}).get('skipped', 'skipped')}" for g in lost)
+      notes.append(f"{', '.join(lost)} could not be evaluated now ({reasons}); the earlier results of this "
+                   "checkpoint are kept")
+      new = _without_groups(new, lost)
   kept = [g for g in GROUPS if g in old_groups and g not in new["groups"]]
   kept += [g for g in old_groups if g not in GROUPS and g not in new["groups"]]
   if not kept:
@@ -114,3 +122,12 @@ def merge_reports(previous: dict | None, new: dict, problem: str | None = None) 
                         f"{', '.join(kept)} kept from an earlier evaluation of the same checkpoint (step "
                         f"{new['step']}): 'groups' says when and with which overrides each was evaluated"))
   return merged, notes
+
+
+def _without_groups(report: dict, groups: Sequence[str]) -> dict:
+  """`report` as if `groups` (skipped ones: no metrics of their own) had not been asked for."""
+  drop = set(groups)
+  return dict(report, groups={g: r for g, r in report["groups"].items() if g not in drop},
+              protocol={k: v for k, v in report["protocol"].items() if k not in drop},
+              eval_group_seconds={g: v for g, v in report["eval_group_seconds"].items() if g not in drop},
+              last_evaluated_groups=[g for g in report.get("last_evaluated_groups", ()) if g not in drop])

@@ -29,6 +29,8 @@ from gen_jax.eval import frechet, kid, manifold
 from gen_jax.eval.model_api import unit_images
 from gen_jax.eval.placement import LEFT_TO_JIT
 
+CLASSIFIER_SCORE_SPLITS = 10
+
 
 def feature_metrics(real_feats: np.ndarray, fake_feats: np.ndarray, *, kid_subsets: int, kid_subset_size: int,
                     pr_k: int, dc_k: int, seed: int) -> dict[str, Any]:
@@ -79,8 +81,12 @@ def evaluate_sample_quality(model, dataset, feature_net, key: jax.Array, eval_cf
     metrics[key_name] = value
     if name != "kid_std":
       metrics[key_name + "_floor"] = floor_m[name]
-  cs_mean, cs_std = classifier_score_lib.classifier_score_from_logits(np.asarray(feature_net.logits(samples)))
-  cs_real, _ = classifier_score_lib.classifier_score_from_logits(np.asarray(feature_net.logits(real)))
+  # 10 splits (the reference implementation's), fewer when there are fewer than 10 samples per set.
+  cs_splits = max(1, min(CLASSIFIER_SCORE_SPLITS, len(samples), len(real)))
+  cs_mean, cs_std = classifier_score_lib.classifier_score_from_logits(np.asarray(feature_net.logits(samples)),
+                                                                      num_splits=cs_splits)
+  cs_real, _ = classifier_score_lib.classifier_score_from_logits(np.asarray(feature_net.logits(real)),
+                                                                 num_splits=cs_splits)
   metrics.update(classifier_score=float(cs_mean), classifier_score_std=float(cs_std),
                  classifier_score_real=float(cs_real))
   protocol = {
@@ -93,7 +99,8 @@ def evaluate_sample_quality(model, dataset, feature_net, key: jax.Array, eval_cf
       "feature_network_sha256": feature_net.sha256,
       "kid": kid_protocol,
       "precision_recall_k": opts["pr_k"], "density_coverage_k": opts["dc_k"],
-      "classifier_score": "exp(E KL(p(y|x)||p(y))), 10 splits; classifier_score_real on the reference images",
+      "classifier_score": (f"exp(E KL(p(y|x)||p(y))), {cs_splits} splits; classifier_score_real on the reference "
+                           "images"),
   }
   return {"metrics": metrics, "protocol": protocol, "samples": samples, "real": real, "floor_set": floor_set}
 

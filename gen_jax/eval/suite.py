@@ -35,11 +35,19 @@ class _Skip(Exception):
 
 
 def _feature_net(dataset, eval_cfg, placement):
+  """The dataset's classifier on the evaluation mesh. No classifier at the default place skips the groups that need
+  one; a config.eval.feature_net that does not load is an error (a typo must not turn numbers into skips)."""
   from gen_jax.eval import feature_net as feature_net_lib
-  directory = eval_cfg.get("feature_net", "") or feature_net_lib.default_feature_net_dir(dataset.name)
+  configured = eval_cfg.get("feature_net", "")
+  if not configured and dataset.name in feature_net_lib.OWN_DATA:
+    raise _Skip(f"no feature classifier for your own data ({dataset.name}): train one with "
+                f"`{feature_net_lib.train_command(dataset.name)}`, then pass --config.eval.feature_net=<that folder>")
+  directory = configured or feature_net_lib.default_feature_net_dir(dataset.name)
   try:
     return feature_net_lib.load_feature_net(directory).place(placement)
   except GenJaxError as e:
+    if configured:
+      raise type(e)(f"config.eval.feature_net={configured!r}: {e}") from None
     raise _Skip(f"no feature classifier: {e}") from None
 
 

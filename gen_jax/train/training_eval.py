@@ -77,6 +77,12 @@ class TrainingEval:
     if isinstance(dataset, MixtureDataset):
       return cls(run, config, "mixture")
     from gen_jax.eval import feature_net as feature_net_lib
+    if not config.eval.get("feature_net", "") and dataset.name in feature_net_lib.OWN_DATA:
+      print(f"Note: config.train.eval_every={config.train.eval_every} but your own data ({dataset.name}) has no "
+            f"feature classifier yet: train one with `{feature_net_lib.train_command(dataset.name)}`, then pass "
+            "--config.eval.feature_net=<that folder>.",
+            flush=True)
+      return None
     directory = config.eval.get("feature_net", "") or feature_net_lib.default_feature_net_dir(dataset.name)
     try:
       net = feature_net_lib.load_feature_net(directory)
