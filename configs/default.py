@@ -167,9 +167,12 @@ def apply_variant(c: ml_collections.ConfigDict, variant: str | None) -> ml_colle
       c.train.eval_every, c.train.eval_samples = 50, 200
       c.eval.num_importance_samples = 50
       c.eval.batch_size = 100
-      c.eval.num_samples = 500
+      c.eval.num_samples = 200          # = data.num_test: the reference set holds 200 test images
       c.eval.kid_subsets, c.eval.kid_subset_size = 10, 100
       c.eval.ppl_samples = 100
       c.eval.imputation_examples, c.eval.imputation_steps = 50, 20
       c.eval.cas_samples, c.eval.cas_real_subset, c.eval.cas_steps = 500, 100, 100
+      for key in ("g_width", "d_width"):   # GAN / VAE-GAN networks (the SN-ResNet's 128 took minutes for 50 steps)
+        if key in c.model:
+          c.model[key] = min(int(c.model[key]), 32)
   return c

@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import os
 import pathlib
+import shlex
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -26,8 +27,10 @@ from gen_jax.errors import DatasetError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _GREY_MODES = ("L", "1", "LA")
 _COLOUR_MODES = ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "RGBX", "RGBa")
-_RESIZE_HINT = ('python -c "import sys; from PIL import Image; '
-                '[Image.open(f).resize(({w}, {h})).save(f) for f in sys.argv[1:]]" {root}/**/*.png')
+# Walks the folder itself (every subfolder, every suffix), so it works in any shell, with or without globstar.
+_RESIZE_HINT = ('python -c "import pathlib, sys; from PIL import Image; '
+                '[Image.open(f).resize(({w}, {h})).save(f) for f in pathlib.Path(sys.argv[1]).rglob(\'*\') '
+                'if f.suffix.lower() in (\'.png\', \'.jpg\', \'.jpeg\')]" {root}')
 
 Loaded = tuple[ArraySplit, ArraySplit, int | None, str]  # train, test, num_classes, source
 
@@ -97,7 +100,7 @@ def _load_files(root: pathlib.Path, files: list[pathlib.Path]) -> tuple[np.ndarr
     raise DatasetError(
         f"Images under {root} have different sizes: {f1} is {s1[0]}x{s1[1]} but {f2} is {s2[0]}x{s2[1]} (WxH); "
         f"{len(sizes)} sizes in all. Fix: resize them all to one size, e.g. to the most common {w}x{h}:\n  "
-        + _RESIZE_HINT.format(w=w, h=h, root=root))
+        + _RESIZE_HINT.format(w=w, h=h, root=shlex.quote(str(root))))
   colour = any(m not in _GREY_MODES for m in modes)
   note = ""
   if colour and modes & set(_GREY_MODES):
