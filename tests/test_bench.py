@@ -175,3 +175,8 @@ def test_peak_target_judges_only_the_mlp_vae_at_batch_1000():
   assert lines[1].endswith("not judged: the target >= 70% is for mlp_vae@1000")
   assert "-> met (target >= 70%)" in report.targets([_row("configs/vae.py@1000", 1000, 0.71)])[0]
   assert report.targets([_row("dcgan", 100, 0.2)]) == []
+  # The dot-ceiling line of a row is written once, however many MLP VAE rows there are.
+  ceiling = dict(_row("mlp_vae@1000", 1000, 0.70), dot_ceiling={"fraction_of_peak": 0.8, "num_matmuls": 17,
+                                                                 "gflops_per_s": 150.0, "protocol": "p"})
+  lines = report.targets([_row("mlp_vae", 100, 0.4), ceiling, _row("mlp_vae@500", 500, 0.6)])
+  assert sum("ceiling 80.0% of peak" in line for line in lines) == 1

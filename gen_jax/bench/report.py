@@ -76,13 +76,13 @@ def targets(rows: list[dict]) -> list[str]:
       out.append(f"- {r['config']} (batch {r['batch_size']}): {100 * r['fraction_of_peak']:.1f}% of the matmul peak "
                  f"timed in the same rounds -- not judged: the {target} is for mlp_vae@{MLP_VAE_TARGET_BATCH}"
                  f"{rerun}")
-    for r in mlp:
-      if r.get("dot_ceiling"):
-        c = r["dot_ceiling"]
-        out.append(f"- {r['config']}: ceiling {100 * c['fraction_of_peak']:.1f}% of peak -- the step's "
-                   f"{c['num_matmuls']} matmuls alone run at {c['gflops_per_s']:.1f} GFLOP/s ({c['protocol']}); "
-                   f"the whole step reached {100 * r['fraction_of_peak']:.1f}%, i.e. "
-                   f"{r['fraction_of_peak'] / c['fraction_of_peak']:.0%} of its ceiling")
+  for r in mlp:
+    if r.get("dot_ceiling"):
+      c = r["dot_ceiling"]
+      out.append(f"- {r['config']}: ceiling {100 * c['fraction_of_peak']:.1f}% of peak -- the step's "
+                 f"{c['num_matmuls']} matmuls alone run at {c['gflops_per_s']:.1f} GFLOP/s ({c['protocol']}); "
+                 f"the whole step reached {100 * r['fraction_of_peak']:.1f}%, i.e. "
+                 f"{r['fraction_of_peak'] / c['fraction_of_peak']:.0%} of its ceiling")
   return out
 
 
