@@ -344,10 +344,6 @@ def run_params(run: RunInfo) -> dict | None:
   recorded = ev.get("params")
   if isinstance(recorded, dict) and isinstance(recorded.get("total"), (int, float)):
     return recorded
-  for where in (ev, ev.get("train") or {}, run.metrics):   # older reports and other writers
-    for key in ("num_params", "param_count", "params"):
-      if isinstance(where.get(key), (int, float)) and not isinstance(where.get(key), bool):
-        return {"total": where[key], "per_network": {}}
   step = ev.get("step")
   return checkpoint_params(run.path, step if isinstance(step, int) else None)
 
