@@ -43,6 +43,7 @@ def base() -> ml_collections.ConfigDict:
   c.objective.beta = 1.0            # KL weight (beta-VAE)
   c.objective.kl_warmup_steps = 0   # linear KL warm-up from 0 to beta
   c.objective.free_bits = 0.0       # nats per latent dimension (Kingma et al. 2016)
+  c.objective.gradient = "reparam"  # reparam | dreg (iwae only: doubly reparameterized, Tucker et al. 2019)
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "adam"

@@ -2,6 +2,8 @@
 
   --config=configs/iwae.py:k5    k = 5 importance samples (default)
   --config=configs/iwae.py:k50   k = 50
+  --config=configs/iwae.py:k5,dreg   the doubly reparameterized gradient (Tucker et al. 2019) instead of the
+                                     reparameterized one: same bound, different encoder gradient
 Learning-rate schedule as configs/vae.py: constant 1e-3, then a cosine down to 1e-4 over the last 30% of
 config.train.num_steps. Burda's 3^i stages at 1e-3 * 10^(-i/7), one epoch per unit:
 --config.optimizer.schedule=burda --config.optimizer.stage_steps=600.
@@ -12,12 +14,16 @@ from configs import default
 def get_config(variant: str = ""):
   c = default.base()
   tokens = {t.strip() for t in variant.split(",") if t.strip()}
-  k = 5
-  for t in tokens:
-    if t.startswith("k") and t[1:].isdigit():
-      k = int(t[1:])
+  k_tokens = {t for t in tokens if t.startswith("k") and t[1:].isdigit()}
+  unknown = tokens - k_tokens - {"dreg", "runlocal"}
+  if unknown or len(k_tokens) > 1:
+    raise ValueError(f"configs/iwae.py: unknown or repeated variant(s) {sorted(unknown or k_tokens)}; use one kN "
+                     "(k5, k50, ...), dreg, runlocal")
+  k = int(next(iter(k_tokens))[1:]) if k_tokens else 5
   c.objective.name = "iwae"
   c.objective.num_samples = k
+  if "dreg" in tokens:
+    c.objective.gradient = "dreg"
   c.optimizer.eps = 1e-4
   c.optimizer.schedule = "constant_cosine"
   c.optimizer.decay_fraction = 0.3

@@ -162,6 +162,7 @@ _CHOICES = {
     "model.activation": ("relu", "leaky_relu", "tanh", "elu", "gelu", "swish"),
     "model.upsample": ("pixel_shuffle", "nearest", "transpose"),
     "objective.name": ("elbo", "iwae"),
+    "objective.gradient": ("reparam", "dreg"),
     "optimizer.name": ("adam", "adamw", "sgd", "rmsprop"),
     "optimizer.schedule": ("constant", "cosine", "warmup_cosine", "constant_cosine", "exponential", "burda"),
     "data.binarization": ("dynamic", "fixed"),
@@ -242,6 +243,12 @@ def validate_config(config: ConfigDict) -> ConfigDict:
         raise ConfigError(f"config.{key} has no meaning for the IWAE objective; leave it at {neutral} "
                           f"or use config.objective.name='elbo'")
   family, arch = get_by_path(config, "model.family"), get_by_path(config, "model.arch")
+  if get_by_path(config, "objective.gradient", "reparam") == "dreg" and (
+      family != "vae" or get_by_path(config, "objective.name") != "iwae"):
+    raise ConfigError(f"config.objective.gradient='dreg' is the doubly reparameterized gradient of the IWAE bound; "
+                      f"this config has model.family={family!r}, objective.name="
+                      f"{get_by_path(config, 'objective.name')!r}. Use it with the 'vae' family and "
+                      f"objective.name='iwae', or leave it at 'reparam'")
   allowed_arch = {"vae": ("mlp", "conv"), "gan": ("mlp", "dcgan", "resnet"), "vaegan": ("dcgan", "resnet")}[family]
   if arch not in allowed_arch:
     raise ConfigError(f"config.model.arch={arch!r} is not available for config.model.family={family!r}; "

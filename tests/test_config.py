@@ -62,9 +62,21 @@ def test_iwae_rejects_beta():
     config_lib.validate_config(c)
 
 
+def test_dreg_only_with_the_iwae_objective():
+  assert config_lib.validate_config(load("configs/iwae.py:k5,dreg")).objective.gradient == "dreg"
+  for spec in ("configs/vae.py", "configs/vaegan.py"):
+    c = load(spec)
+    config_lib.apply_overrides(c, ["objective.gradient=dreg"])
+    with pytest.raises(ConfigError, match=r"gradient='dreg' is the doubly reparameterized gradient of the IWAE"):
+      config_lib.validate_config(c)
+
+
 def test_variants():
   assert load("configs/vae.py:conv").model.arch == "conv"
   assert load("configs/iwae.py:k50").objective.num_samples == 50
+  assert load("configs/iwae.py:k5,dreg").objective.gradient == "dreg"
+  with pytest.raises(ConfigError, match="unknown or repeated variant"):
+    load("configs/iwae.py:k5,dreeg")
   with pytest.raises(ConfigError, match="unknown variant"):
     load("configs/vae.py:convv")
   with pytest.raises(ConfigError, match="does not exist"):

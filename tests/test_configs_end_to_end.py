@@ -17,7 +17,7 @@ from conftest import REPO_ROOT, TINY, cli_env
 CONFIG_SPECS = [
     "configs/vae.py", "configs/vae.py:conv", "configs/vae.py:grey", "configs/vae.py:fashion",
     "configs/beta_vae.py", "configs/beta_vae.py:freebits", "configs/cvae.py", "configs/cvae.py:fashion",
-    "configs/iwae.py:k5", "configs/iwae.py:k50",
+    "configs/iwae.py:k5", "configs/iwae.py:k50,dreg",
     "configs/gan.py", "configs/gan.py:minimax", "configs/gan.py:wgan", "configs/gan.py:wgan_gp",
     "configs/gan.py:hinge", "configs/gan.py:lsgan", "configs/gan.py:r1", "configs/gan.py:resnet",
     "configs/gan.py:conditional,fashion", "configs/gan.py:stacked", "configs/gan.py:folder,conditional",

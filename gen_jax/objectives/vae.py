@@ -13,6 +13,17 @@ Objectives (per example, in nats)
   ELBO(x)     = E_q[log p(x | z)] - KL(q(z | x) || p(z))                      (KL in closed form)
   IWAE_K(x)   = E[ log (1/K) sum_k w_k ],  log w_k = log p(x | z_k) + log p(z_k) - log q(z_k | x)
 with ELBO = IWAE_1 <= IWAE_K <= IWAE_{K+1} <= log p(x) (Burda et al. 2015).
+
+Gradient estimators of the IWAE bound (``gradient``)
+----------------------------------------------------
+  'reparam'  the reparameterized gradient of the bound itself (Burda et al.).
+  'dreg'     doubly reparameterized (Tucker, Lawson, Gu, Maddison 2019): the same decoder gradient,
+             sum_k w~_k d log w_k / d theta with w~ = softmax_k(log w), and for the encoder
+             sum_k w~_k^2 (d log w_k / d z_k)(d z_k / d phi) with q's parameters held fixed inside log q.
+             Unbiased for the same expectation; with q equal to the true posterior it is exactly zero, and
+             near it its variance is a fraction of the reparameterized encoder gradient's, whose
+             signal-to-noise ratio decays with K (Rainforth et al. 2018). Far from the posterior it can be
+             the noisier one (tests/test_dreg.py). Costs one more decoder forward pass per step.
 """
 import math
 import numbers
@@ -31,6 +42,7 @@ EncodeFn = Callable[[Array, Array | None], tuple[Array, Array]]
 DecodeFn = Callable[[Array, Array | None], Array]
 
 OBJECTIVES = ("elbo", "iwae")
+GRADIENT_ESTIMATORS = ("reparam", "dreg")
 
 
 def kl_weight(step: Array | int, beta: float, warmup_steps: int) -> Array:
@@ -68,10 +80,18 @@ def log_importance_weights_from_posterior(
   return log_px_z + log_pz - log_qz, log_px_z
 
 
-def _check_config(objective: str, num_samples: int, beta: Any, kl_warmup_steps: int, free_bits: Any) -> None:
+def _check_config(objective: str, num_samples: int, beta: Any, kl_warmup_steps: int, free_bits: Any,
+                  gradient: str = "reparam") -> None:
   if objective not in OBJECTIVES:
     raise ConfigError(
         f"unknown config.objective.name {objective!r}; valid objectives: {', '.join(map(repr, OBJECTIVES))}")
+  if gradient not in GRADIENT_ESTIMATORS:
+    raise ConfigError(f"unknown config.objective.gradient {gradient!r}; valid estimators: "
+                      f"{', '.join(map(repr, GRADIENT_ESTIMATORS))}")
+  if gradient == "dreg" and objective != "iwae":
+    raise ConfigError(f"config.objective.gradient='dreg' estimates the gradient of the IWAE bound; got "
+                      f"config.objective.name={objective!r}. Use objective 'iwae' (num_samples=1 is the "
+                      f"'sticking the landing' ELBO gradient) or gradient 'reparam'")
   if not isinstance(num_samples, numbers.Integral) or num_samples < 1:
     raise ConfigError(f"config.objective.num_samples must be an integer >= 1; got {num_samples!r}")
   if kl_warmup_steps < 0:
@@ -89,10 +109,39 @@ def _check_config(objective: str, num_samples: int, beta: Any, kl_warmup_steps: 
           "Use beta=1.0, kl_warmup_steps=0, free_bits=0.0 with 'iwae', or the objective 'elbo'")
 
 
+def dreg_log_importance_weights(
+    decode_fn: DecodeFn, likelihood: Likelihood, x: Array, y: Array | None,
+    mean: Array, logvar: Array, key: Array, num_samples: int) -> tuple[Array, Array, Array]:
+  """(log w, log p(x | z), surrogate) for the doubly reparameterized IWAE gradient; log w, log p(x | z) [K, B].
+
+  The values equal `log_importance_weights_from_posterior`'s for the same key. `surrogate` [B] has the value
+  sum_k w~_k log w_k and the DReG gradient: each z_k enters the decoder as sg(z_k) + w~_k (z_k - sg(z_k)), so
+  the path through z_k to the encoder carries one more factor w~_k than the path to the decoder, and log q
+  is evaluated at sg(mean), sg(logvar) so that the encoder gets no score-function term. w~ is
+  softmax_k(log w) from a forward pass without gradients.
+  """
+  sg = jax.lax.stop_gradient
+  z = distributions.reparameterize(key, mean, logvar, num_samples)  # [K, B, L]
+  mean_sg, logvar_sg = sg(mean), sg(logvar)
+
+  def log_weights(z_in):
+    out = decode_samples(decode_fn, z_in, y)
+    log_px_z = likelihood.log_prob(x[None], out)  # [K, B]
+    log_pz = jnp.sum(distributions.standard_normal_log_prob(z_in), axis=-1)
+    log_qz = jnp.sum(distributions.gaussian_log_prob(z_in, mean_sg, logvar_sg), axis=-1)
+    return log_px_z + log_pz - log_qz, log_px_z
+
+  weights = jax.nn.softmax(sg(log_weights(sg(z))[0]), axis=0)  # w~ [K, B]
+  z_scaled = sg(z) + weights[..., None] * (z - sg(z))           # value z, d/d phi scaled by w~
+  log_w, log_px_z = log_weights(z_scaled)
+  surrogate = jnp.sum(weights * log_w, axis=0)
+  return log_w, log_px_z, surrogate
+
+
 def vae_loss(
     encode_fn: EncodeFn, decode_fn: DecodeFn, likelihood: Likelihood, x: Array, y: Array | None, key: Array, *,
     step: Array | int, objective: str = "elbo", num_samples: int = 1, beta: float = 1.0,
-    kl_warmup_steps: int = 0, free_bits: float = 0.0) -> tuple[Array, dict[str, Array]]:
+    kl_warmup_steps: int = 0, free_bits: float = 0.0, gradient: str = "reparam") -> tuple[Array, dict[str, Array]]:
   """The VAE loss to minimise (a scalar, mean over the batch) and per-example-mean metrics in nats.
 
   'elbo': loss = -(1/B) sum_b [ (1/K) sum_k log p(x_b | z_bk) ] + w(step) * KL_loss, with K = num_samples
@@ -100,20 +149,25 @@ def vae_loss(
     Without free bits KL_loss = (1/B) sum_b sum_j KL_bj; with free bits lambda (Kingma et al. 2016)
     KL_loss = sum_j max(lambda, (1/B) sum_b KL_bj), which stops pushing latent j below lambda nats.
   'iwae': loss = -(1/B) sum_b [ logsumexp_k log w_bk - log K ] (Burda et al. 2015); beta, warm-up and
-    free bits do not apply and raise ConfigError when set.
+    free bits do not apply and raise ConfigError when set. With gradient='dreg' the loss has the same value
+    and the doubly reparameterized gradient (`dreg_log_importance_weights`).
 
   Metrics (means over the batch, nats; 'kl' is the true, positive KL whatever the loss uses):
   'loss', 'elbo', 'recon_log_prob' (E_q log p(x | z)), 'kl', 'kl_weight', 'bits_per_dim'
   (from -elbo for 'elbo', from -iwae_bound for 'iwae') and, for 'iwae', 'iwae_bound'.
   """
-  _check_config(objective, num_samples, beta, kl_warmup_steps, free_bits)
+  _check_config(objective, num_samples, beta, kl_warmup_steps, free_bits, gradient)
   mean, logvar = encode_fn(x, y)
   num_dims = x.shape[1] * x.shape[2] * x.shape[3]
   kl_per_dim = distributions.gaussian_kl_to_standard(mean, logvar)  # [B, L]
   kl = jnp.sum(kl_per_dim, axis=-1)  # [B]
 
-  log_w, log_px_z = log_importance_weights_from_posterior(
-      decode_fn, likelihood, x, y, mean, logvar, key, num_samples)
+  if gradient == "dreg":
+    log_w, log_px_z, surrogate = dreg_log_importance_weights(
+        decode_fn, likelihood, x, y, mean, logvar, key, num_samples)
+  else:
+    log_w, log_px_z = log_importance_weights_from_posterior(
+        decode_fn, likelihood, x, y, mean, logvar, key, num_samples)
   recon = jnp.mean(log_px_z, axis=0)  # [B]
   elbo = recon - kl
   metrics = {
@@ -133,6 +187,9 @@ def vae_loss(
     weight = jnp.ones((), jnp.float32)
     iwae = jnp.mean(logsumexp(log_w, axis=0) - math.log(num_samples))
     loss = -iwae
+    if gradient == "dreg":  # the value of -iwae, the gradient of -mean_b surrogate
+      surrogate = jnp.mean(surrogate)
+      loss = jax.lax.stop_gradient(loss) - (surrogate - jax.lax.stop_gradient(surrogate))
     metrics["iwae_bound"] = iwae
     metrics["bits_per_dim"] = bits_per_dim(-iwae, num_dims)
   metrics["loss"] = loss

@@ -78,7 +78,8 @@ class VaeFamily:
     return vae_objective.vae_loss(
         encode, decode, self.likelihood, batch["image"], batch["label"], key,
         step=step, objective=obj.name, num_samples=int(obj.num_samples), beta=float(obj.get("beta", 1.0)),
-        kl_warmup_steps=int(obj.get("kl_warmup_steps", 0)), free_bits=float(obj.get("free_bits", 0.0)))
+        kl_warmup_steps=int(obj.get("kl_warmup_steps", 0)), free_bits=float(obj.get("free_bits", 0.0)),
+        gradient=str(obj.get("gradient", "reparam")))
 
   def update_models(self, models, batch, key, step):
     vae = models["vae"]
