@@ -317,6 +317,9 @@ def test_results_tables_read_eval_metrics_and_name_the_missing_command(tmp_path)
   flat["protocol"] = {**flat["protocol"].pop("likelihood"), "seed": 0}
   (run / "eval" / "metrics.json").write_text(json.dumps(flat))
   assert nll_table.row_for(run)["protocol"] == row["protocol"]
+  flat["config"]["objective"]["gradient"] = "dreg"   # the estimator is named: its rows sit beside plain IWAE's
+  (run / "eval" / "metrics.json").write_text(json.dumps(flat))
+  assert nll_table.row_for(run)["model"] == "IWAE (DReG)"
 
 
 def test_mode_table_reads_stacked_mnist_runs_with_their_real_data_floor(tmp_path):

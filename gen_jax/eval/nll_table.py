@@ -37,7 +37,8 @@ def row_for(workdir: pathlib.Path) -> dict:
   steps = int(report["step"])
   batch = int(cfg["data"]["batch_size"])
   return {
-      "run": workdir.name, "model": "VAE" if obj == "elbo" else "IWAE", "k": k,
+      "run": workdir.name, "k": k,
+      "model": ("VAE" if obj == "elbo" else "IWAE") + (" (DReG)" if cfg["objective"].get("gradient") == "dreg" else ""),
       "nll": m["nll"], "elbo": -m["elbo"], "active": f"{m['active_units']}/{m['num_latents']}",
       "published": PUBLISHED.get((obj, k)), "steps": steps,
       "epochs": steps * batch / 60000, "wall": t.get("wall_seconds"),
