@@ -293,7 +293,7 @@ def load_saved_config(path: pathlib.Path) -> ConfigDict:
     raise ConfigError(f"{path} not found: is this a gen_jax workdir? Train first with "
                       f"`python train.py --config=configs/vae.py --workdir={path.parent}`")
   saved = from_dict(read_saved_config_json(path))
-  return fill_missing_defaults(saved, default_config())
+  return fill_missing_defaults(saved, default_config(get_by_path(saved, "model.family", "vae")))
 
 
 def read_saved_config_json(path: pathlib.Path) -> dict:
@@ -316,13 +316,15 @@ def read_saved_config_json(path: pathlib.Path) -> dict:
                         f"or start a new run with another --workdir.")
 
 
-def default_config() -> ConfigDict:
-  """`configs/default.py`'s base() (every key any part of gen_jax reads, with its default)."""
+def default_config(family: str = "vae") -> ConfigDict:
+  """`configs/default.py`'s defaults for a model family: base() (every key any part of gen_jax reads), plus
+  add_gan's or add_vaegan's sections (d_optimizer, gan, vaegan) for those families."""
   repo_root = str(pathlib.Path(__file__).resolve().parents[1])
   if repo_root not in sys.path:
     sys.path.insert(0, repo_root)
   from configs import default  # noqa: PLC0415 (the configs package lives beside gen_jax/)
-  return default.base()
+  add = {"gan": default.add_gan, "vaegan": default.add_vaegan}.get(family, lambda c: c)
+  return add(default.base())
 
 
 def fill_missing_defaults(config: ConfigDict, defaults: ConfigDict) -> ConfigDict:

@@ -114,6 +114,20 @@ def test_saved_config_of_an_older_run_gets_todays_defaults_for_new_keys(tmp_path
   assert config.eval.num_samples == 123
 
 
+@pytest.mark.parametrize("spec", ["configs/gan_toy.py:grid", "configs/vaegan.py"])
+def test_saved_gan_config_gets_its_familys_defaults_for_new_keys(spec, tmp_path):
+  """d_optimizer, gan and vaegan exist only in GAN / VAE-GAN configs: a run saved before one of their keys
+  existed gets that section's default (it had been refused: 'trained with today's default None')."""
+  import json
+  config = load(spec)
+  saved = config_lib.to_dict(config)
+  del saved["d_optimizer"]["final_lr_fraction"], saved["gan"]["clip_value"]
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  back = config_lib.load_saved_config(tmp_path / "config.json")
+  assert back.d_optimizer.final_lr_fraction == 0.0 and back.gan.clip_value == 0.0
+  assert config_lib.diff_configs(config_lib.to_dict(config), config_lib.to_dict(back)) == []
+
+
 @pytest.mark.parametrize("spec", ["configs/vae.py", "configs/gan.py", "configs/iwae.py"])
 def test_typo_in_dataset_name_is_reported_before_likelihood_checks(spec):
   """A misspelt data.name says so (with a suggestion) on every family, not 'bernoulli needs binary data'."""
