@@ -9,6 +9,7 @@ import pytest
 from gen_jax import parallel
 from gen_jax.errors import GenJaxError
 from gen_jax.eval import feature_net as feature_net_lib
+from gen_jax.eval import suite as suite_lib
 from gen_jax.eval.sample_quality import evaluate_sample_quality
 from gen_jax.eval.suite import run_suite
 from gen_jax.train import loop
@@ -123,10 +124,15 @@ def test_classifier_score_uses_fewer_splits_when_there_are_fewer_than_ten_sample
   assert 1.0 <= out["metrics"]["classifier_score"] <= 10.0
 
 
-def test_inception_weights_named_but_absent_is_an_error_that_says_where_to_get_them(make_config, tmp_path):
+def test_inception_weights_named_but_absent_is_an_error_that_says_where_to_get_them(make_config, tmp_path,
+                                                                                    monkeypatch):
+  """... before any group runs: not after the NLL (minutes) and the samples have been computed."""
   config = make_config("configs/vae.py", *TINY, f"eval.inception_weights={tmp_path / 'pt_inception.pth'}")
-  with pytest.raises(GenJaxError, match="pytorch-fid"):
-    _suite(config, ("samples",))
+  ran = []
+  monkeypatch.setattr(suite_lib.Suite, "likelihood", lambda self, key: ran.append("likelihood"))
+  with pytest.raises(GenJaxError, match="pytorch-fid's InceptionV3 weights were not found"):
+    _suite(config, ("likelihood", "samples"))
+  assert ran == []
 
 
 def test_conditional_vae_gets_a_classification_accuracy_score(make_config):

@@ -193,13 +193,23 @@ class Suite:
     return out
 
   # --- driver ---------------------------------------------------------------------------------------------
+  def _check_before_any_group(self, groups) -> None:
+    """Errors that would otherwise surface only after minutes of earlier groups (or of drawing samples)."""
+    for group in groups:
+      if group not in GROUPS:
+        raise GenJaxError(f"unknown evaluation group {group!r}; choose from {', '.join(GROUPS)}")
+    requested = self.cfg.get("inception_weights", "")
+    if "samples" in groups and requested:
+      from gen_jax.eval import inception
+      if inception.resolve_weights_path(requested) is None:   # named explicitly: a wrong path is an error
+        raise inception.InceptionWeightsMissing(inception.missing_weights_message(requested))
+
   def run_groups(self, groups) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     protocol: dict[str, Any] = {}
     timing: dict[str, float] = {}
+    self._check_before_any_group(groups)
     for group in groups:
-      if group not in GROUPS:
-        raise GenJaxError(f"unknown evaluation group {group!r}; choose from {', '.join(GROUPS)}")
       fn: Callable = getattr(self, group)
       t0 = time.time()
       if self.progress:
