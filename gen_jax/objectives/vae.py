@@ -73,6 +73,13 @@ def log_importance_weights_from_posterior(
   log w_k = log p(x | z_k) + log p(z_k) - log q(z_k | x), summed over pixels and latent dimensions.
   """
   z = distributions.reparameterize(key, mean, logvar, num_samples)  # [K, B, L]
+  return log_importance_weights(decode_fn, likelihood, x, y, z, mean, logvar)
+
+
+def log_importance_weights(
+    decode_fn: DecodeFn, likelihood: Likelihood, x: Array, y: Array | None,
+    z: Array, mean: Array, logvar: Array) -> tuple[Array, Array]:
+  """(log w, log p(x | z)), each [K, B], at given samples z [K, B, L] of q = N(mean, exp(logvar))."""
   out = decode_samples(decode_fn, z, y)
   log_px_z = likelihood.log_prob(x[None], out)  # [K, B]
   log_pz = jnp.sum(distributions.standard_normal_log_prob(z), axis=-1)
@@ -122,15 +129,7 @@ def dreg_log_importance_weights(
   """
   sg = jax.lax.stop_gradient
   z = distributions.reparameterize(key, mean, logvar, num_samples)  # [K, B, L]
-  mean_sg, logvar_sg = sg(mean), sg(logvar)
-
-  def log_weights(z_in):
-    out = decode_samples(decode_fn, z_in, y)
-    log_px_z = likelihood.log_prob(x[None], out)  # [K, B]
-    log_pz = jnp.sum(distributions.standard_normal_log_prob(z_in), axis=-1)
-    log_qz = jnp.sum(distributions.gaussian_log_prob(z_in, mean_sg, logvar_sg), axis=-1)
-    return log_px_z + log_pz - log_qz, log_px_z
-
+  log_weights = lambda z_in: log_importance_weights(decode_fn, likelihood, x, y, z_in, sg(mean), sg(logvar))  # noqa: E731
   weights = jax.nn.softmax(sg(log_weights(sg(z))[0]), axis=0)  # w~ [K, B]
   z_scaled = sg(z) + weights[..., None] * (z - sg(z))           # value z, d/d phi scaled by w~
   log_w, log_px_z = log_weights(z_scaled)
