@@ -341,3 +341,15 @@ def test_mode_table_reads_stacked_mnist_runs_with_their_real_data_floor(tmp_path
           "1.142 (real data: 0.025) | 4000 | 6.0 min |") in table
   assert ("26000 samples from the ema generator; mode = 100 * digit(R) + 10 * digit(G) + digit(B) "
           "(sha256 6901d83c0ce0)") in table
+
+
+def test_report_names_the_vae_objective_options_a_run_changed():
+  """Two IWAE runs that differ only in their gradient estimator are told apart in the report's table."""
+  from gen_jax.eval.report_runs import _objective
+  cfg = {"model": {"family": "vae", "likelihood": "bernoulli"},
+         "objective": {"name": "iwae", "num_samples": 5, "gradient": "dreg"}}
+  assert _objective(cfg) == "iwae k=5, bernoulli likelihood, dreg gradient"
+  cfg["objective"]["gradient"] = "reparam"
+  assert _objective(cfg) == "iwae k=5, bernoulli likelihood"
+  del cfg["objective"]["gradient"]   # runs saved before the option existed
+  assert _objective(cfg) == "iwae k=5, bernoulli likelihood"

@@ -265,6 +265,8 @@ def _objective(cfg: dict) -> str:
       text += f", beta={o['beta']}"
     if o.get("free_bits", 0.0):
       text += f", free bits={o['free_bits']}"
+    if o.get("gradient", "reparam") != "reparam":
+      text += f", {o['gradient']} gradient"
     return text
   g = cfg.get("gan", {})
   text = f"{g.get('loss', '?')} GAN loss"
