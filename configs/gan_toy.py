@@ -44,9 +44,11 @@ def get_config(variant: str = ""):
     c.gan.loss = "minimax"
   if "lsgan" in tokens:
     c.gan.loss = "lsgan"
-  if "hinge" in tokens:   # a Lipschitz-constrained critic, given WGAN-GP's n_critic 5 and beta2 0.9: with
-    c.gan.loss, c.model.spectral_norm, c.gan.n_critic = "hinge", True, 5   # n_critic 1 it collapsed to one
-    c.optimizer.b2 = c.d_optimizer.b2 = 0.9                                # blob on the grid (1 of 25 modes)
+  if "hinge" in tokens:
+    # A Lipschitz-constrained critic, trained like WGAN-GP's (n_critic 5, beta2 0.9); with n_critic 1 it
+    # collapsed onto one blob of the grid (1 of 25 modes).
+    c.gan.loss, c.model.spectral_norm, c.gan.n_critic = "hinge", True, 5
+    c.optimizer.b2 = c.d_optimizer.b2 = 0.9
     c.train.num_steps = 2_000
   if "wgan" in tokens:
     c.gan.loss, c.gan.clip_value, c.gan.n_critic = "wasserstein", 0.01, 5
