@@ -89,14 +89,14 @@ def main() -> int:
   parallel.maybe_initialize_distributed()
   progress = not args.no_progress
   if args.compare:
-    from gen_jax.eval.report import build_report
+    from gen_jax.report.build import build_report
     paths = build_report(args.compare, args.out, evaluate_missing=True, overrides=overrides, progress=progress)
     print(f"report: {paths['index_html']}\nMarkdown: {paths['report_md']}")
     return 0
   if not args.workdir:
     parser.error("give --workdir=RUN (evaluate or --anomaly) or --compare RUN [RUN ...]")
   if args.anomaly:
-    from gen_jax.eval.anomaly import run_anomaly_protocol
+    from gen_jax.jobs.anomaly import run_anomaly_protocol
     result = run_anomaly_protocol(args.workdir, classes=classes, num_steps=args.steps, progress=progress)
     print("\n".join(_anomaly_lines(result, args.workdir)))
     return 0

@@ -70,12 +70,12 @@ def base() -> ml_collections.ConfigDict:
   c.train.keep_checkpoints = 3
   c.train.sample_every = 5_000       # PNG grids of samples / reconstructions / interpolations; 0 = only at the end
   c.train.ema_decay = 0.0            # EMA of parameters for sampling and evaluation; 0 = off
-  c.train.eval_every = 5_000         # sample quality during training (train/training_eval.py): Frechet distance
+  c.train.eval_every = 5_000         # sample quality during training (eval/training_eval.py): Frechet distance
                                      # in classifier features, or mode counts; logged with split 'eval'; 0 = off
   c.train.eval_samples = 2000        # samples per evaluation during training
   c.train.steps_per_dispatch = 1     # update steps per jitted call (lax.scan): hides Python/dispatch overhead
   c.train.compute_dtype = "float32"  # float32 | bfloat16 (mixed precision: bf16 compute, f32 weights and loss)
-  c.train.cpu_conv_kernels = "xla"   # xla | ynnpack: XLA:CPU convolution kernels (train/cpu_kernels.py); CPU only
+  c.train.cpu_conv_kernels = "xla"   # xla | ynnpack: XLA:CPU convolution kernels (cpu_kernels.py); CPU only
 
   c.eval = ml_collections.ConfigDict()
   c.eval.split = "test"

@@ -34,4 +34,4 @@ fi
 for run in "${runs[@]}"; do
   $PY eval.py --workdir=$run --no_progress --config.eval.suites='("likelihood",)' --config.eval.num_importance_samples=5000
 done
-$PY -m gen_jax.eval.nll_table "${runs[@]}" --out results/dreg_mnist.md
+$PY -m gen_jax.report.nll_table "${runs[@]}" --out results/dreg_mnist.md

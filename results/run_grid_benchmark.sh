@@ -11,6 +11,6 @@ for obj in r1 nonsaturating minimax wgan wgan_gp hinge lsgan; do
   $PY eval.py --workdir=runs/grid25_$obj --no_progress > /dev/null
   runs+=(runs/grid25_$obj)
 done
-$PY -m gen_jax.eval.mode_table "${runs[@]}" --out results/grid25_modes.md
+$PY -m gen_jax.report.mode_table "${runs[@]}" --out results/grid25_modes.md
 cp runs/grid25_r1/eval/samples_*.png results/grid25_r1_samples.png
 cp runs/grid25_nonsaturating/eval/samples_*.png results/grid25_nonsaturating_samples.png

@@ -39,6 +39,6 @@ fi
 for run in "${runs[@]}"; do
   $PY eval.py --workdir=runs/$run --no_progress --config.eval.suites='("likelihood",)' --config.eval.num_importance_samples=5000
 done
-$PY -m gen_jax.eval.nll_table "${runs[@]/#/runs/}" --out results/nll_mnist.md
+$PY -m gen_jax.report.nll_table "${runs[@]/#/runs/}" --out results/nll_mnist.md
 cp runs/burda_vae/images/samples_$(printf "%07d" "$VAE_STEPS").png results/vae_mnist_samples.png
 cp runs/burda_vae/images/interpolation_linear_$(printf "%07d" "$VAE_STEPS").png results/vae_mnist_interpolation.png

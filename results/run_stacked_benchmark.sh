@@ -24,5 +24,5 @@ for obj in nonsaturating r1 hinge wgan_gp; do
     --config.eval.num_samples=$NUM_SAMPLES > /dev/null
   runs+=(runs/stacked_$obj)
 done
-$PY -m gen_jax.eval.mode_table "${runs[@]}" --out results/stacked_mnist_modes.md
+$PY -m gen_jax.report.mode_table "${runs[@]}" --out results/stacked_mnist_modes.md
 cp runs/stacked_nonsaturating/images/samples_$(printf "%07d" "$STEPS").png results/stacked_mnist_dcgan_samples.png

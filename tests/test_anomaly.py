@@ -10,8 +10,8 @@ import pytest
 from gen_jax import config as config_lib
 from gen_jax.data import load_dataset
 from gen_jax.errors import ConfigError, DatasetError
-from gen_jax.eval import anomaly
-from gen_jax.eval.auroc import auroc
+from gen_jax.jobs import anomaly
+from gen_jax.eval.metrics.auroc import auroc
 from gen_jax.eval.model_api import from_run
 from gen_jax.train import loop
 from tests.conftest import TINY

@@ -111,7 +111,7 @@ CONFIGS = [("configs/vae.py", ()), ("configs/vae.py:conv", ()), ("configs/gan.py
 def test_torch_reference_has_the_same_parameter_counts(make_config, spec, extra):
   pytest.importorskip("torch")
   from gen_jax.data import load_dataset
-  from gen_jax.train.families import build_family
+  from gen_jax.models.registry import build_family
   from gen_jax.train.step import run_keys
   config = make_config(spec, *TINY, *extra)
   dataset = load_dataset(config.data)
@@ -133,7 +133,7 @@ def test_torch_reference_has_the_same_parameter_counts(make_config, spec, extra)
 def test_torch_mlp_vae_matches_jax_loss_and_gradients(make_config):
   torch = pytest.importorskip("torch")
   from gen_jax.data import load_dataset
-  from gen_jax.train.families import build_family
+  from gen_jax.models.registry import build_family
   config = make_config("configs/vae.py", *TINY)
   dataset = load_dataset(config.data)
   family = build_family(config, dataset)

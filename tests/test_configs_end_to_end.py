@@ -91,7 +91,7 @@ def test_train_and_eval_command_lines(shared_data_dir, tfds_cache_dir, tmp_path)
   assert report["protocol"]["seed"] == 0 and "dataset_source" in report["protocol"]
   assert report["eval_hardware"]["eval_devices"].startswith("1 cpu device(s)") and p["batch_size"] == 100
   assert (workdir / "eval" / "samples_0000030.png").exists()
-  from gen_jax.eval import nll_table   # the results-table script reads what eval.py wrote today
+  from gen_jax.report import nll_table   # the results-table script reads what eval.py wrote today
   row = nll_table.row_for(workdir)
   assert (row["model"], row["k"], row["steps"], row["nll"]) == ("VAE", 1, 30, m["nll"])
   assert row["protocol"].startswith("test split, 200 images, k=50, ") and row["protocol"].endswith("seed 0")

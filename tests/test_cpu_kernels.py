@@ -11,7 +11,7 @@ import pytest
 
 from gen_jax import parallel
 from gen_jax.errors import ConfigError
-from gen_jax.train import cpu_kernels
+from gen_jax import cpu_kernels
 from gen_jax.train import loop
 
 from conftest import TINY

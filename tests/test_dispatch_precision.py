@@ -15,7 +15,7 @@ import pytest
 from gen_jax import parallel
 from gen_jax.errors import ConfigError
 from gen_jax.train import loop
-from gen_jax.train import precision as precision_lib
+from gen_jax.models import precision as precision_lib
 from gen_jax.train import step as step_lib
 from gen_jax.train.checkpoint import Checkpoints
 from gen_jax.train.metrics_log import read_metrics

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from gen_jax.errors import ConfigError
-from gen_jax.eval import imputation as imp
-from gen_jax.eval.latent import latent_smoothness, path_length_distances, perceptual_path_length, summarize_distances
-from gen_jax.eval.modes import stacked_mnist_mode_stats, stacked_mnist_modes
+from gen_jax.eval.groups import imputation as imp
+from gen_jax.eval.groups.latent import latent_smoothness, path_length_distances, perceptual_path_length, summarize_distances
+from gen_jax.eval.metrics.modes import stacked_mnist_mode_stats, stacked_mnist_modes
 
 from conftest import TINY
 

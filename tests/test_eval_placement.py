@@ -65,7 +65,7 @@ def test_every_group_gives_the_same_numbers_on_one_and_on_four_devices(make_conf
 
 
 def test_a_likelihood_batch_that_does_not_divide_over_the_devices_is_refused_with_the_fix():
-  from gen_jax.eval.likelihood import evaluate_encoder_model
+  from gen_jax.eval.groups.likelihood import evaluate_encoder_model
   images = np.zeros((64, 4, 4, 1), np.uint8)
   with pytest.raises(ConfigError, match=r"batch size 30 does not divide over 4 devices; use 32 \(config.eval.batch_size\)"):
     evaluate_encoder_model(None, None, None, images, None, jax.random.key(0), batch_size=30,
@@ -75,7 +75,7 @@ def test_a_likelihood_batch_that_does_not_divide_over_the_devices_is_refused_wit
 def test_the_feature_classifier_splits_its_batches_over_the_evaluation_devices():
   """A placed classifier holds its weights on every device, splits each batch (rounded up to a multiple of the
   device count) over them, and gives the features of the unplaced one."""
-  from gen_jax.eval import feature_net as feature_net_lib
+  from gen_jax.eval.features import feature_net as feature_net_lib
   arch = feature_net_lib.Architecture(widths=(4, 4, 4), feature_dim=16, num_classes=3, image_shape=(8, 8, 1))
   params = feature_net_lib.init_params(arch, jax.random.key(0))
   images = np.random.default_rng(0).uniform(size=(10, 8, 8, 1)).astype(np.float32)

@@ -8,9 +8,9 @@ import pytest
 
 from gen_jax import parallel
 from gen_jax.errors import GenJaxError
-from gen_jax.eval import feature_net as feature_net_lib
+from gen_jax.eval.features import feature_net as feature_net_lib
 from gen_jax.eval import suite as suite_lib
-from gen_jax.eval.sample_quality import evaluate_sample_quality
+from gen_jax.eval.groups.sample_quality import evaluate_sample_quality
 from gen_jax.eval.suite import run_suite
 from gen_jax.train import loop
 
@@ -149,7 +149,7 @@ def test_kid_from_a_single_subset_reports_no_spread_and_says_why(make_config):
   U-statistic and kid_std is None (printed 'n/a'), not 0; with more samples than the subset size the spread is
   measured over the configured subsets."""
   from gen_jax.data import load_dataset
-  from gen_jax.eval import kid
+  from gen_jax.eval.metrics import kid
   net = feature_net_lib.load_feature_net(feature_net_lib.default_feature_net_dir("mnist"))
   results = {}
   for n in (32, 64):
@@ -171,5 +171,5 @@ def test_kid_from_a_single_subset_reports_no_spread_and_says_why(make_config):
   assert kid.kid_estimate(a, b, num_subsets=1, subset_size=10)["std"] is None
   assert kid.kid_estimate(a, b, num_subsets=5, subset_size=10)["std"] > 0
   # The report and eval.py print it as '± n/a'.
-  from gen_jax.eval.report_runs import cell_text
+  from gen_jax.report.runs import cell_text
   assert cell_text("kid", {"kid": 0.05, "kid_std": None}) == "0.0500 ± n/a"

@@ -1,4 +1,4 @@
-"""The feature classifier (gen_jax/eval/feature_net.py, train_feature_net.py) and the classification accuracy score.
+"""The feature classifier (gen_jax/eval/features/feature_net.py, train_feature_net.py) and the classification accuracy score.
 
 Training runs on a small real MNIST slice with a narrow network so the file stays within its time budget; the
 full-size network and the stored classifiers/ are trained by the command (see README / train_feature_net.py).
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from gen_jax.errors import CheckpointError, GenJaxError
-from gen_jax.eval import augmentation
-from gen_jax.eval import feature_net as fn_lib
+from gen_jax.eval.groups import augmentation
+from gen_jax.eval.features import feature_net as fn_lib
 from gen_jax.eval import train_feature_net as tfn
 
 # A failed orbax restore leaves reader coroutines that are garbage-collected later, during whichever test runs then.

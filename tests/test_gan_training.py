@@ -86,7 +86,7 @@ def test_eval_on_a_mixture_run_writes_mode_metrics(shared_data_dir, tfds_cache_d
   assert 0 <= m["modes_covered"] <= 25 and 0.0 <= m["high_quality_fraction"] <= 1.0
   assert m["num_modes"] == 25
   assert report["protocol"]["modes"]["num_samples"] == 2500 and report["protocol"]["seed"] == 0
-  from gen_jax.eval import mode_table   # the results-table script reads what eval.py wrote today
+  from gen_jax.report import mode_table   # the results-table script reads what eval.py wrote today
   row = mode_table.row_for(workdir)
   assert row["modes"] == f"{m['modes_covered']} / 25" and row["hq"] == m["high_quality_fraction"]
   assert row["protocol"].startswith("2500 samples from the ") and "seed 0; data grid25" in row["protocol"]

@@ -3,7 +3,7 @@ must not change the result, the remainder chunk included."""
 import jax
 import numpy as np
 
-from gen_jax.eval import imputation as imp
+from gen_jax.eval.groups import imputation as imp
 
 from test_eval_jobs import _linear_model_and_truth
 

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 from gen_jax.errors import CheckpointError
-from gen_jax.eval import inception, torch_weights
-from gen_jax.eval.inception import InceptionWeightsMissing
+from gen_jax.eval.features import inception
+from gen_jax.eval.features import torch_weights
+from gen_jax.eval.features.inception import InceptionWeightsMissing
 
 SIZE = inception.MIN_SIZE
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gen_jax.eval.likelihood import (active_units, evaluate_encoder_model, importance_log_weights,
+from gen_jax.eval.groups.likelihood import (active_units, evaluate_encoder_model, importance_log_weights,
                                      importance_sampled_log_likelihood)
 from gen_jax.objectives import distributions as D
 from gen_jax.objectives.likelihoods import make_likelihood

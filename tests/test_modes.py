@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gen_jax.errors import ConfigError
-from gen_jax.eval.modes import (GRID_STD, RING_STD, default_min_count, grid_centers, mixture_mode_stats,
+from gen_jax.eval.metrics.modes import (GRID_STD, RING_STD, default_min_count, grid_centers, mixture_mode_stats,
                                 ring_centers)
 
 

@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from gen_jax.errors import ConfigError
-from gen_jax.train import optim
+from gen_jax.models import optim
 
 
 def cfg(**kw):

@@ -1,4 +1,4 @@
-"""The comparison report (gen_jax/eval/report.py): fake run directories with known numbers, then end to end on
+"""The comparison report (gen_jax/report/build.py): fake run directories with known numbers, then end to end on
 tiny real runs trained and evaluated here."""
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from PIL import Image
 
 from conftest import TINY
 from gen_jax.errors import GenJaxError
-from gen_jax.eval import curves, metric_specs, report
+from gen_jax.eval import metric_specs
+from gen_jax.report import curves
+from gen_jax.report import build
 from gen_jax.train.metrics_log import read_metrics
 
 VOID = {"meta", "img", "br", "hr", "link", "input"}
@@ -293,7 +295,7 @@ def test_report_end_to_end_on_tiny_vae_and_gan(make_config, tmp_path):
 
 
 def test_results_tables_read_eval_metrics_and_name_the_missing_command(tmp_path):
-  from gen_jax.eval import nll_table
+  from gen_jax.report import nll_table
   run = tmp_path / "iwae_k5"
   with pytest.raises(SystemExit, match=r"eval\.py --workdir=.*iwae_k5"):
     nll_table.row_for(run)
@@ -323,7 +325,7 @@ def test_results_tables_read_eval_metrics_and_name_the_missing_command(tmp_path)
 
 
 def test_mode_table_reads_stacked_mnist_runs_with_their_real_data_floor(tmp_path):
-  from gen_jax.eval import mode_table
+  from gen_jax.report import mode_table
   run = tmp_path / "stacked_r1"
   (run / "eval").mkdir(parents=True)
   (run / "eval" / "metrics.json").write_text(json.dumps({
@@ -345,7 +347,7 @@ def test_mode_table_reads_stacked_mnist_runs_with_their_real_data_floor(tmp_path
 
 def test_report_names_the_vae_objective_options_a_run_changed():
   """Two IWAE runs that differ only in their gradient estimator are told apart in the report's table."""
-  from gen_jax.eval.report_runs import _objective
+  from gen_jax.report.runs import _objective
   cfg = {"model": {"family": "vae", "likelihood": "bernoulli"},
          "objective": {"name": "iwae", "num_samples": 5, "gradient": "dreg"}}
   assert _objective(cfg) == "iwae k=5, bernoulli likelihood, dreg gradient"

@@ -8,8 +8,10 @@ import scipy.special
 import scipy.stats
 
 from gen_jax.errors import ConfigError, DatasetError, GenJaxError
-from gen_jax.eval import classifier_score as cs
-from gen_jax.eval import frechet, kid, manifold
+from gen_jax.eval.metrics import classifier_score as cs
+from gen_jax.eval.metrics import kid
+from gen_jax.eval.metrics import frechet
+from gen_jax.eval.metrics import manifold
 
 
 def _random_spd(rng: np.random.Generator, d: int) -> np.ndarray:

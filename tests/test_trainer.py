@@ -20,7 +20,7 @@ from gen_jax.train import loop
 from gen_jax.train import step as step_lib
 from gen_jax.train.checkpoint import Checkpoints
 from gen_jax.train.metrics_log import read_metrics
-from gen_jax.train.vae_step import VaeFamily
+from gen_jax.models.vae import VaeFamily
 
 from conftest import REPO_ROOT, TINY
 
@@ -60,7 +60,7 @@ def _copied_weight_matrices(hlo: str) -> list[str]:
 
 
 def test_vae_step_updates_donated_parameters_in_place(make_config):
-  """No weight matrix of the state is copied before its update (train/state.py `ordered_after`): the
+  """No weight matrix of the state is copied before its update (models/state.py `ordered_after`): the
   input gradients and the parameter-norm metric read the old values, and without the ordering XLA copied
   every parameter first."""
   run = loop.setup(make_config("configs/vae.py", *TINY))
@@ -68,7 +68,7 @@ def test_vae_step_updates_donated_parameters_in_place(make_config):
   hlo = run.compile_train_step().lower(state, run.data, run.keys).compile().as_text()
   assert "parameter(" in hlo and _copied_weight_matrices(hlo) == []
   # Without the ordering the same step does copy them (so the check above can fail).
-  from gen_jax.train import state as state_lib
+  from gen_jax.models import state as state_lib
   original = state_lib.ordered_after
   state_lib.ordered_after = lambda tree, deps: tree
   try:
@@ -79,7 +79,7 @@ def test_vae_step_updates_donated_parameters_in_place(make_config):
 
 
 def test_ordered_after_returns_the_values_unchanged_whatever_the_dependencies():
-  from gen_jax.train.state import ordered_after
+  from gen_jax.models.state import ordered_after
   tree = {"w": jnp.asarray([1.5, -2.0, 0.0, 3e38]), "b": jnp.asarray([7.0], jnp.bfloat16)}
   for deps in ((jnp.float32(2.0),), (jnp.float32(jnp.nan), jnp.float32(jnp.inf)), ()):
     out = jax.jit(ordered_after)(tree, deps)

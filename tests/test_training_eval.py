@@ -9,10 +9,10 @@ import pytest
 from conftest import TINY
 from gen_jax import parallel
 from gen_jax.errors import ConfigError
-from gen_jax.eval import curves
+from gen_jax.report import curves
 from gen_jax.train import loop
 from gen_jax.train.metrics_log import read_metrics
-from gen_jax.train.training_eval import TrainingEval
+from gen_jax.eval.training_eval import TrainingEval
 
 GAN_TINY = ("model.g_width=8", "model.d_width=8", "data.batch_size=16")
 
@@ -60,7 +60,7 @@ def test_data_without_a_classifier_is_a_note_not_a_crash(make_config, tmp_path, 
 def test_eval_samples_below_two_is_refused_and_anomaly_models_skip_the_curve(make_config):
   with pytest.raises(ConfigError, match=r"config\.train\.eval_samples must be >= 2"):
     make_config("configs/gan.py", "train.eval_every=10", "train.eval_samples=1")
-  from gen_jax.eval import anomaly
+  from gen_jax.jobs import anomaly
   config = make_config("configs/vae.py")
   assert config.train.eval_every == 5000
   assert anomaly._class_config(config, 3, 10).train.eval_every == 0

@@ -1,4 +1,4 @@
-"""Evaluation memory: the importance-sampled NLL (gen_jax.eval.likelihood) runs in bounded memory for any k.
+"""Evaluation memory: the importance-sampled NLL (gen_jax.eval.groups.likelihood) runs in bounded memory for any k.
 
 For each k the chunked estimator (config.eval.chunk_size samples per lax.scan step) and, for contrast, the
 same estimator with one chunk of all k samples are compiled for one batch of test images; XLA's static
@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from gen_jax.bench.runner import memory_report
 from gen_jax.errors import ConfigError
-from gen_jax.eval.likelihood import importance_sampled_log_likelihood
+from gen_jax.eval.groups.likelihood import importance_sampled_log_likelihood
 from gen_jax.train import loop
 
 
@@ -53,7 +53,7 @@ def eval_memory_rows(config, name: str, ks: Sequence[int] = (500, 5000), eval_ba
         "images_per_s": x.shape[0] / seconds, "seconds_per_batch": seconds,
         "temp_bytes_chunked": mem_chunked["compiled"]["temp"], "temp_bytes_one_chunk": mem_full["compiled"]["temp"],
         "memory": mem_chunked,
-        "protocol": f"importance-sampled log p(x) (gen_jax.eval.likelihood), k={k}, chunk_size={chunk}, "
+        "protocol": f"importance-sampled log p(x) (gen_jax.eval.groups.likelihood), k={k}, chunk_size={chunk}, "
                     f"{x.shape[0]} binarized MNIST test images, untrained parameters (init seed "
                     f"{int(config.seed)}), 1 warm-up + {timed_calls} timed call(s)",
     })

@@ -100,7 +100,7 @@ def markdown(train_rows: list[dict], eval_rows: list[dict], scaling: list[dict],
   kernels = {f"{r['config']}: {r['cpu_conv_kernels']}" for r in train_rows
              if r.get("cpu_conv_kernels") and hardware.get("backend", "cpu") == "cpu"}
   if kernels:
-    parts += ["XLA:CPU convolution kernels (config.train.cpu_conv_kernels, gen_jax/train/cpu_kernels.py): "
+    parts += ["XLA:CPU convolution kernels (config.train.cpu_conv_kernels, gen_jax/cpu_kernels.py): "
               + ", ".join(sorted(kernels)) + ".", ""]
   goal = targets(train_rows)
   if goal:

@@ -18,7 +18,7 @@ from gen_jax import config as config_lib
 from gen_jax import parallel
 from gen_jax.errors import CheckpointError, GenJaxError
 from gen_jax.eval.metrics_file import merge_reports, now, read_previous
-from gen_jax.eval.report_runs import count_params
+from gen_jax.report.runs import count_params
 from gen_jax.eval.suite import GROUPS, Suite
 from gen_jax.train.checkpoint import Checkpoints
 from gen_jax.train.loop import setup, write_images

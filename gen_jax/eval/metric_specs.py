@@ -1,7 +1,7 @@
 """The table of metrics gen_jax reports: group, label, unit, which direction is better, format, meaning.
 
 One place that says what every flat metric name in `<workdir>/eval/metrics.json` (and the anomaly means of
-`anomaly/anomaly.json`) means, so the comparison report (gen_jax/eval/report.py), the README and the docs
+`anomaly/anomaly.json`) means, so the comparison report (gen_jax/report/build.py), the README and the docs
 agree. A metric's "floor" is the same metric for real test data against real training data: the value a perfect
 model would get with this sample count and feature network; it is printed next to the model's value, never
 ranked. `_std` twins are printed as "value ± std".

@@ -37,7 +37,7 @@ class _Skip(Exception):
 def _feature_net(dataset, eval_cfg, placement):
   """The dataset's classifier on the evaluation mesh. No classifier at the default place skips the groups that need
   one; a config.eval.feature_net that does not load is an error (a typo must not turn numbers into skips)."""
-  from gen_jax.eval import feature_net as feature_net_lib
+  from gen_jax.eval.features import feature_net as feature_net_lib
   configured = eval_cfg.get("feature_net", "")
   if not configured and dataset.name in feature_net_lib.OWN_DATA:
     raise _Skip(f"no feature classifier for your own data ({dataset.name}): train one with "
@@ -106,13 +106,13 @@ class Suite:
 
   def samples(self, key):
     self._image_model()
-    from gen_jax.eval.sample_quality import evaluate_sample_quality, inception_fid
+    from gen_jax.eval.groups.sample_quality import evaluate_sample_quality, inception_fid
     net = self.feature_net
     _check_feature_net_fits(net, self.model)
     out = evaluate_sample_quality(self.model, self.dataset, net, key, self.cfg, seed=self.seed,
                                   progress=self.progress)
     metrics, protocol = out["metrics"], out["protocol"]
-    from gen_jax.eval import inception
+    from gen_jax.eval.features import inception
     requested = self.cfg.get("inception_weights", "")
     path = inception.resolve_weights_path(requested)
     if path is None and requested:   # asked for explicitly: a wrong path is an error, not a silent skip
@@ -130,7 +130,7 @@ class Suite:
   def modes(self, key):
     n = int(self.cfg.num_samples)
     if isinstance(self.dataset, MixtureDataset):
-      from gen_jax.eval.modes import mixture_mode_stats
+      from gen_jax.eval.metrics.modes import mixture_mode_stats
       from gen_jax.eval.batching import generate
       samples = generate(lambda k, m: self.model.sample(k, m), key, n, 10_000)
       stats = mixture_mode_stats(samples, self.dataset.centers, self.dataset.std, num_std=3.0)
@@ -141,7 +141,7 @@ class Suite:
       return {"metrics": metrics, "protocol": protocol}
     if isinstance(self.dataset, StackedMnist):
       from gen_jax.eval.batching import generate
-      from gen_jax.eval.modes import STACKED_MNIST_MODE_RULE, stacked_mnist_mode_stats
+      from gen_jax.eval.metrics.modes import STACKED_MNIST_MODE_RULE, stacked_mnist_mode_stats
       net = self.feature_net   # classifiers/mnist: default_feature_net_dir maps stacked_mnist to mnist
       samples = generate(lambda k, m: self.model.sample(k, m), key, n, self.batch_size,
                          progress="samples" if self.progress else None)
@@ -163,7 +163,7 @@ class Suite:
 
   def latent(self, key):
     self._image_model()
-    from gen_jax.eval.latent import latent_smoothness
+    from gen_jax.eval.groups.latent import latent_smoothness
     net = self.feature_net
     _check_feature_net_fits(net, self.model)
     images, labels = self._test()
@@ -174,7 +174,7 @@ class Suite:
 
   def imputation(self, key):
     self._image_model()
-    from gen_jax.eval.imputation import evaluate_imputation
+    from gen_jax.eval.groups.imputation import evaluate_imputation
     images, labels = self._test()
     return evaluate_imputation(self.model, images, labels, key, num_examples=int(self.cfg.imputation_examples),
                                steps=int(self.cfg.imputation_steps), batch_size=self.batch_size,
@@ -184,7 +184,7 @@ class Suite:
     self._image_model()
     if not self.model.conditional:
       raise _Skip("the model is not class-conditional (CAS trains a classifier on labelled samples)")
-    from gen_jax.eval.augmentation import classification_accuracy_score
+    from gen_jax.eval.groups.augmentation import classification_accuracy_score
     out = classification_accuracy_score(self.model, self.dataset, key, num_samples=int(self.cfg.cas_samples),
                                         real_subset=int(self.cfg.cas_real_subset), num_steps=int(self.cfg.cas_steps),
                                         batch_size=128, include_full_real=False, progress=self.progress)
@@ -200,7 +200,7 @@ class Suite:
         raise GenJaxError(f"unknown evaluation group {group!r}; choose from {', '.join(GROUPS)}")
     requested = self.cfg.get("inception_weights", "")
     if "samples" in groups and requested:
-      from gen_jax.eval import inception
+      from gen_jax.eval.features import inception
       if inception.resolve_weights_path(requested) is None:   # named explicitly: a wrong path is an error
         raise inception.InceptionWeightsMissing(inception.missing_weights_message(requested))
 

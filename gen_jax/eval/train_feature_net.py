@@ -1,6 +1,6 @@
-"""Train the feature classifier (gen_jax/eval/feature_net.py), as a library function and as a command.
+"""Train the feature classifier (gen_jax/eval/features/feature_net.py), as a library function and as a command.
 
-`train_classifier` is reused by the classification accuracy score (gen_jax/eval/augmentation.py), which trains
+`train_classifier` is reused by the classification accuracy score (gen_jax/eval/groups/augmentation.py), which trains
 the same network on generated images. The data live on the device; each jitted update draws its batch inside
 jit from fold_in(key, step) (uniform, with replacement), so a run is reproducible from its seed, and the loop
 never waits for the device except to log every `log_every` steps. Adam with a warm-up + cosine learning rate.
@@ -30,7 +30,7 @@ import numpy as np
 import optax
 
 from gen_jax.errors import DatasetError, GenJaxError
-from gen_jax.eval import feature_net as fn_lib
+from gen_jax.eval.features import feature_net as fn_lib
 
 # Test-accuracy targets (percent) below which the command refuses to save.
 TARGETS = {"mnist": 99.0, "fashion_mnist": 90.0}

@@ -1,7 +1,7 @@
 """Time jitted forward+backward of each Upsample2x method: ``python -m gen_jax.nets.measure_upsampling``.
 
 Prints a table of median milliseconds (after warm-up) of ``value_and_grad`` of a sum w.r.t. params and
-input, compiled as the trainer compiles its step (train/cpu_kernels.py). 'nearest' is computed at the input
+input, compiled as the trainer compiles its step (cpu_kernels.py). 'nearest' is computed at the input
 resolution (`layers.nearest_upsample_conv`); the row 'nearest (upsample, then conv)' is the same function
 written the direct way, and 'nearest (jax.image.resize)' the direct way with ``jax.image.resize``.
 """
@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from gen_jax.nets.layers import UPSAMPLE_METHODS, Upsample2x, nearest_upsample2x
-from gen_jax.train import cpu_kernels
+from gen_jax import cpu_kernels
 
 SHAPES = ((7, 7, 128, 64), (14, 14, 64, 32))  # (H, W, C_in, C_out)
 

@@ -212,7 +212,7 @@ def sample_diversity(fake: Array, real: Array) -> Array:
     diversity = mean_{i != j} ||G(z_i) - G(z_j)|| / mean_{i != j} ||x_i - x_j||     (examples flattened)
 
   About 1 when the generated batch is as spread out as data, -> 0 as the generator collapses onto few outputs
-  (it cannot see a generator that covers few modes with well-spread samples; use gen_jax.eval.modes for that).
+  (it cannot see a generator that covers few modes with well-spread samples; use gen_jax.eval.metrics.modes for that).
   The batches may differ in size (each needs N >= 2). A real batch of identical examples gives a huge value
   (the denominator is floored at 1e-12).
   """

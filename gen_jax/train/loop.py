@@ -33,13 +33,14 @@ from gen_jax.data import load_dataset
 from gen_jax.data.dataset import Dataset
 from gen_jax.data.sampler import BatchSampler, DeviceData, make_sampler, to_device
 from gen_jax.errors import ConfigError, NonFiniteLossError
-from gen_jax.eval.images import make_grid, render_scatter, save_image
-from gen_jax.train import cpu_kernels, optim
+from gen_jax.storage.images import make_grid, render_scatter, save_image
+from gen_jax.models import optim
+from gen_jax import cpu_kernels
 from gen_jax.train import step as step_lib
 from gen_jax.train.checkpoint import Checkpoints
-from gen_jax.train.families import build_family
+from gen_jax.models.registry import build_family
 from gen_jax.train.metrics_log import MetricsLog
-from gen_jax.train.training_eval import TrainingEval
+from gen_jax.eval.training_eval import TrainingEval
 
 # Config keys that may change when a run is resumed (everything else must match the saved config).
 RESUMABLE_CHANGES = ("train.", "eval.", "data.data_dir", "data.tfds_dir")

@@ -28,7 +28,7 @@ from jax.sharding import Mesh
 from gen_jax import parallel, rng
 from gen_jax.data.sampler import BatchSampler, DeviceData
 from gen_jax.errors import ConfigError
-from gen_jax.train.state import ModelState, TrainState
+from gen_jax.models.state import ModelState, TrainState
 
 Metrics = dict[str, jax.Array]
 
@@ -95,7 +95,7 @@ def compile_train_step(family: ModelFamily, sampler: BatchSampler, mesh: Mesh, s
   """jit of `steps_per_call` train steps per call, the state donated, explicit replicated shardings.
 
   (state, data, keys) -> (state after the steps, metrics of the last step). Compiles once per shape.
-  `compiler_options` go to XLA as they are (see train/cpu_kernels.py for the ones the trainer passes).
+  `compiler_options` go to XLA as they are (see cpu_kernels.py for the ones the trainer passes).
   """
   rep = parallel.replicated(mesh)
   step = make_multi_step(family, sampler, steps_per_call)

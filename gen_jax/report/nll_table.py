@@ -1,6 +1,6 @@
 """Results table for the likelihood benchmark: our runs next to Burda et al. 2015, Table 1.
 
-  python -m gen_jax.eval.nll_table runs/burda_vae runs/burda_iwae_k5 runs/burda_iwae_k50 --out results/nll_mnist.md
+  python -m gen_jax.report.nll_table runs/burda_vae runs/burda_iwae_k5 runs/burda_iwae_k50 --out results/nll_mnist.md
 
 Reads each run's `<workdir>/eval/metrics.json` (written by eval.py) and writes
 a Markdown table: test NLL with its protocol, training steps, wall time and
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pathlib
 
-from gen_jax.eval import table_cli
+from gen_jax.report import table_cli
 
 # Burda, Grosse, Salakhutdinov 2015 (arXiv 1509.00519), Table 1, 1 stochastic layer,
 # 784-200-200-50, dynamically binarized MNIST, test NLL in nats (k=5000 estimate), 3280 epochs.

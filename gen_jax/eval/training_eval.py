@@ -25,7 +25,9 @@ import numpy as np
 from gen_jax import rng
 from gen_jax.data.synthetic import MixtureDataset, StackedMnist
 from gen_jax.errors import GenJaxError
-from gen_jax.eval import batching, frechet, modes
+from gen_jax.eval import batching
+from gen_jax.eval.metrics import modes
+from gen_jax.eval.metrics import frechet
 from gen_jax.eval.model_api import EvalModel, unit_images
 from gen_jax.eval.placement import eval_placement
 
@@ -76,7 +78,7 @@ class TrainingEval:
     dataset = run.dataset
     if isinstance(dataset, MixtureDataset):
       return cls(run, config, "mixture")
-    from gen_jax.eval import feature_net as feature_net_lib
+    from gen_jax.eval.features import feature_net as feature_net_lib
     if not config.eval.get("feature_net", "") and dataset.name in feature_net_lib.OWN_DATA:
       print(f"Note: config.train.eval_every={config.train.eval_every} but your own data ({dataset.name}) has no "
             f"feature classifier yet: train one with `{feature_net_lib.train_command(dataset.name)}`, then pass "

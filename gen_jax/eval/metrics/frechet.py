@@ -165,20 +165,20 @@ def load_stats(path: str | os.PathLike) -> tuple[FeatureStats, dict[str, Any]]:
   """(stats, meta) as written by ``save_stats``."""
   path = pathlib.Path(path)
   if not path.exists():
-    raise DatasetError(f"no feature statistics at {path}; compute them with gen_jax.eval.frechet.feature_stats and "
+    raise DatasetError(f"no feature statistics at {path}; compute them with gen_jax.eval.metrics.frechet.feature_stats and "
                        "save_stats")
   try:
     with np.load(path, allow_pickle=False) as z:
       missing = {"mean", "cov", "count", "meta"} - set(z.files)
       if missing:
         raise DatasetError(f"{path} is not a feature-statistics file (missing {sorted(missing)}); recompute it with "
-                           "gen_jax.eval.frechet.save_stats")
+                           "gen_jax.eval.metrics.frechet.save_stats")
       mean, cov, count, meta = z["mean"], z["cov"], int(z["count"]), json.loads(str(z["meta"]))
   except DatasetError:
     raise
   except Exception as e:  # zipfile/npy/json errors: a truncated or foreign file
     raise DatasetError(f"cannot read feature statistics {path} ({type(e).__name__}: {e}); delete and recompute it "
-                       "with gen_jax.eval.frechet.save_stats") from e
+                       "with gen_jax.eval.metrics.frechet.save_stats") from e
   if mean.ndim != 1 or cov.shape != (mean.shape[0], mean.shape[0]):
     raise DatasetError(f"{path}: mean {mean.shape} and cov {cov.shape} disagree; delete and recompute the statistics")
   return FeatureStats(mean=mean.astype(np.float64), cov=cov.astype(np.float64), count=count), meta

@@ -6,7 +6,7 @@ For a pair of latent endpoints (z0, z1) and t ~ U(0, 1), the path length of the 
 
 with G the decoder / generator, f a feature map (the dataset classifier's features, standing in for the VGG
 features of the original), interp linear ('lerp') or spherical ('slerp', the repo's `slerp` of
-`gen_jax/train/vae_step.py`, the one the interpolation grids use). d estimates the squared speed of the image along
+`gen_jax/models/vae.py`, the one the interpolation grids use). d estimates the squared speed of the image along
 the path in feature space; a smooth latent space has a small, even d. Two summaries are reported:
 
   mean            the plain mean of d over the pairs (an unbiased estimate of E d);
@@ -32,7 +32,7 @@ import numpy as np
 from gen_jax.errors import ConfigError
 from gen_jax.eval.batching import map_batches
 from gen_jax.eval.model_api import unit_images
-from gen_jax.train.vae_step import slerp
+from gen_jax.models.vae import slerp
 
 FILTER_PERCENTILES = (1.0, 99.0)
 
@@ -144,7 +144,7 @@ def latent_smoothness(model: Any, features_fn: Callable | None, test_images, tes
       "feature_net": feature_net if feature_net else ("raw data" if features_fn is None else "caller's features_fn"),
       "epsilon": float(epsilon), "num_pairs_prior": num_pairs, "key_data": _key_data(key),
       "prior_pairs": "z0, z1 independent N(0, I) draws; slerp and lerp share the pairs and the t",
-      "slerp": "gen_jax.train.vae_step.slerp (White 2016; unnormalised endpoints, as in the interpolation grids)",
+      "slerp": "gen_jax.models.vae.slerp (White 2016; unnormalised endpoints, as in the interpolation grids)",
   }
   if model.conditional:
     protocol["labels"] = ("one label held fixed along each path: arange(P) % num_classes for prior pairs, the "

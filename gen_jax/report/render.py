@@ -1,6 +1,6 @@
 """The comparison report as a list of blocks, rendered both as a self-contained HTML page and as Markdown.
 
-gen_jax/eval/report.py decides what the report says; this module only lays it out, from the same blocks for
+gen_jax/report/build.py decides what the report says; this module only lays it out, from the same blocks for
 both formats, so the two say the same thing. The HTML page has its CSS inline, no JavaScript, and only relative
 links (images under assets/), so it opens from disk and survives being zipped. Every piece of text is escaped.
 """

@@ -38,7 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax.errors import CheckpointError, GenJaxError
-from gen_jax.eval import batching, torch_weights
+from gen_jax.eval import batching
+from gen_jax.eval.features import torch_weights
 
 FID_WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
                    "pt_inception-2015-12-05-6726825d.pth")

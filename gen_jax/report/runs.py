@@ -3,7 +3,7 @@
 `load_run` reads one `--workdir` of train.py (config.json, eval/metrics.json, anomaly/anomaly.json,
 metrics.jsonl); `metric_table` lines up every run's metrics by the table of gen_jax/eval/metric_specs.py and
 ranks each row among runs on the same data; `training_summary` describes how each run was trained;
-`collect_images` copies the image grids next to the report. gen_jax/eval/report.py turns this into the page.
+`collect_images` copies the image grids next to the report. gen_jax/report/build.py turns this into the page.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 
 from gen_jax import config as config_lib
 from gen_jax.errors import GenJaxError
-from gen_jax.eval import curves as curves_lib
+from gen_jax.report import curves as curves_lib
 from gen_jax.eval import metric_specs as specs
 
 IMAGE_KINDS = (("samples", "Samples"), ("reconstructions", "Reconstructions"),

@@ -12,14 +12,14 @@ import jax.numpy as jnp
 import optax
 
 from gen_jax.data.dataset import Dataset
-from gen_jax.eval.likelihood import evaluate_encoder_model
+from gen_jax.eval.groups.likelihood import evaluate_encoder_model
 from gen_jax.eval.placement import LEFT_TO_JIT, Placement
 from gen_jax.nets.vae import build_vae
 from gen_jax.objectives import vae as vae_objective
 from gen_jax.objectives.likelihoods import make_likelihood
-from gen_jax.train import optim
-from gen_jax.train import precision as precision_lib
-from gen_jax.train.state import ModelState
+from gen_jax.models import optim
+from gen_jax.models import precision as precision_lib
+from gen_jax.models.state import ModelState
 
 
 def slerp(z0: jax.Array, z1: jax.Array, t: jax.Array) -> jax.Array:

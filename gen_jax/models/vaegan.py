@@ -22,11 +22,11 @@ from gen_jax.nets.conv import ConvEncoder
 from gen_jax.nets.gan import build_gan
 from gen_jax.objectives import distributions
 from gen_jax.objectives import vaegan as vaegan_objective
-from gen_jax.train import optim
-from gen_jax.train import precision as precision_lib
-from gen_jax.train.gan_step import Networks, split_variables
-from gen_jax.train.state import ModelState
-from gen_jax.train.vae_step import interpolate
+from gen_jax.models import optim
+from gen_jax.models import precision as precision_lib
+from gen_jax.models.gan import Networks, split_variables
+from gen_jax.models.state import ModelState
+from gen_jax.models.vae import interpolate
 
 
 class VaeGanFamily:

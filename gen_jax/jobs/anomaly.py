@@ -14,7 +14,7 @@ would give the answer away. Results go to `<workdir>/anomaly/anomaly.json` (per 
 classes, protocol) and `anomaly.md` (a table). Training resumes if interrupted; a class whose final
 checkpoint exists is not trained again.
 
-  python -m gen_jax.eval.anomaly --workdir=runs/vae [--classes=0,1] [--steps=2000] [--no_progress]
+  python -m gen_jax.jobs.anomaly --workdir=runs/vae [--classes=0,1] [--steps=2000] [--no_progress]
 """
 from __future__ import annotations
 
@@ -37,12 +37,12 @@ from gen_jax import config as config_lib
 from gen_jax import parallel
 from gen_jax.data import load_dataset
 from gen_jax.errors import ConfigError, DatasetError
-from gen_jax.eval.auroc import auroc
+from gen_jax.eval.metrics.auroc import auroc
 from gen_jax.eval.batching import map_batches
 from gen_jax.eval.model_api import EvalModel, from_run
 from gen_jax.train import loop
 from gen_jax.train.checkpoint import Checkpoints
-from gen_jax.train.families import build_family
+from gen_jax.models.registry import build_family
 
 SCORE_DESCRIPTIONS = {
     "recon_error": "sum over pixels of the squared error between the model input x (binarized for binarized "
@@ -234,7 +234,7 @@ def run_anomaly_protocol(workdir: str | pathlib.Path, classes: Sequence[int] | N
           "seed": int(base.seed),
           "scores": {n: SCORE_DESCRIPTIONS[n] for n in names},
           "conditioning": "conditional models get label c (the normal class) for every test image",
-          "auroc": "Mann-Whitney U with average ranks for ties (gen_jax/eval/auroc.py)",
+          "auroc": "Mann-Whitney U with average ranks for ties (gen_jax/eval/metrics/auroc.py)",
           "dataset": base.data.name,
           "dataset_source": dataset_desc,
           "family": family.name,
@@ -264,7 +264,7 @@ def _parse_classes(text: str) -> tuple[int, ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m gen_jax.eval.anomaly", description=__doc__.split("\n")[0])
+  parser = argparse.ArgumentParser(prog="python -m gen_jax.jobs.anomaly", description=__doc__.split("\n")[0])
   parser.add_argument("--workdir", required=True, help="a trained run (its config.json is the template)")
   parser.add_argument("--classes", type=_parse_classes, default=None, help="normal classes, e.g. 0,1 (default all)")
   parser.add_argument("--steps", type=int, default=None, help="training steps per class (default: the run's)")

@@ -1,7 +1,7 @@
 """Results table for the mode-collapse benchmarks (2-D Gaussian mixtures, Stacked MNIST), one row per run.
 
-  python -m gen_jax.eval.mode_table runs/grid25_* --out results/grid25_modes.md
-  python -m gen_jax.eval.mode_table runs/stacked_* --out results/stacked_mnist_modes.md
+  python -m gen_jax.report.mode_table runs/grid25_* --out results/grid25_modes.md
+  python -m gen_jax.report.mode_table runs/stacked_* --out results/stacked_mnist_modes.md
 
 Reads each run's `<workdir>/eval/metrics.json` (written by eval.py): modes covered, fraction of
 high-quality samples (within 3 standard deviations of a mode; mixtures only), KL of the mode histogram to
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pathlib
 
-from gen_jax.eval import table_cli
+from gen_jax.report import table_cli
 
 
 def row_for(workdir: pathlib.Path) -> dict:

@@ -1,6 +1,6 @@
 """Side-by-side comparison report of trained runs: which model to use for this data, with the evidence.
 
-  python -m gen_jax.eval.report runs/vae runs/gan runs/vaegan --out report/ [--no-evaluate] [--config.eval.x=y]
+  python -m gen_jax.report.build runs/vae runs/gan runs/vaegan --out report/ [--no-evaluate] [--config.eval.x=y]
 
 For each run directory (a `--workdir` of train.py) it reads `eval/metrics.json` (running the evaluation first
 when it is missing, and evaluating the groups it lacks, with `--config.*` overrides), `anomaly/anomaly.json` if
@@ -17,7 +17,7 @@ present, `metrics.jsonl` and the image grids, and writes into the output folder:
   report.json  every number gathered, for scripts.
 
 Nothing is typed in by hand: every sentence of the summary is computed from the numbers. Reading the runs is
-gen_jax/eval/report_runs.py, the page layout gen_jax/eval/report_render.py; this module decides the content.
+gen_jax/report/runs.py, the page layout gen_jax/report/render.py; this module decides the content.
 """
 from __future__ import annotations
 
@@ -33,11 +33,11 @@ from typing import Sequence
 
 from gen_jax import config as config_lib
 from gen_jax.errors import GenJaxError
-from gen_jax.eval import curves as curves_lib
+from gen_jax.report import curves as curves_lib
 from gen_jax.eval import metric_specs as specs
-from gen_jax.eval.report_render import (Block, BulletList, Cell, Figure, Figures, Heading, Paragraph, Table,
+from gen_jax.report.render import (Block, BulletList, Cell, Figure, Figures, Heading, Paragraph, Table,
                                         to_html, to_markdown)
-from gen_jax.eval.report_runs import (EXACT_DATA_GROUPS, IMAGE_KINDS, RunInfo, collect_images, dataset_groups,
+from gen_jax.report.runs import (EXACT_DATA_GROUPS, IMAGE_KINDS, RunInfo, collect_images, dataset_groups,
                                       eval_fix, load_run, metric_table, missing_groups, num, protocol_groups,
                                       read_json, run_names, slug, training_summary)
 
@@ -386,7 +386,7 @@ def build_report(run_dirs: Sequence[str | pathlib.Path], out_dir: str | pathlib.
   """
   if not run_dirs:
     raise GenJaxError("no run directories given; pass one or more --workdir folders of train.py, "
-                      "e.g. python -m gen_jax.eval.report runs/vae runs/gan --out report/")
+                      "e.g. python -m gen_jax.report.build runs/vae runs/gan --out report/")
   paths = [pathlib.Path(p) for p in run_dirs]
   runs = [load_run(p, n) for p, n in zip(paths, run_names(paths))]  # all checked before any slow work
   out_dir = pathlib.Path(out_dir)
@@ -504,7 +504,7 @@ def _json_safe(value):
 
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
-      prog="python -m gen_jax.eval.report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+      prog="python -m gen_jax.report.build", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("run_dirs", nargs="+", type=pathlib.Path, help="run directories (--workdir of train.py)")
   parser.add_argument("--out", type=pathlib.Path, required=True, help="folder for index.html, report.md, assets/")
   parser.add_argument("--no-evaluate", action="store_true",

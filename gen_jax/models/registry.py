@@ -9,12 +9,12 @@ FAMILIES = ("vae", "gan", "vaegan")
 def build_family(config, dataset):
   name = config.model.family
   if name == "vae":
-    from gen_jax.train.vae_step import VaeFamily
+    from gen_jax.models.vae import VaeFamily
     return VaeFamily(config, dataset)
   if name == "gan":
-    from gen_jax.train.gan_step import GanFamily
+    from gen_jax.models.gan import GanFamily
     return GanFamily(config, dataset)
   if name == "vaegan":
-    from gen_jax.train.vaegan_step import VaeGanFamily
+    from gen_jax.models.vaegan import VaeGanFamily
     return VaeGanFamily(config, dataset)
   raise ConfigError(f"config.model.family={name!r} is not valid; choose one of: {', '.join(FAMILIES)}")

@@ -1,7 +1,7 @@
 """Sample quality and diversity of an image model in a feature space, each number beside its real-data floor.
 
 Given N generated images and a real reference set (by default N test images), it reports in the features of
-the dataset's own classifier (`gen_jax/eval/feature_net.py`):
+the dataset's own classifier (`gen_jax/eval/features/feature_net.py`):
 
   fd_classifier         Frechet distance between Gaussian fits of the two feature sets (lower is better)
   kid, kid_std          kernel distance, unbiased MMD^2 with a cubic polynomial kernel, over random subsets
@@ -24,8 +24,10 @@ import jax
 import numpy as np
 
 from gen_jax.eval import batching
-from gen_jax.eval import classifier_score as classifier_score_lib
-from gen_jax.eval import frechet, kid, manifold
+from gen_jax.eval.metrics import classifier_score as classifier_score_lib
+from gen_jax.eval.metrics import kid
+from gen_jax.eval.metrics import frechet
+from gen_jax.eval.metrics import manifold
 from gen_jax.eval.model_api import unit_images
 from gen_jax.eval.placement import LEFT_TO_JIT
 

@@ -6,7 +6,7 @@ class-conditional distributions match the data's, so CAS catches what a Frechet 
 classes, missing modes within a class). The augmentation variant asks whether generated samples help when real
 labelled data are scarce.
 
-Every classifier here is the feature-classifier recipe (gen_jax/eval/feature_net.py, trained from scratch by
+Every classifier here is the feature-classifier recipe (gen_jax/eval/features/feature_net.py, trained from scratch by
 gen_jax/eval/train_feature_net.train_classifier) with the same steps, batch and learning rate, and each is scored
 on the whole real test split:
 

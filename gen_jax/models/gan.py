@@ -16,10 +16,10 @@ import optax
 
 from gen_jax.nets.gan import build_gan
 from gen_jax.objectives import gan as gan_objective
-from gen_jax.train import optim
-from gen_jax.train import precision as precision_lib
-from gen_jax.train.state import ModelState
-from gen_jax.train.vae_step import interpolate
+from gen_jax.models import optim
+from gen_jax.models import precision as precision_lib
+from gen_jax.models.state import ModelState
+from gen_jax.models.vae import interpolate
 
 
 def split_variables(variables) -> tuple[dict, dict]:
@@ -32,7 +32,7 @@ def split_variables(variables) -> tuple[dict, dict]:
 class Networks:
   """Applies a Flax module with its non-parameter collections, returning updated collections in train mode.
 
-  With a mixed-precision `policy` (see `gen_jax/train/precision.py`), parameters, collections and inputs are
+  With a mixed-precision `policy` (see `gen_jax/models/precision.py`), parameters, collections and inputs are
   cast to the compute dtype, outputs come back as float32 and updated collections are stored as float32.
   The default policy (float32) applies the module exactly as given.
   """
