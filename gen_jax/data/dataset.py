@@ -47,7 +47,8 @@ class Dataset:
   `binarization`: None (grey/colour pixels), 'dynamic' (the model input is a
   fresh Bernoulli(pixel/255) draw each batch, done by the on-device sampler) or
   'fixed' (images were binarized once to {0, 255} with a fixed seed).
-  `source` says where the data came from and is recorded in run metadata.
+  `source` says where the data came from and is recorded in run metadata and every evaluation protocol.
+  `class_names`: label id -> name where known (named datasets), else None.
   """
   name: str
   train: ArraySplit
@@ -55,6 +56,7 @@ class Dataset:
   num_classes: int | None
   binarization: str | None
   source: str
+  class_names: tuple[str, ...] | None = None
 
   def __post_init__(self):
     if self.binarization not in BINARIZATIONS:
@@ -82,3 +84,17 @@ class Dataset:
     """(H, W, C) of every image."""
     h, w, c = self.train.images.shape[1:]
     return int(h), int(w), int(c)
+
+  def summary_line(self) -> str:
+    """One line for the training log: what was loaded (name, examples per split, classes, image shape, source)."""
+    h, w, c = self.image_shape
+    if self.num_classes is None:
+      classes = "no labels"
+    elif self.class_names:
+      names = ", ".join(self.class_names[:10]) + (", ..." if len(self.class_names) > 10 else "")
+      classes = f"{self.num_classes} classes ({names})"
+    else:
+      classes = f"{self.num_classes} classes"
+    binar = f", {self.binarization} binarization" if self.binarization else ""
+    return (f"Data: {self.name}: {len(self.train)} train / {len(self.test)} test examples, {classes}, "
+            f"images {h}x{w}x{c} ({'colour' if c == 3 else 'grey'}){binar}; source: {self.source}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import logging
 import os
 import pathlib
@@ -16,7 +17,7 @@ from gen_jax.data import idx
 from gen_jax.data.dataset import ArraySplit, Dataset
 from gen_jax.errors import ConfigError, DatasetError
 
-DATASET_NAMES = ("mnist", "fashion_mnist", "binarized_mnist", "image_folder", "npz", "ring8", "grid25",
+DATASET_NAMES = ("mnist", "fashion_mnist", "binarized_mnist", "cifar10", "image_folder", "npz", "ring8", "grid25",
                  "stacked_mnist")
 RAW_SUBDIRS = {"mnist": "mnist", "fashion_mnist": "fashion_mnist", "binarized_mnist": "mnist"}
 BINARIZATIONS = ("dynamic", "fixed")
@@ -232,7 +233,44 @@ def _load_idx_dataset(name: str, data_cfg: Any, num_train: int | None, num_test:
       source += f"; fixed binarization: one Bernoulli(pixel/255) draw, np.random.default_rng({seed}).spawn(2)"
     else:
       source += "; dynamic binarization: Bernoulli(pixel/255) redrawn every batch on device"
-  return Dataset(name=name, train=train, test=test, num_classes=10, binarization=binarization, source=source)
+  return Dataset(name=name, train=train, test=test, num_classes=10, binarization=binarization, source=source,
+                 class_names=tuple(builder.CLASS_NAMES))
+
+
+def _load_cifar10(data_cfg: Any, num_train: int | None, num_test: int | None, classes: tuple[int, ...]) -> Dataset:
+  """CIFAR-10 via the project TFDS builder, from the first source `cifar10.find_source` finds (originals before
+  the JPEG copy); with no source present, a prepared cache is reused (originals first) and says so."""
+  from gen_jax.data import cifar10, tfds_builders  # lazy: TFDS is only needed here
+
+  tfds_dir = getattr(data_cfg, "tfds_dir", None) or None
+  data_dir = getattr(data_cfg, "data_dir", None) or None
+  check_data_dir(data_dir)
+  t0 = time.perf_counter()
+  try:
+    source = cifar10.find_source(raw_dir_candidates(data_dir), explicit=bool(data_dir))
+  except DatasetError:
+    prepared = [b for b in (tfds_builders.get_builder("cifar10", tfds_dir, k.key) for k in cifar10.KINDS)
+                if tfds_builders.is_prepared(b)]
+    if not prepared:
+      raise
+    builder, how = prepared[0], "reused"
+    kind = cifar10.KIND_BY_KEY[builder.builder_config.name]
+    desc = f"{kind.description}, raw file not present now"
+  else:
+    kind = source.kind
+    builder = tfds_builders.get_builder("cifar10", tfds_dir, kind.key)
+    how = "reused" if tfds_builders.is_prepared(builder) else "built"
+    if how == "built":
+      tfds_builders.prepare(builder, source.path.parent)
+    desc = source.description
+  t1 = time.perf_counter()
+  train = ArraySplit(*_read_train(builder, num_train, classes))
+  test = ArraySplit(*tfds_builders.read_split(builder, "test", num_test))
+  log.info("cifar10: TFDS %s in %.1fs, read in %.1fs", how, t1 - t0, time.perf_counter() - t1)
+  source_text = (f"CIFAR-10 {desc} -> TFDS {builder.name}/{kind.key} {builder.version} array_record at "
+                 f"{builder.data_path} ({how})")
+  return Dataset(name="cifar10", train=train, test=test, num_classes=10, binarization=None, source=source_text,
+                 class_names=cifar10.CLASS_NAMES)
 
 
 def _load_user_dataset(name: str, data_cfg: Any, num_train: int | None, num_test: int | None) -> Dataset:
@@ -260,7 +298,7 @@ def _load_user_dataset(name: str, data_cfg: Any, num_train: int | None, num_test
 def load_dataset(data_cfg: Any) -> Dataset:
   """Loads the dataset that `data_cfg` (a ConfigDict or any object with attributes) names.
 
-  Keys: name (one of DATASET_NAMES); data_dir, tfds_dir (MNIST-like names);
+  Keys: name (one of DATASET_NAMES); data_dir, tfds_dir (MNIST-like names and cifar10);
   path, test_fraction (image_folder / npz); binarization ('dynamic' | 'fixed';
   read for binarized_mnist only, ignored otherwise); num_train / num_test (keep
   the first N; None or 0 = all); seed (fixed binarization and the test hold-out; default 0);
@@ -281,9 +319,10 @@ def load_dataset(data_cfg: Any) -> Dataset:
   if name == "stacked_mnist":
     return synthetic.StackedMnist(_load_idx_dataset("mnist", data_cfg, num_train, num_test))
   # With a class filter, num_train counts the kept examples: the first num_train of the chosen classes.
-  if name in RAW_SUBDIRS:
-    _check_class_range(classes, 10, name)  # before reading: MNIST-like datasets have 10 classes
-    dataset = _load_idx_dataset(name, data_cfg, num_train, num_test, classes)
+  if name in RAW_SUBDIRS or name == "cifar10":
+    _check_class_range(classes, 10, name)  # before reading: these named datasets have 10 classes
+    load = _load_cifar10 if name == "cifar10" else functools.partial(_load_idx_dataset, name)
+    dataset = load(data_cfg, num_train, num_test, classes)
   else:
     dataset = _load_user_dataset(name, data_cfg, None if classes else num_train, num_test)
   return _restrict_classes(dataset, classes, num_train) if classes else dataset

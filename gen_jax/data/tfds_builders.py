@@ -1,10 +1,11 @@
-"""Project TFDS builders for MNIST and Fashion-MNIST over local raw IDX files.
+"""Project TFDS builders for MNIST, Fashion-MNIST and CIFAR-10 over local raw files.
 
-The builders never touch the network: the four raw IDX files are taken from a
-local folder passed as TFDS's `manual_dir`. Examples are stored as
-`array_record` (image: uint8 `Tensor(28, 28, 1)` kept as raw bytes, no PNG;
-label: `ClassLabel`) in the original file order (shuffling disabled), and are
-read back through `builder.as_data_source()`, which needs no TensorFlow.
+The builders never touch the network: the raw files are taken from a local
+folder passed as TFDS's `manual_dir` (the four IDX files; for CIFAR-10 the
+release or JPEG archive that the builder config names, see data/cifar10.py).
+Examples are stored as `array_record` (image: uint8 `Tensor(H, W, C)` kept as
+raw bytes, no PNG; label: `ClassLabel`) in a fixed order (shuffling disabled),
+and are read back through `builder.as_data_source()`, which needs no TensorFlow.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 from tensorflow_datasets.proto import tf_example_pb2
 
-from gen_jax.data import idx
+from gen_jax.data import cifar10, idx
 from gen_jax.errors import DatasetError
 
 IMAGE_SHAPE = (28, 28, 1)
@@ -56,11 +57,11 @@ def read_raw_split(raw_dir: str | os.PathLike, prefix: str, num_classes: int) ->
   return images, labels
 
 
-class _IdxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-  """Shared logic: IDX files in `manual_dir` -> ordered array_record examples."""
+class _ArrayBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """Shared logic: uint8 image arrays + labels -> ordered array_record examples."""
 
   VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Raw IDX files -> uint8 image Tensor(28, 28, 1) as raw bytes + label; original order."}
+  IMAGE_SHAPE: ClassVar[tuple[int, int, int]] = IMAGE_SHAPE
   RAW_SUBDIR: ClassVar[str]
   CLASS_NAMES: ClassVar[tuple[str, ...]]
   DESCRIPTION: ClassVar[str]
@@ -68,32 +69,39 @@ class _IdxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   # TFDS 4.9.10 computes `code_path` via a lazy `importlib_resources` import that
   # fails when that backport is absent; this is the value its fallback returns.
   code_path = epath.Path(__file__)
-  MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      "Put the four original IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-      "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in one folder and pass it as manual_dir.")
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
         builder=self,
         description=self.DESCRIPTION,
         features=tfds.features.FeaturesDict({
-            "image": tfds.features.Tensor(shape=IMAGE_SHAPE, dtype=np.uint8, encoding=tfds.features.Encoding.BYTES),
+            "image": tfds.features.Tensor(shape=self.IMAGE_SHAPE, dtype=np.uint8,
+                                          encoding=tfds.features.Encoding.BYTES),
             "label": tfds.features.ClassLabel(names=list(self.CLASS_NAMES)),
         }),
         supervised_keys=("image", "label"),
         homepage=self.HOMEPAGE,
-        disable_shuffling=True,  # keep the original IDX order
+        disable_shuffling=True,  # keep the order the reader gives
     )
+
+  def _generate_examples(self, images: np.ndarray, labels: np.ndarray):
+    for i in range(images.shape[0]):
+      yield i, {"image": images[i].reshape(self.IMAGE_SHAPE), "label": int(labels[i])}
+
+
+class _IdxBuilder(_ArrayBuilder, skip_registration=True):
+  """IDX files in `manual_dir` -> array_record examples in the original file order."""
+
+  RELEASE_NOTES = {"1.0.0": "Raw IDX files -> uint8 image Tensor(28, 28, 1) as raw bytes + label; original order."}
+  MANUAL_DOWNLOAD_INSTRUCTIONS = (
+      "Put the four original IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+      "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in one folder and pass it as manual_dir.")
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     # Read and validate every split before TFDS starts writing anything.
     arrays = {split: read_raw_split(dl_manager.manual_dir, prefix, len(self.CLASS_NAMES))
               for split, prefix in SPLIT_STEMS.items()}
     return {split: self._generate_examples(images, labels) for split, (images, labels) in arrays.items()}
-
-  def _generate_examples(self, images: np.ndarray, labels: np.ndarray):
-    for i in range(images.shape[0]):
-      yield i, {"image": images[i, :, :, None], "label": int(labels[i])}
 
 
 class GenJaxMnist(_IdxBuilder):
@@ -115,14 +123,39 @@ class GenJaxFashionMnist(_IdxBuilder):
   HOMEPAGE = "https://github.com/zalandoresearch/fashion-mnist"
 
 
-BUILDERS: dict[str, type[_IdxBuilder]] = {"mnist": GenJaxMnist, "fashion_mnist": GenJaxFashionMnist}
+class GenJaxCifar10(_ArrayBuilder):
+  """CIFAR-10 (Krizhevsky 2009): 50k train + 10k test 32x32 colour images; one builder config per source file
+  (binary | python | jpeg), so a cache built from the lossy JPEG copy is never taken for the original pixels."""
+  name = "gen_jax_cifar10"
+  IMAGE_SHAPE = cifar10.IMAGE_SHAPE
+  CLASS_NAMES = cifar10.CLASS_NAMES
+  DESCRIPTION = "CIFAR-10, built by gen_jax from a local copy of the original release or of a JPEG re-encoding."
+  HOMEPAGE = cifar10.HOMEPAGE
+  RELEASE_NOTES = {"1.0.0": "uint8 image Tensor(32, 32, 3) as raw bytes + label; order: see gen_jax/data/cifar10.py."}
+  BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=k.key, description=f"from the {k.description}")
+                     for k in cifar10.KINDS]
+  MANUAL_DOWNLOAD_INSTRUCTIONS = (
+      "Put cifar-10-binary.tar.gz or cifar-10-python.tar.gz (builder configs 'binary', 'python') or "
+      "cifar10_jpeg.tar.gz ('jpeg') in one folder and pass it as manual_dir.")
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    source = cifar10.source_in_folder(cifar10.KIND_BY_KEY[self.builder_config.name], dl_manager.manual_dir)
+    arrays = cifar10.read_source(source)
+    return {split: self._generate_examples(images, labels) for split, (images, labels) in arrays.items()}
 
 
-def get_builder(name: str, tfds_dir: str | os.PathLike | None = None) -> _IdxBuilder:
-  """The builder for `name` ('mnist' | 'fashion_mnist') under `tfds_dir` (None: $TFDS_DATA_DIR or ~/tensorflow_datasets)."""
+BUILDERS: dict[str, type[_ArrayBuilder]] = {"mnist": GenJaxMnist, "fashion_mnist": GenJaxFashionMnist,
+                                            "cifar10": GenJaxCifar10}
+
+
+def get_builder(name: str, tfds_dir: str | os.PathLike | None = None, config: str | None = None) -> _ArrayBuilder:
+  """The builder for `name` ('mnist' | 'fashion_mnist' | 'cifar10' with `config` 'binary' | 'python' | 'jpeg')
+  under `tfds_dir` (None: $TFDS_DATA_DIR or ~/tensorflow_datasets)."""
   if name not in BUILDERS:
     raise DatasetError(f"No TFDS builder for {name!r}; known: {sorted(BUILDERS)}.")
-  return BUILDERS[name](data_dir=None if tfds_dir is None else os.fspath(tfds_dir), file_format="array_record")
+  kwargs = {} if config is None else {"config": config}
+  return BUILDERS[name](data_dir=None if tfds_dir is None else os.fspath(tfds_dir), file_format="array_record",
+                        **kwargs)
 
 
 def is_prepared(builder: tfds.core.DatasetBuilder) -> bool:
@@ -131,12 +164,16 @@ def is_prepared(builder: tfds.core.DatasetBuilder) -> bool:
 
 
 def prepare(builder: tfds.core.DatasetBuilder, raw_dir: str | os.PathLike) -> None:
-  """Builds the array_record files from the IDX files in `raw_dir` (no network)."""
+  """Builds the array_record files from the raw files in `raw_dir` (no network)."""
   raw_dir = pathlib.Path(raw_dir)
-  for split, prefix in SPLIT_STEMS.items():  # fail early, with our message, before TFDS
-    read_raw_split(raw_dir, prefix, len(builder.CLASS_NAMES))
+  if isinstance(builder, _IdxBuilder):
+    for split, prefix in SPLIT_STEMS.items():  # fail early, with our message, before TFDS
+      read_raw_split(raw_dir, prefix, len(builder.CLASS_NAMES))
+    how_long = "a few seconds"
+  else:
+    how_long = "about a minute for the JPEG copy" if builder.builder_config.name == "jpeg" else "seconds"
   t0 = time.perf_counter()
-  print(f"Preparing {builder.name} once from {raw_dir} into {builder.data_path} (a few seconds)...", flush=True)
+  print(f"Preparing {builder.name} once from {raw_dir} into {builder.data_path} ({how_long})...", flush=True)
   tfds.disable_progress_bar()
   try:
     builder.download_and_prepare(
@@ -152,12 +189,12 @@ def prepare(builder: tfds.core.DatasetBuilder, raw_dir: str | os.PathLike) -> No
   log.info("Prepared %s from %s in %.1fs", builder.data_path, raw_dir, time.perf_counter() - t0)
 
 
-def _decode_records(records: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-  """Fast decode of raw tf.Example records written by the builders above."""
+def _decode_records(records: list[bytes], shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+  """Fast decode of raw tf.Example records written by the builders above (images of `shape`)."""
   feats = [tf_example_pb2.Example.FromString(r).features.feature for r in records]
   images = np.frombuffer(b"".join([f["image"].bytes_list.value[0] for f in feats]), dtype=np.uint8)
   labels = np.array([f["label"].int64_list.value[0] for f in feats], dtype=np.int32)
-  return images.reshape((len(records),) + IMAGE_SHAPE), labels
+  return images.reshape((len(records),) + tuple(shape)), labels
 
 
 def _decode_with_tfds(source, keys: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -168,25 +205,26 @@ def _decode_with_tfds(source, keys: list[int]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_split(builder: tfds.core.DatasetBuilder, split: str, num: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-  """The first `num` (all if None) examples of `split` as uint8 [n, 28, 28, 1] images and int32 [n] labels.
+  """The first `num` (all if None) examples of `split` as uint8 [n, H, W, C] images and int32 [n] labels.
 
   Reads raw records in batches through `as_data_source(deserialize_method=RAW_BYTES)`
   and decodes them with the tf.Example proto (about 3x faster than TFDS's
   per-example decoding); the first and last examples are checked against TFDS's
   own decoder, and on any mismatch the whole split is decoded by TFDS instead.
   """
-  fix = f"Fix: delete {builder.data_path} and load again to rebuild it from the raw IDX files."
+  fix = f"Fix: delete {builder.data_path} and load again to rebuild it from the raw files."
+  shape = tuple(getattr(builder, "IMAGE_SHAPE", IMAGE_SHAPE))
   try:
     total = builder.info.splits[split].num_examples
     n = total if num is None else min(int(num), total)
     raw = builder.as_data_source(split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
     decoded = builder.as_data_source(split)
-    images = np.empty((n,) + IMAGE_SHAPE, dtype=np.uint8)
+    images = np.empty((n,) + shape, dtype=np.uint8)
     labels = np.empty((n,), dtype=np.int32)
     try:
       for start in range(0, n, _CHUNK):
         stop = min(start + _CHUNK, n)
-        images[start:stop], labels[start:stop] = _decode_records(raw.__getitems__(list(range(start, stop))))
+        images[start:stop], labels[start:stop] = _decode_records(raw.__getitems__(list(range(start, stop))), shape)
       probe = sorted({0, n - 1}) if n else []
       ref_images, ref_labels = _decode_with_tfds(decoded, probe) if probe else (images, labels)
       if probe and not (np.array_equal(ref_images, images[probe]) and np.array_equal(ref_labels, labels[probe])):

@@ -1,0 +1,244 @@
+"""CIFAR-10 as a named dataset: the readers of the binary / python releases and of a JPEG tar, written here in the
+exact formats with a few images each; the TFDS builder over them; the search error; order independent of files."""
+from __future__ import annotations
+
+import io
+import pathlib
+import pickle
+import random
+import tarfile
+
+import ml_collections
+import numpy as np
+import pytest
+from PIL import Image
+
+from gen_jax.data import cifar10, load_dataset, registry
+from gen_jax.errors import DatasetError
+
+N_PER_BATCH = 4  # records per synthetic batch file: train 5 x 4 = 20, test 4
+
+
+def _images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+  rng = np.random.default_rng(seed)
+  return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n).astype(np.int32)
+
+
+def _release_arrays() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """The pixels and labels the synthetic release holds, per batch file name."""
+  names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+  return {name: _images(N_PER_BATCH, i) for i, name in enumerate(names)}
+
+
+def _expected(batches) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  train = [batches[f"data_batch_{i}"] for i in range(1, 6)]
+  return {"train": (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])),
+          "test": batches["test_batch"]}
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+  info = tarfile.TarInfo(name)
+  info.size = len(data)
+  tar.addfile(info, io.BytesIO(data))
+
+
+def write_binary_release(folder: pathlib.Path, shuffle_members: bool = False) -> dict:
+  """<folder>/cifar10/cifar-10-binary.tar.gz in the release's format: per record 1 label byte + 3072 CHW bytes."""
+  batches = _release_arrays()
+  (folder / "cifar10").mkdir(parents=True, exist_ok=True)
+  names = list(batches)
+  if shuffle_members:
+    random.Random(1).shuffle(names)
+  with tarfile.open(folder / "cifar10" / "cifar-10-binary.tar.gz", "w:gz") as tar:
+    _add(tar, "cifar-10-batches-bin/batches.meta.txt", "\n".join(cifar10.CLASS_NAMES).encode())
+    for name in names:
+      x, y = batches[name]
+      records = np.concatenate([y.astype(np.uint8)[:, None], x.transpose(0, 3, 1, 2).reshape(len(x), -1)], axis=1)
+      _add(tar, f"cifar-10-batches-bin/{name}.bin", records.tobytes())
+  return _expected(batches)
+
+
+def write_python_release(folder: pathlib.Path) -> dict:
+  """<folder>/cifar10/cifar-10-python.tar.gz: pickled dicts with b'data' [N, 3072] CHW rows and b'labels'."""
+  batches = _release_arrays()
+  (folder / "cifar10").mkdir(parents=True, exist_ok=True)
+  with tarfile.open(folder / "cifar10" / "cifar-10-python.tar.gz", "w:gz") as tar:
+    for name, (x, y) in batches.items():
+      d = {b"batch_label": name.encode(), b"labels": [int(v) for v in y],
+           b"data": x.transpose(0, 3, 1, 2).reshape(len(x), -1), b"filenames": [b"f.png"] * len(x)}
+      _add(tar, f"cifar-10-batches-py/{name}", pickle.dumps(d, protocol=2))
+  return _expected(batches)
+
+
+def write_jpeg_tar(path: pathlib.Path, per_class: dict[str, int], member_order_seed: int = 0) -> None:
+  """A tar of <split>/<class>/NNNN.jpg written by PIL; image (split, class, k) is a flat colour coding all three,
+  so the decoded pixels say which file they came from despite JPEG's loss."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  entries = [(split, c, k) for split, n in per_class.items() for c in range(10) for k in range(n)]
+  random.Random(member_order_seed).shuffle(entries)
+  with tarfile.open(path, "w:gz") as tar:
+    for split, c, k in entries:
+      buf = io.BytesIO()
+      colour = (20 * c + 10, 60 * k + 10, 200 if split == "train" else 40)
+      Image.new("RGB", (32, 32), colour).save(buf, format="JPEG", quality=75)
+      _add(tar, f"{split}/{cifar10.CLASS_NAMES[c]}/{k:04d}.jpg", buf.getvalue())
+
+
+def _cfg(**kw) -> ml_collections.ConfigDict:
+  base = dict(name="cifar10", data_dir="", tfds_dir="", num_train=0, num_test=0, seed=0, classes=())
+  base.update(kw)
+  return ml_collections.ConfigDict(base)
+
+
+# --- readers ----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("writer,reader", [(write_binary_release, cifar10.read_binary),
+                                           (write_python_release, cifar10.read_python)])
+def test_original_release_readers(tmp_path, writer, reader):
+  expected = writer(tmp_path)
+  path = next((tmp_path / "cifar10").iterdir())
+  got = reader(path)
+  for split in ("train", "test"):
+    x, y = got[split]
+    assert x.dtype == np.uint8 and x.shape == (len(expected[split][0]), 32, 32, 3)
+    assert y.dtype == np.int32
+    np.testing.assert_array_equal(x, expected[split][0])
+    np.testing.assert_array_equal(y, expected[split][1])
+
+
+def test_binary_order_is_independent_of_member_order(tmp_path):
+  write_binary_release(tmp_path / "a")
+  a = cifar10.read_binary(tmp_path / "a/cifar10/cifar-10-binary.tar.gz")
+  write_binary_release(tmp_path / "b", shuffle_members=True)
+  b = cifar10.read_binary(tmp_path / "b/cifar10/cifar-10-binary.tar.gz")
+  for split in ("train", "test"):
+    np.testing.assert_array_equal(a[split][0], b[split][0])
+
+
+def test_binary_truncated_file_is_named(tmp_path):
+  (tmp_path / "cifar10").mkdir()
+  with tarfile.open(tmp_path / "cifar10" / "cifar-10-binary.tar.gz", "w:gz") as tar:
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+      _add(tar, f"cifar-10-batches-bin/{name}.bin", bytes(3073 * 2 - 5))
+  with pytest.raises(DatasetError, match="data_batch_1.bin is 6141 bytes"):
+    cifar10.read_binary(tmp_path / "cifar10" / "cifar-10-binary.tar.gz")
+
+
+def test_python_reader_refuses_code_in_pickles(tmp_path):
+  (tmp_path / "cifar10").mkdir()
+
+  class Evil:
+    def __reduce__(self):
+      return (print, ("pwned",))
+  with tarfile.open(tmp_path / "cifar10" / "cifar-10-python.tar.gz", "w:gz") as tar:
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+      _add(tar, f"cifar-10-batches-py/{name}", pickle.dumps({b"data": Evil()}, protocol=2))
+  with pytest.raises(DatasetError, match="not a CIFAR-10 python batch.*unexpected object .*print"):
+    cifar10.read_python(tmp_path / "cifar10" / "cifar-10-python.tar.gz")
+
+
+def test_jpeg_tar_reader_labels_order_and_balance(tmp_path):
+  per_class = {"train": 3, "test": 2}
+  write_jpeg_tar(tmp_path / "a.tar.gz", per_class, member_order_seed=0)
+  write_jpeg_tar(tmp_path / "b.tar.gz", per_class, member_order_seed=7)
+  a, b = cifar10.read_jpeg_tar(tmp_path / "a.tar.gz", workers=2), cifar10.read_jpeg_tar(tmp_path / "b.tar.gz")
+  for split, n in per_class.items():
+    x, y = a[split]
+    assert x.shape == (10 * n, 32, 32, 3) and x.dtype == np.uint8 and y.dtype == np.int32
+    np.testing.assert_array_equal(x, b[split][0])     # same pixels in the same order, whatever the member order
+    np.testing.assert_array_equal(y, b[split][1])
+    # Stored order: classes in turn, files by name within a class: (c0 k0, c1 k0, ..., c9 k0, c0 k1, ...).
+    np.testing.assert_array_equal(y, np.tile(np.arange(10), n))
+    mean = x.reshape(len(x), -1, 3).mean(axis=1)
+    np.testing.assert_allclose(mean[:, 0], 20 * y + 10, atol=4)                    # the class's colour
+    np.testing.assert_allclose(mean[:, 1], 60 * np.repeat(np.arange(n), 10) + 10, atol=4)   # the file's
+    np.testing.assert_allclose(mean[:, 2], 200 if split == "train" else 40, atol=4)
+
+
+def test_jpeg_order_interleaves_sorted_classes():
+  entries = [(1, "0001.jpg"), (0, "0002.jpg"), (1, "0000.jpg"), (0, "0000.jpg"), (0, "0001.jpg")]
+  assert cifar10.jpeg_order(entries) == [3, 2, 4, 0, 1]
+
+
+def test_jpeg_unknown_class_folder(tmp_path):
+  with tarfile.open(tmp_path / "x.tar.gz", "w:gz") as tar:
+    _add(tar, "train/plane/0000.jpg", b"x")
+  with pytest.raises(DatasetError, match="class folder 'plane'.*airplane"):
+    cifar10.read_jpeg_tar(tmp_path / "x.tar.gz")
+
+
+# --- search and the named dataset -------------------------------------------------------------------------------
+
+def test_no_source_lists_every_place_searched(tmp_path, monkeypatch):
+  monkeypatch.setenv(registry.ENV_DATA_DIR, str(tmp_path / "env"))
+  monkeypatch.setattr(registry, "SHARED_DATA_DIR", tmp_path / "shared")
+  monkeypatch.setattr(registry, "HOME_DATA_DIR", str(tmp_path / "home"))
+  with pytest.raises(DatasetError) as e:
+    load_dataset(_cfg(tfds_dir=str(tmp_path / "tfds")))
+  msg = str(e.value)
+  for base in ("env", "home", "shared"):
+    for tail in ("cifar10/cifar-10-binary.tar.gz", "cifar10/cifar-10-python.tar.gz",
+                 "cifar10_jpeg/cifar10_jpeg.tar.gz"):
+      assert str(tmp_path / base / tail) in msg
+  assert "config data.data_dir: not set" in msg and "cs.toronto.edu" in msg
+
+
+def test_explicit_data_dir_is_the_only_place(tmp_path):
+  (tmp_path / "mine").mkdir()
+  write_binary_release(tmp_path / "other")
+  with pytest.raises(DatasetError) as e:
+    cifar10.find_source([("config data.data_dir", tmp_path / "mine"), ("$GEN_JAX_DATA_DIR", tmp_path / "other")],
+                        explicit=True)
+  assert str(tmp_path / "other") not in str(e.value)
+
+
+def test_originals_are_preferred_to_the_jpeg_copy(tmp_path):
+  write_jpeg_tar(tmp_path / "first" / "cifar10_jpeg" / "cifar10_jpeg.tar.gz", {"train": 1, "test": 1})
+  write_python_release(tmp_path / "second")
+  src = cifar10.find_source([("a", tmp_path / "first"), ("b", tmp_path / "second")], explicit=False)
+  assert src.kind is cifar10.PYTHON
+
+
+@pytest.mark.parametrize("kind", ["binary", "jpeg"])
+def test_named_dataset_through_tfds(tmp_path, kind):
+  if kind == "binary":
+    expected = write_binary_release(tmp_path / "data")
+  else:
+    write_jpeg_tar(tmp_path / "data" / "cifar10_jpeg" / "cifar10_jpeg.tar.gz", {"train": 2, "test": 1})
+    expected = {s: v for s, v in cifar10.read_jpeg_tar(
+        tmp_path / "data" / "cifar10_jpeg" / "cifar10_jpeg.tar.gz").items()}
+  cfg = _cfg(data_dir=str(tmp_path / "data"), tfds_dir=str(tmp_path / "tfds"))
+  ds = load_dataset(cfg)
+  assert ds.name == "cifar10" and ds.num_classes == 10 and ds.image_shape == (32, 32, 3)
+  assert ds.class_names == cifar10.CLASS_NAMES
+  for split in ("train", "test"):
+    got = getattr(ds, split)
+    np.testing.assert_array_equal(got.images, expected[split][0])
+    np.testing.assert_array_equal(got.labels, expected[split][1])
+  desc = {"binary": "original binary", "jpeg": "JPEG re-encoding (lossy, ~quality 75)"}[kind]
+  assert f"CIFAR-10 {desc}" in ds.source and "(built)" in ds.source and f"gen_jax_cifar10/{kind}" in ds.source
+  again = load_dataset(_cfg(data_dir=str(tmp_path / "data"), tfds_dir=str(tmp_path / "tfds"), num_train=3))
+  assert "(reused)" in again.source and len(again.train) == 3
+  np.testing.assert_array_equal(again.train.images, expected["train"][0][:3])
+  line = again.summary_line()
+  assert "cifar10: 3 train" in line and "airplane" in line and "32x32x3 (colour)" in line and desc in line
+
+
+def test_real_jpeg_archive_first_members_parse(shared_data_dir):
+  """The shared JPEG archive's layout: its first members are train|test/<CIFAR-10 class>/NNNN.jpg, 32x32 RGB."""
+  path = shared_data_dir / "cifar10_jpeg" / "cifar10_jpeg.tar.gz"
+  if not path.exists():
+    pytest.skip(f"{path} absent")
+  seen = 0
+  with tarfile.open(path) as tar:
+    for m in tar:
+      if not m.isfile():
+        continue
+      split, cls, _ = m.name.split("/")[-3:]
+      assert split in ("train", "test") and cls in cifar10.CLASS_NAMES
+      x = cifar10._decode_jpeg((m.name, tar.extractfile(m).read()))
+      assert x.shape == (32, 32, 3)
+      seen += 1
+      if seen == 5:
+        break
+  assert seen == 5
