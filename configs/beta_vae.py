@@ -3,11 +3,11 @@
   --config=configs/beta_vae.py             beta = 4
   --config=configs/beta_vae.py:freebits    beta = 1 with 0.25 nats of free bits per latent
 """
-from configs import default
+from gen_jax import schema
 
 
 def get_config(variant: str = ""):
-  c = default.base()
+  c = schema.base()
   tokens = {t.strip() for t in variant.split(",") if t.strip()}
   c.data.name = "mnist"
   c.model.arch = "conv"
@@ -19,4 +19,4 @@ def get_config(variant: str = ""):
   if "freebits" in tokens:
     c.objective.beta = 1.0
     c.objective.free_bits = 0.25
-  return default.apply_variant(c, "runlocal" if "runlocal" in tokens else "")
+  return schema.apply_variant(c, "runlocal" if "runlocal" in tokens else "")

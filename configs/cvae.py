@@ -4,11 +4,11 @@
   --config=configs/cvae.py:fashion   conv, Fashion-MNIST, discretized logistic likelihood
 Sample grids show one class per column.
 """
-from configs import default
+from gen_jax import schema
 
 
 def get_config(variant: str = ""):
-  c = default.base()
+  c = schema.base()
   tokens = {t.strip() for t in variant.split(",") if t.strip()}
   c.model.conditional = True
   c.model.latent_dim = 16
@@ -19,4 +19,4 @@ def get_config(variant: str = ""):
     c.model.arch = "conv"
     c.model.likelihood = "logistic"
     c.eval.chunk_size = 4             # conv decoder: bounds the NLL estimate's memory (see configs/vae.py)
-  return default.apply_variant(c, "runlocal" if "runlocal" in tokens else "")
+  return schema.apply_variant(c, "runlocal" if "runlocal" in tokens else "")

@@ -9,13 +9,13 @@ non-saturating GAN drops modes (6 of 8 at the same budget), the textbook failure
 generator steps (6000 for the n_critic=5 variants: Wasserstein and hinge); results/grid25_modes.md compares them.
 eval.py writes modes_covered and high_quality_fraction (samples within 3 std of a mode).
 """
-from configs import default
+from gen_jax import schema
 
 OBJECTIVES = ("r1", "nonsaturating", "minimax", "wgan", "wgan_gp", "hinge", "lsgan")
 
 
 def get_config(variant: str = ""):
-  c = default.add_gan(default.base())
+  c = schema.for_family("gan")
   tokens = {t.strip() for t in variant.split(",") if t.strip()}
   unknown = tokens - set(OBJECTIVES) - {"ring", "grid", "runlocal"}
   if unknown:
@@ -26,8 +26,8 @@ def get_config(variant: str = ""):
   c.model.arch = "mlp"
   c.model.latent_dim = 16
   c.model.hidden = (128, 128, 128)
-  c.optimizer = default.optimizer(1e-3, b1=0.5, b2=0.999)
-  c.d_optimizer = default.optimizer(1e-3, b1=0.5, b2=0.999)
+  c.optimizer = schema.optimizer(1e-3, b1=0.5, b2=0.999)
+  c.d_optimizer = schema.optimizer(1e-3, b1=0.5, b2=0.999)
   c.optimizer.schedule = c.d_optimizer.schedule = "cosine"
   c.gan.r1_weight = 0.1
   c.train.num_steps = 5_000
@@ -52,13 +52,13 @@ def get_config(variant: str = ""):
     c.train.num_steps = 2_000
   if "wgan" in tokens:
     c.gan.loss, c.gan.clip_value, c.gan.n_critic = "wasserstein", 0.01, 5
-    c.optimizer = default.optimizer(5e-4, name="rmsprop")
-    c.d_optimizer = default.optimizer(5e-4, name="rmsprop")
+    c.optimizer = schema.optimizer(5e-4, name="rmsprop")
+    c.d_optimizer = schema.optimizer(5e-4, name="rmsprop")
     c.train.num_steps = 2_000
   if "wgan_gp" in tokens:
     c.gan.loss, c.gan.gp_weight, c.gan.n_critic = "wasserstein", 0.1, 5
-    c.optimizer = default.optimizer(1e-3, b1=0.5, b2=0.9)
-    c.d_optimizer = default.optimizer(1e-3, b1=0.5, b2=0.9)
+    c.optimizer = schema.optimizer(1e-3, b1=0.5, b2=0.9)
+    c.d_optimizer = schema.optimizer(1e-3, b1=0.5, b2=0.9)
     c.train.num_steps = 2_000   # 5 critic steps each: 10k discriminator updates
   if "grid" in tokens:          # 25 modes need a longer budget: ~2 CPU minutes at n_critic 1
     c.train.num_steps = 6_000 if c.gan.n_critic > 1 else 15_000

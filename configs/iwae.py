@@ -8,11 +8,11 @@ Learning-rate schedule as configs/vae.py: constant 1e-3, then a cosine down to 1
 config.train.num_steps. Burda's 3^i stages at 1e-3 * 10^(-i/7), one epoch per unit:
 --config.optimizer.schedule=burda --config.optimizer.stage_steps=600.
 """
-from configs import default
+from gen_jax import schema
 
 
 def get_config(variant: str = ""):
-  c = default.base()
+  c = schema.base()
   tokens = {t.strip() for t in variant.split(",") if t.strip()}
   k_tokens = {t for t in tokens if t.startswith("k") and t[1:].isdigit()}
   unknown = tokens - k_tokens - {"dreg", "runlocal"}
@@ -29,4 +29,4 @@ def get_config(variant: str = ""):
   c.optimizer.decay_fraction = 0.3
   c.optimizer.final_lr_fraction = 0.1
   c.train.num_steps = 30_000
-  return default.apply_variant(c, "runlocal" if "runlocal" in tokens else "")
+  return schema.apply_variant(c, "runlocal" if "runlocal" in tokens else "")

@@ -7,11 +7,11 @@
   --config=configs/vae.py:fashion  conv VAE on Fashion-MNIST, discretized logistic likelihood
   append ',runlocal' to any variant for a seconds-long smoke run.
 """
-from configs import default
+from gen_jax import schema
 
 
 def get_config(variant: str = ""):
-  c = default.base()
+  c = schema.base()
   tokens = {t.strip() for t in variant.split(",") if t.strip()}
   unknown = tokens - {"mlp", "conv", "grey", "fashion", "runlocal"}
   if unknown:
@@ -34,4 +34,4 @@ def get_config(variant: str = ""):
   if "grey" in tokens or "fashion" in tokens:
     c.data.name = "fashion_mnist" if "fashion" in tokens else "mnist"
     c.model.likelihood = "logistic"
-  return default.apply_variant(c, "runlocal" if "runlocal" in tokens else "")
+  return schema.apply_variant(c, "runlocal" if "runlocal" in tokens else "")

@@ -4,19 +4,19 @@
   --config=configs/vaegan.py:conditional   class label into encoder, decoder (cBN) and discriminator (projection)
   --config=configs/vaegan.py:fashion       Fashion-MNIST
 """
-from configs import default
+from gen_jax import schema
 
 
 def get_config(variant: str = ""):
-  c = default.add_vaegan(default.base())
+  c = schema.for_family("vaegan")
   tokens = {t.strip() for t in variant.split(",") if t.strip()}
   unknown = tokens - {"conditional", "fashion", "runlocal"}
   if unknown:
     raise ValueError(f"configs/vaegan.py: unknown variant(s) {sorted(unknown)}; use conditional, fashion, runlocal")
-  c.optimizer = default.optimizer(3e-4, b1=0.5)
-  c.d_optimizer = default.optimizer(3e-4, b1=0.5)
+  c.optimizer = schema.optimizer(3e-4, b1=0.5)
+  c.d_optimizer = schema.optimizer(3e-4, b1=0.5)
   if "conditional" in tokens:
     c.model.conditional = True
   if "fashion" in tokens:
     c.data.name = "fashion_mnist"
-  return default.apply_variant(c, "runlocal" if "runlocal" in tokens else "")
+  return schema.apply_variant(c, "runlocal" if "runlocal" in tokens else "")

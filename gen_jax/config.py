@@ -14,7 +14,6 @@ import difflib
 import importlib.util
 import json
 import pathlib
-import sys
 from typing import Any, Iterable, Sequence
 
 import ml_collections
@@ -33,9 +32,6 @@ def load_config_file(spec: str) -> ConfigDict:
     available = sorted(p.name for p in configs_dir().glob("*.py") if p.name != "__init__.py")
     raise ConfigError(f"config file {path!r} does not exist; pass --config=configs/<name>.py "
                       f"(available: {', '.join(available)})")
-  repo_root = str(pathlib.Path(__file__).resolve().parents[1])
-  if repo_root not in sys.path:  # config files import their shared defaults as `from configs import default`
-    sys.path.insert(0, repo_root)
   module_spec = importlib.util.spec_from_file_location(f"gen_jax_config_{file.stem}", file)
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
@@ -152,24 +148,32 @@ def split_config_args(argv: Sequence[str]) -> tuple[str | None, list[str], list[
 
 # --------------------------------------------------------------------------- validation
 
-_CHOICES = {
-    "model.family": ("vae", "gan", "vaegan"),
-    "model.arch": ("mlp", "conv", "dcgan", "resnet"),
-    "gan.loss": ("minimax", "nonsaturating", "wasserstein", "hinge", "lsgan"),
-    "d_optimizer.name": ("adam", "adamw", "sgd", "rmsprop"),
-    "d_optimizer.schedule": ("constant", "cosine", "warmup_cosine", "constant_cosine", "exponential", "burda"),
-    "model.likelihood": ("bernoulli", "gaussian", "gaussian_fixed", "logistic"),
-    "model.activation": ("relu", "leaky_relu", "tanh", "elu", "gelu", "swish"),
-    "model.upsample": ("pixel_shuffle", "nearest", "transpose"),
-    "objective.name": ("elbo", "iwae"),
-    "objective.gradient": ("reparam", "dreg"),
-    "optimizer.name": ("adam", "adamw", "sgd", "rmsprop"),
-    "optimizer.schedule": ("constant", "cosine", "warmup_cosine", "constant_cosine", "exponential", "burda"),
-    "data.binarization": ("dynamic", "fixed"),
-    "train.compute_dtype": ("float32", "bfloat16"),
-    "train.cpu_conv_kernels": ("xla", "ynnpack"),
-    "eval.reference_split": ("test", "train"),
-}
+def _choices() -> dict[str, tuple]:
+  """Each key's allowed values, read from the module that implements the choice (imported here, late: they pull
+  in jax, and `import gen_jax.config` stays light)."""
+  from gen_jax import cpu_kernels  # noqa: PLC0415
+  from gen_jax.data import registry as data_registry  # noqa: PLC0415
+  from gen_jax.models import optim, precision  # noqa: PLC0415
+  from gen_jax.models import registry as family_registry  # noqa: PLC0415
+  from gen_jax.nets import layers  # noqa: PLC0415
+  from gen_jax.objectives import gan, likelihoods, vae  # noqa: PLC0415
+  return {
+      "model.family": family_registry.family_names(),
+      "gan.loss": gan.GAN_LOSSES,
+      "d_optimizer.name": optim.OPTIMIZERS,
+      "d_optimizer.schedule": optim.SCHEDULES,
+      "model.likelihood": likelihoods.LIKELIHOODS,
+      "model.activation": tuple(layers.ACTIVATIONS),
+      "model.upsample": layers.UPSAMPLE_METHODS,
+      "objective.name": vae.OBJECTIVES,
+      "objective.gradient": vae.GRADIENT_ESTIMATORS,
+      "optimizer.name": optim.OPTIMIZERS,
+      "optimizer.schedule": optim.SCHEDULES,
+      "data.binarization": data_registry.BINARIZATIONS,
+      "train.compute_dtype": tuple(precision.COMPUTE_DTYPES),
+      "train.cpu_conv_kernels": cpu_kernels.CPU_CONV_KERNELS,
+      "eval.reference_split": ("test", "train"),
+  }
 
 EVAL_SUITES = ("likelihood", "samples", "modes", "latent", "imputation", "cas")
 
@@ -203,7 +207,7 @@ def validate_config(config: ConfigDict) -> ConfigDict:
   from gen_jax.data import registry  # noqa: PLC0415 (numpy only; keeps `import gen_jax.config` light)
   if config.data.name not in registry.DATASET_NAMES:   # before any check that reads the data's kind
     raise ConfigError(registry.unknown_name_message(config.data.name))
-  for key, choices in _CHOICES.items():
+  for key, choices in _choices().items():
     value = get_by_path(config, key, _MISSING)
     if value is not _MISSING and value not in choices:
       raise ConfigError(f"config.{key}={value!r} is not valid; choose one of {', '.join(choices)}")
@@ -237,33 +241,34 @@ def validate_config(config: ConfigDict) -> ConfigDict:
   ema = get_by_path(config, "train.ema_decay", 0.0)
   if not 0.0 <= ema < 1.0:
     raise ConfigError(f"config.train.ema_decay must be in [0, 1), got {ema!r}")
-  if get_by_path(config, "objective.name") == "iwae":
-    for key, neutral in (("objective.beta", 1.0), ("objective.kl_warmup_steps", 0), ("objective.free_bits", 0.0)):
-      if get_by_path(config, key, neutral) != neutral:
-        raise ConfigError(f"config.{key} has no meaning for the IWAE objective; leave it at {neutral} "
-                          f"or use config.objective.name='elbo'")
-  family, arch = get_by_path(config, "model.family"), get_by_path(config, "model.arch")
-  if get_by_path(config, "objective.gradient", "reparam") == "dreg" and (
-      family != "vae" or get_by_path(config, "objective.name") != "iwae"):
-    raise ConfigError(f"config.objective.gradient='dreg' is the doubly reparameterized gradient of the IWAE bound; "
-                      f"this config has model.family={family!r}, objective.name="
-                      f"{get_by_path(config, 'objective.name')!r}. Use it with the 'vae' family and "
-                      f"objective.name='iwae', or leave it at 'reparam'")
-  allowed_arch = {"vae": ("mlp", "conv"), "gan": ("mlp", "dcgan", "resnet"), "vaegan": ("dcgan", "resnet")}[family]
-  if arch not in allowed_arch:
-    raise ConfigError(f"config.model.arch={arch!r} is not available for config.model.family={family!r}; "
-                      f"choose one of {', '.join(allowed_arch)}")
-  if family in ("gan", "vaegan"):
-    for section in ("gan", "d_optimizer") + (("vaegan",) if family == "vaegan" else ()):
-      if get_by_path(config, section, _MISSING) is _MISSING:
-        raise ConfigError(f"config.{section} is missing; a {family} config needs it (see configs/gan.py)")
-    return config
-  if get_by_path(config, "data.name") == "binarized_mnist" and get_by_path(config, "model.likelihood") not in (None, "bernoulli"):
-    raise ConfigError("config.data.name='binarized_mnist' gives binary pixels: use config.model.likelihood='bernoulli'")
-  if get_by_path(config, "data.name") != "binarized_mnist" and get_by_path(config, "model.likelihood") == "bernoulli":
-    raise ConfigError(f"config.model.likelihood='bernoulli' needs binary data but config.data.name="
-                      f"{get_by_path(config, 'data.name')!r} has grey levels: use data.name='binarized_mnist' "
-                      f"or a likelihood for grey data ('logistic', 'gaussian', 'gaussian_fixed')")
+  from gen_jax.models import registry as family_registry  # noqa: PLC0415
+  family_registry.family_class(config.model.family).validate_config(config)
+  return config
+
+
+def check_arch(config: ConfigDict, archs: Sequence[str]) -> None:
+  """ConfigError unless config.model.arch is one of the archs the config's family builds."""
+  if config.model.arch not in archs:
+    raise ConfigError(f"config.model.arch={config.model.arch!r} is not available for config.model.family="
+                      f"{config.model.family!r}; choose one of {', '.join(archs)}")
+
+
+def dreg_error(config: ConfigDict) -> ConfigError:
+  """objective.gradient='dreg' outside the IWAE objective of the VAE family."""
+  return ConfigError(f"config.objective.gradient='dreg' is the doubly reparameterized gradient of the IWAE bound; "
+                     f"this config has model.family={config.model.family!r}, objective.name="
+                     f"{config.objective.name!r}. Use it with the 'vae' family and "
+                     f"objective.name='iwae', or leave it at 'reparam'")
+
+
+def check_adversarial_family(config: ConfigDict, archs: Sequence[str], sections: Sequence[str]) -> ConfigDict:
+  """The rules the GAN and VAE-GAN families share: no VAE gradient estimator, their archs, their sections."""
+  if config.objective.gradient == "dreg":
+    raise dreg_error(config)
+  check_arch(config, archs)
+  for section in sections:
+    if section not in config:
+      raise ConfigError(f"config.{section} is missing; a {config.model.family} config needs it (see configs/gan.py)")
   return config
 
 
@@ -317,14 +322,10 @@ def read_saved_config_json(path: pathlib.Path) -> dict:
 
 
 def default_config(family: str = "vae") -> ConfigDict:
-  """`configs/default.py`'s defaults for a model family: base() (every key any part of gen_jax reads), plus
-  add_gan's or add_vaegan's sections (d_optimizer, gan, vaegan) for those families."""
-  repo_root = str(pathlib.Path(__file__).resolve().parents[1])
-  if repo_root not in sys.path:
-    sys.path.insert(0, repo_root)
-  from configs import default  # noqa: PLC0415 (the configs package lives beside gen_jax/)
-  add = {"gan": default.add_gan, "vaegan": default.add_vaegan}.get(family, lambda c: c)
-  return add(default.base())
+  """The schema's defaults for a model family: schema.base() (every key any part of gen_jax reads), plus the
+  sections the family adds (d_optimizer, gan, vaegan for the GAN families)."""
+  from gen_jax import schema  # noqa: PLC0415
+  return schema.for_family(family)
 
 
 def fill_missing_defaults(config: ConfigDict, defaults: ConfigDict) -> ConfigDict:

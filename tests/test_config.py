@@ -104,13 +104,13 @@ def test_cli_unknown_key_is_a_clean_error():
 def test_saved_config_of_an_older_run_gets_todays_defaults_for_new_keys(tmp_path):
   """A run trained before a key existed (e.g. eval.suites) still evaluates; its own values are kept."""
   import json
-  from configs import default
-  saved = config_lib.to_dict(default.base())
+  from gen_jax import schema
+  saved = config_lib.to_dict(schema.base())
   del saved["eval"]["suites"]
   saved["eval"]["num_samples"] = 123
   (tmp_path / "config.json").write_text(json.dumps(saved))
   config = config_lib.load_saved_config(tmp_path / "config.json")
-  assert tuple(config.eval.suites) == tuple(default.base().eval.suites)
+  assert tuple(config.eval.suites) == tuple(schema.base().eval.suites)
   assert config.eval.num_samples == 123
 
 

@@ -160,13 +160,10 @@ def train_classifier(images, labels, num_classes: int, *, num_steps: int, batch_
 # --- command line ------------------------------------------------------------------------------------------
 
 def _load(args) -> Any:
-  repo = str(fn_lib.REPO_ROOT)
-  if repo not in sys.path:
-    sys.path.insert(0, repo)
-  from configs import default
+  from gen_jax import schema
   from gen_jax.data import load_dataset
 
-  c = default.base()
+  c = schema.base()
   c.data.name = args.dataset
   c.data.data_dir = args.data_dir
   c.data.tfds_dir = args.tfds_dir

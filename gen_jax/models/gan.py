@@ -59,6 +59,49 @@ class GanFamily:
   name = "gan"
   progress_metrics = ("d_loss", "g_loss")
 
+  # --- config: this family's defaults and rules (gen_jax.config asks them at start-up) ----------------
+  @classmethod
+  def add_defaults(cls, config):
+    """The GAN sections. config.optimizer is the generator's, config.d_optimizer the discriminator's: two
+    time-scale learning rates (Heusel et al. 2017) are two lrs."""
+    import ml_collections  # noqa: PLC0415
+    from gen_jax import schema  # noqa: PLC0415
+    c = config
+    c.model.family = "gan"
+    c.model.arch = "dcgan"            # mlp (2-D toy data) | dcgan | resnet (SNGAN)
+    c.model.latent_dim = 100
+    c.model.g_width = 64              # generator base channels (dcgan/resnet)
+    c.model.d_width = 64              # discriminator base channels
+    c.model.hidden = (128, 128, 128)  # mlp widths (toy)
+    c.model.activation = "relu"
+    c.model.spectral_norm = False     # spectral normalization in D (Miyato et al. 2018)
+    c.model.conditional = False       # conditional batch norm in G + projection discriminator
+    c.model.feature_layer = -1        # D layer whose features the VAE-GAN compares
+    c.gan = ml_collections.ConfigDict()
+    c.gan.loss = "nonsaturating"      # minimax | nonsaturating | wasserstein | hinge | lsgan
+    c.gan.n_critic = 1                # D steps per G step (each on its own real batch)
+    c.gan.gp_weight = 0.0             # WGAN-GP lambda (10 in Gulrajani et al. 2017)
+    c.gan.r1_weight = 0.0             # R1 gamma (Mescheder et al. 2018); adds gamma/2 * E||grad D(x)||^2
+    c.gan.clip_value = 0.0            # WGAN weight clipping c (0.01 in Arjovsky et al. 2017)
+    c.optimizer = schema.optimizer(2e-4)     # Radford et al. 2016: Adam 2e-4, beta1 0.5
+    c.d_optimizer = schema.optimizer(2e-4)
+    c.data.name = "mnist"
+    c.data.batch_size = 64
+    c.train.ema_decay = 0.999         # EMA generator for sampling and evaluation
+    c.train.num_steps = 10_000
+    c.train.eval_every = 1_000        # Frechet distance (or mode counts) of 2000 samples: the stability curve
+    c.train.sample_every = 1_000
+    c.train.checkpoint_every = 2_000
+    return c
+
+  @classmethod
+  def validate_config(cls, config):
+    """The archs a GAN builds, its sections, and no VAE-only objective settings."""
+    from gen_jax import config as config_lib  # noqa: PLC0415 (same layer; imported late: config asks us)
+    from gen_jax.nets.gan import GAN_ARCHS  # noqa: PLC0415
+    return config_lib.check_adversarial_family(config, GAN_ARCHS, ("gan", "d_optimizer"))
+
+
   def __init__(self, config, dataset):
     self.config = config
     self.data_shape = tuple(dataset.image_shape)

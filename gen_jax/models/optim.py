@@ -34,6 +34,8 @@ SCHEDULE_FIELDS = {
     "exponential": ("decay_steps", "decay_rate"),
     "burda": ("stage_steps",),
 }
+SCHEDULES = tuple(SCHEDULE_FIELDS)
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 
 
 def unread_schedule_fields(schedule: str) -> set[str]:
@@ -82,8 +84,7 @@ def make_schedule(cfg, num_steps: int) -> optax.Schedule:
     return optax.exponential_decay(lr, int(cfg.get("decay_steps", 1000)), float(cfg.get("decay_rate", 0.5)))
   if name == "burda":
     return burda_schedule(lr, num_steps, int(cfg.get("stage_steps", 0)))
-  raise ConfigError(f"config.optimizer.schedule={name!r} is not valid; choose one of "
-                    "constant, cosine, warmup_cosine, constant_cosine, exponential, burda")
+  raise ConfigError(f"config.optimizer.schedule={name!r} is not valid; choose one of {', '.join(SCHEDULES)}")
 
 
 def make_optimizer(cfg, num_steps: int) -> optax.GradientTransformation:
@@ -101,7 +102,7 @@ def make_optimizer(cfg, num_steps: int) -> optax.GradientTransformation:
   elif name == "rmsprop":
     opt = optax.rmsprop(sched, eps=eps)
   else:
-    raise ConfigError(f"config.optimizer.name={name!r} is not valid; choose one of adam, adamw, sgd, rmsprop")
+    raise ConfigError(f"config.optimizer.name={name!r} is not valid; choose one of {', '.join(OPTIMIZERS)}")
   chain = []
   clip = float(cfg.get("grad_clip_norm", 0.0))
   if clip > 0:

@@ -43,6 +43,37 @@ class VaeFamily:
   name = "vae"
   progress_metrics = ("loss",)
 
+  # --- config: this family's defaults and rules (gen_jax.config asks them at start-up) ----------------
+  @classmethod
+  def add_defaults(cls, config):
+    """schema.base() is the VAE's schema already: nothing to add."""
+    return config
+
+  @classmethod
+  def validate_config(cls, config):
+    """The IWAE-only keys, the archs the VAE builds, and a likelihood that matches the data's pixels."""
+    from gen_jax import config as config_lib  # noqa: PLC0415 (same layer; imported late: config asks us)
+    from gen_jax.nets.vae import ARCHS  # noqa: PLC0415
+    ConfigError = config_lib.ConfigError
+    objective = config.objective
+    if objective.name == "iwae":
+      for key, neutral in (("beta", 1.0), ("kl_warmup_steps", 0), ("free_bits", 0.0)):
+        if objective[key] != neutral:
+          raise ConfigError(f"config.objective.{key} has no meaning for the IWAE objective; leave it at {neutral} "
+                            f"or use config.objective.name='elbo'")
+    if objective.gradient == "dreg" and objective.name != "iwae":
+      raise config_lib.dreg_error(config)
+    config_lib.check_arch(config, ARCHS)
+    binary = config.data.name == "binarized_mnist"
+    if binary and config.model.likelihood not in (None, "bernoulli"):
+      raise ConfigError("config.data.name='binarized_mnist' gives binary pixels: use config.model.likelihood='bernoulli'")
+    if not binary and config.model.likelihood == "bernoulli":
+      raise ConfigError(f"config.model.likelihood='bernoulli' needs binary data but config.data.name="
+                        f"{config.data.name!r} has grey levels: use data.name='binarized_mnist' "
+                        f"or a likelihood for grey data ('logistic', 'gaussian', 'gaussian_fixed')")
+    return config
+
+
   def __init__(self, config, dataset: Dataset):
     self.config = config
     self.likelihood = make_likelihood(config.model.likelihood, float(config.model.get("gaussian_sigma", 0.1)))

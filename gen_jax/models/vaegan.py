@@ -32,6 +32,30 @@ from gen_jax.models.vae import interpolate
 class VaeGanFamily:
   name = "vaegan"
   progress_metrics = ("enc_loss", "dec_loss", "dis_loss")
+
+  # --- config: this family's defaults and rules (gen_jax.config asks them at start-up) ----------------
+  ARCHS = ("dcgan", "resnet")   # image GAN archs: the decoder is the generator, the encoder a conv net
+
+  @classmethod
+  def add_defaults(cls, config):
+    """The GAN's sections, plus the encoder's widths and the VAE-GAN weights."""
+    import ml_collections  # noqa: PLC0415
+    from gen_jax.models.gan import GanFamily  # noqa: PLC0415
+    c = GanFamily.add_defaults(config)
+    c.model.family = "vaegan"
+    c.model.features = (64, 128)      # encoder convs
+    c.model.latent_dim = 32
+    c.vaegan = ml_collections.ConfigDict()
+    c.vaegan.gamma = 0.01             # weight of content (feature reconstruction) vs style (GAN) for the decoder
+    c.vaegan.feature_sigma = 1.0      # std of the Gaussian on discriminator features
+    return c
+
+  @classmethod
+  def validate_config(cls, config):
+    """The archs a VAE-GAN builds, its sections, and no VAE-only objective settings."""
+    from gen_jax import config as config_lib  # noqa: PLC0415 (same layer; imported late: config asks us)
+    return config_lib.check_adversarial_family(config, cls.ARCHS, ("gan", "d_optimizer", "vaegan"))
+
   batches_per_step = 1
 
   def __init__(self, config, dataset):

@@ -1,9 +1,12 @@
-"""Defaults shared by every config. Experiment files start from `base()` and override.
+"""The config schema: every key any part of gen_jax reads, with its default.
 
-Every field that any part of gen_jax reads is defined here, so a typo in a
-command-line override (`--config.train.num_step=...`) is an error that names
-the key instead of being silently ignored. '' and 0 mean "not set" where noted.
+Experiment files (configs/*.py) start from `base()` (or `for_family(name)`, which adds the sections a model family
+needs, from the family's `add_defaults`) and override. Because every field is defined here, a typo in a
+command-line override (`--config.train.num_step=...`) is an error that names the key instead of being silently
+ignored. '' and 0 mean "not set" where noted.
 """
+from __future__ import annotations
+
 import ml_collections
 
 
@@ -111,46 +114,10 @@ def optimizer(lr: float, b1: float = 0.5, b2: float = 0.999, name: str = "adam")
   return o
 
 
-def add_gan(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Fields of the GAN and VAE-GAN families. c.optimizer is the generator's (and encoder's),
-  c.d_optimizer the discriminator's: two time-scale learning rates (Heusel et al. 2017) are two lrs."""
-  c.model.family = "gan"
-  c.model.arch = "dcgan"            # mlp (2-D toy data) | dcgan | resnet (SNGAN)
-  c.model.latent_dim = 100
-  c.model.g_width = 64              # generator base channels (dcgan/resnet)
-  c.model.d_width = 64              # discriminator base channels
-  c.model.hidden = (128, 128, 128)  # mlp widths (toy)
-  c.model.activation = "relu"
-  c.model.spectral_norm = False     # spectral normalization in D (Miyato et al. 2018)
-  c.model.conditional = False       # conditional batch norm in G + projection discriminator
-  c.model.feature_layer = -1        # D layer whose features the VAE-GAN compares
-  c.gan = ml_collections.ConfigDict()
-  c.gan.loss = "nonsaturating"      # minimax | nonsaturating | wasserstein | hinge | lsgan
-  c.gan.n_critic = 1                # D steps per G step (each on its own real batch)
-  c.gan.gp_weight = 0.0             # WGAN-GP lambda (10 in Gulrajani et al. 2017)
-  c.gan.r1_weight = 0.0             # R1 gamma (Mescheder et al. 2018); adds gamma/2 * E||grad D(x)||^2
-  c.gan.clip_value = 0.0            # WGAN weight clipping c (0.01 in Arjovsky et al. 2017)
-  c.optimizer = optimizer(2e-4)     # Radford et al. 2016: Adam 2e-4, beta1 0.5
-  c.d_optimizer = optimizer(2e-4)
-  c.data.name = "mnist"
-  c.data.batch_size = 64
-  c.train.ema_decay = 0.999         # EMA generator for sampling and evaluation
-  c.train.num_steps = 10_000
-  c.train.eval_every = 1_000        # Frechet distance (or mode counts) of 2000 samples: the stability curve
-  c.train.sample_every = 1_000
-  c.train.checkpoint_every = 2_000
-  return c
-
-
-def add_vaegan(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  add_gan(c)
-  c.model.family = "vaegan"
-  c.model.features = (64, 128)      # encoder convs
-  c.model.latent_dim = 32
-  c.vaegan = ml_collections.ConfigDict()
-  c.vaegan.gamma = 0.01             # weight of content (feature reconstruction) vs style (GAN) for the decoder
-  c.vaegan.feature_sigma = 1.0      # std of the Gaussian on discriminator features
-  return c
+def for_family(family: str) -> ml_collections.ConfigDict:
+  """`base()` plus the sections model family `family` adds (its `add_defaults`: gan.*, d_optimizer.*, vaegan.*)."""
+  from gen_jax.models import registry  # noqa: PLC0415 (the family modules import jax; keep this module light)
+  return registry.family_class(family).add_defaults(base())
 
 
 def apply_variant(c: ml_collections.ConfigDict, variant: str | None) -> ml_collections.ConfigDict:
