@@ -159,3 +159,35 @@ def test_corrupt_saved_config_is_a_checkpoint_error_naming_file_and_fix(tmp_path
   path.write_text("[1, 2]")
   with pytest.raises(CheckpointError, match="holds a JSON list, not an object"):
     config_lib.load_saved_config(path)
+
+
+def test_choice_lists_are_read_from_the_modules_that_implement_them(monkeypatch):
+  """A new GAN loss is one edit in objectives/gan.py: the config check reads its list from there."""
+  from gen_jax.objectives import gan
+  c = load("configs/gan.py")
+  config_lib.apply_overrides(c, ["gan.loss=relativistic"])
+  with pytest.raises(ConfigError, match=r"config\.gan\.loss='relativistic' is not valid; choose one of minimax"):
+    config_lib.validate_config(c)
+  monkeypatch.setattr(gan, "GAN_LOSSES", gan.GAN_LOSSES + ("relativistic",))
+  assert config_lib.validate_config(c).gan.loss == "relativistic"
+
+
+@pytest.mark.parametrize("spec,arch,allowed", [("configs/vae.py", "dcgan", "mlp, conv"),
+                                               ("configs/vaegan.py", "mlp", "dcgan, resnet")])
+def test_each_family_names_its_own_archs(spec, arch, allowed):
+  c = load(spec)
+  config_lib.apply_overrides(c, [f"model.arch={arch}"])
+  with pytest.raises(ConfigError, match=rf"config\.model\.arch='{arch}' is not available for config\.model\.family="
+                                        rf"'{c.model.family}'; choose one of {allowed}$"):
+    config_lib.validate_config(c)
+
+
+def test_default_config_is_the_schema_plus_the_familys_sections():
+  from gen_jax import schema
+  assert "gan" not in config_lib.default_config("vae") and config_lib.to_dict(
+      config_lib.default_config("vae")) == config_lib.to_dict(schema.base())
+  gan, vaegan = config_lib.default_config("gan"), config_lib.default_config("vaegan")
+  assert {"gan", "d_optimizer"} <= set(gan) and "vaegan" not in gan
+  assert {"gan", "d_optimizer", "vaegan"} <= set(vaegan) and vaegan.model.family == "vaegan"
+  with pytest.raises(ConfigError, match="config.model.family='nope'"):
+    config_lib.default_config("nope")
