@@ -39,7 +39,7 @@ import numpy as np
 from gen_jax.errors import CheckpointError, GenJaxError
 from gen_jax.eval.placement import LEFT_TO_JIT, Placement
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
 CLASSIFIERS_DIR = REPO_ROOT / "classifiers"
 META_FILE = "classifier.json"
 PARAMS_DIR = "params"
