@@ -4,15 +4,19 @@ Variant tokens (combine with commas, e.g. configs/gan.py:resnet,fashion):
   objective:  minimax (saturating G loss) | wgan (weight clipping, RMSprop, n_critic 5) |
               wgan_gp (gradient penalty 10, Adam 1e-4 (0, 0.9), n_critic 5) | hinge (+ spectral norm) |
               lsgan | r1 (non-saturating + R1 penalty gamma 10)
-  architecture: dcgan (default) | resnet (SNGAN: ResNet, spectral norm, hinge, n_critic 5, TTUR)
+  architecture: dcgan (default) | resnet (SNGAN: ResNet, spectral norm, hinge, n_critic 5, TTUR) |
+              sngan (resnet with the CIFAR-10 setting of Miyato et al. / Mimicry: G 256 / D 128 channels,
+              z 128, Adam 2e-4 (0, 0.9) for G and D, n_critic 5, batch 64, 100k G steps; constant rate)
   conditioning: conditional (conditional batch norm in G + projection discriminator)
-  data:       fashion (Fashion-MNIST) | stacked (Stacked MNIST, 1000 modes) | folder (your images in data.path)
+  data:       fashion (Fashion-MNIST) | stacked (Stacked MNIST, 1000 modes) | folder (your images in data.path) |
+              cifar10 (32x32 colour, 10 classes)
   runlocal:   seconds-long smoke run
 """
 from gen_jax import schema
 
 OBJECTIVES = ("minimax", "wgan", "wgan_gp", "hinge", "lsgan", "r1")
-TOKENS = OBJECTIVES + ("dcgan", "resnet", "conditional", "fashion", "stacked", "folder", "runlocal")
+TOKENS = OBJECTIVES + ("dcgan", "resnet", "sngan", "conditional", "fashion", "stacked", "folder", "cifar10",
+                       "runlocal")
 
 
 def get_config(variant: str = ""):
@@ -43,6 +47,14 @@ def get_config(variant: str = ""):
     c.model.latent_dim = 128
     c.optimizer = schema.optimizer(1e-4, b1=0.0, b2=0.9)
     c.d_optimizer = schema.optimizer(4e-4, b1=0.0, b2=0.9)   # two time-scale update rule
+  if "sngan" in tokens:   # Mimicry's SNGAN on CIFAR-10 (Lee & Town 2020), after Miyato et al. 2018
+    c.model.arch, c.model.spectral_norm, c.gan.loss, c.gan.n_critic = "resnet", True, "hinge", 5
+    c.model.g_width, c.model.d_width, c.model.latent_dim = 256, 128, 128
+    c.optimizer = schema.optimizer(2e-4, b1=0.0, b2=0.9)
+    c.d_optimizer = schema.optimizer(2e-4, b1=0.0, b2=0.9)
+    c.data.batch_size = 64
+    c.train.num_steps = 100_000      # generator steps
+    c.train.checkpoint_every = c.train.eval_every = c.train.sample_every = 5_000
   if "conditional" in tokens:
     c.model.conditional = True
   if "fashion" in tokens:
@@ -51,4 +63,6 @@ def get_config(variant: str = ""):
     c.data.name = "stacked_mnist"
   if "folder" in tokens:
     c.data.name = "image_folder"
+  if "cifar10" in tokens:
+    c.data.name = "cifar10"
   return schema.apply_variant(c, "runlocal" if "runlocal" in tokens else "")
