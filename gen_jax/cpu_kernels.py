@@ -3,20 +3,12 @@
 XLA:CPU (jaxlib 0.10) hands dots, reductions and every convolution to the YNNPACK library by default
 (its `xla_cpu_experimental_ynn_fusion_type` list is INDIVIDUAL_DOT, REDUCE, INDIVIDUAL_CONVOLUTION). For the
 convolutions of these models, XLA's own convolution kernels are about twice as fast, forward and both
-gradients:
+gradients (NOTES.md, "Measurements moved from docstrings"):
 
   'xla'      (default) drop INDIVIDUAL_CONVOLUTION from that list through the jit's `compiler_options`:
              convolutions run on XLA's own kernels, dots and reductions stay on YNNPACK as before.
   'ynnpack'  leave XLA's default untouched.
 
-Measured on the 2-core sandbox CPU (jaxlib 0.10.2), jitted value_and_grad of one convolution, ms:
-
-  layer (NHWC)                         ynnpack: fwd / d input / d kernel    xla: fwd / d input / d kernel
-  100x28x28x32 -> 64, 3x3 stride 1          32.9 / 33.3 / 76.8                 23.9 / 21.4 / 34.8
-  100x14x14x64 -> 64, 3x3 stride 1          18.1 / 17.8 / 28.7                  9.5 / 10.0 / 15.0
-
-and on whole train steps (`python -m gen_jax.bench`, one process, interleaved): conv VAE 207 -> 147 ms,
-DCGAN 236 -> 222 ms. The MLP models have no convolution, so their compiled step is the same either way.
 REDUCE stays: YNNPACK's reductions make batch norm ~3x faster, though a REDUCE fusion can still pull in the
 convolution that feeds it (an average pool after a conv); `nets/layers.py` removes those patterns
 (`nearest_upsample_conv`, `conv_avg_pool`), which is faster on either library.

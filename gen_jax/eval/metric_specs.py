@@ -279,15 +279,3 @@ def ordered_names(names: Iterable[str]) -> list[tuple[str, list[str]]]:
     if rows:
       out.append((group, rows))
   return out
-
-
-def markdown_table() -> str:
-  """The table of known metrics in Markdown (for the README and docs)."""
-  lines = ["| metric | group | label | unit | better | meaning |", "|---|---|---|---|---|---|"]
-  for s in SPECS:
-    better = f"closer to {s.target:g}" if s.target is not None else {HIGHER: "higher", LOWER: "lower"}.get(
-        s.direction, "-")
-    twins = ", ".join(t for t in (s.floor, s.std, s.reference) if t)
-    meaning = s.meaning + (f" (shown with {twins})" if twins else "")
-    lines.append(f"| `{s.name}` | {s.group} | {s.label} | {s.unit or '-'} | {better} | {meaning} |")
-  return "\n".join(lines) + "\n"

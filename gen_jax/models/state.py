@@ -73,7 +73,3 @@ class TrainState:
   step: jax.Array            # int32 scalar: number of updates done
   models: dict[str, ModelState]
   data_order: jax.Array      # int32 [N]: the current epoch's permutation (see data/sampler.py)
-
-
-def param_count(params: Any) -> int:
-  return int(sum(x.size for x in jax.tree.leaves(params)))

@@ -8,24 +8,8 @@ For 28x28 and width 64: 7x7x128 -> 14x14x64 -> 28x28x32 -> 28x28xC.
 Discriminator: S stride-2 convs (4x4 by default) with widths width*2^i and leaky ReLU 0.2, no normalization
 (optionally spectral normalization, Miyato et al. 2018), flatten, dense to one logit (+ projection term
 <embed(y), h> on the flattened features h when conditional, Miyato & Koyama 2018).
-
-Measured G+D step (jitted ``value_and_grad`` of the non-saturating GAN losses w.r.t. G and D params, G in
-train mode with batch-norm updates, D without SN; 28x28x1, batch 64, width 64, z dim 128; median of 10 runs
-after 2 warm-ups, the two methods interleaved round-robin;
-``python -c "from gen_jax.nets import dcgan; print(dcgan.measure())"``). 2026-11-21, 2-core CPU sandbox
-shared with a background training job and other test runs (load average 5-5.5), jax 0.10.2 (XLA:CPU).
-Three back-to-back runs:
-
-  upsample (ms)     run 1    run 2    run 3
-  nearest           345.2    262.4    257.7
-  transpose         668.6    534.8    512.2
-
-'transpose' was 1.9-2.1x slower in every run (absolute numbers are inflated by the shared load), in line
-with the per-layer measurements in ``gen_jax.nets.layers``; 'nearest' stays the default.
 """
-import statistics
-import time
-from typing import Any, Callable, Optional, Sequence
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -79,43 +63,3 @@ class DCGANDiscriminator(nn.Module):
     h = h.reshape(h.shape[0], -1)
     logits = SNDense(1, self.spectral_norm, name="out")(h, update_stats=train)[:, 0]
     return logits + projection(h, y, self.num_classes, self.spectral_norm, train), features
-
-
-def make_step(upsample: str, batch: int = 64, width: int = 64, z_dim: int = 128) -> Callable[[], object]:
-  """A thunk running one jitted value_and_grad of G and D losses (28x28x1) w.r.t. both param sets."""
-  gen = DCGANGenerator((28, 28, 1), width, upsample)
-  disc = DCGANDiscriminator(width)
-  kz, kx, kg, kd = jax.random.split(jax.random.key(0), 4)
-  z = jax.random.normal(kz, (batch, z_dim))
-  x = jax.random.uniform(kx, (batch, 28, 28, 1), minval=-1.0, maxval=1.0)
-  g_vars = gen.init(kg, z, train=False)
-  d_vars = disc.init(kd, x, train=False)
-
-  def losses(g_params, d_params):
-    fake, g_upd = gen.apply({**g_vars, "params": g_params}, z, train=True, mutable=["batch_stats"])
-    d_in = {**d_vars, "params": d_params}
-    real_logits, _ = disc.apply(d_in, x, train=True, mutable=["batch_stats"])[0]
-    fake_logits, _ = disc.apply(d_in, fake, train=True, mutable=["batch_stats"])[0]
-    d_loss = jnp.mean(nn.softplus(-real_logits) + nn.softplus(fake_logits))
-    g_loss = jnp.mean(nn.softplus(-fake_logits))
-    return d_loss + g_loss, g_upd
-
-  step = jax.jit(jax.value_and_grad(losses, argnums=(0, 1), has_aux=True))
-  return lambda: jax.block_until_ready(step(g_vars["params"], d_vars["params"]))
-
-
-def measure(methods: Sequence[str] = ("nearest", "transpose"), runs: int = 10, warmup: int = 2,
-            **kwargs: Any) -> dict[str, float]:
-  """Median ms per method; runs interleaved round-robin so that outside load hits every method alike."""
-  thunks = {m: make_step(m, **kwargs) for m in methods}
-  for fn in thunks.values():
-    for _ in range(warmup):
-      fn()
-  times: dict[str, list[float]] = {m: [] for m in methods}
-  for _ in range(runs):
-    for m, fn in thunks.items():
-      t0 = time.perf_counter()
-      fn()
-      times[m].append(time.perf_counter() - t0)
-  return {m: 1e3 * statistics.median(t) for m, t in times.items()}
-

@@ -7,21 +7,9 @@ Upsampling methods (``Upsample2x.method``):
     parameters as upsampling then convolving, with 2.25x fewer multiply-adds for a 3x3 kernel).
   - 'transpose': ``nn.ConvTranspose`` with stride 2.
 
-Measured jitted forward+backward (``value_and_grad`` of a sum w.r.t. params and input), batch 64,
-kernel 3x3, median of 20 interleaved runs after warm-up, compiled as the trainer compiles its step
-(``python -m gen_jax.nets.measure_upsampling``). 2026-11-22, 2-core CPU sandbox, jax 0.10.2 (XLA:CPU):
-
-  method (batch 64, ms)              7x7x128->14x14x64    14x14x64->28x28x32
-  pixel_shuffle                                  34.31                 43.61
-  nearest                                        16.90                 19.11
-  transpose                                     101.35                119.15
-  nearest (upsample, then conv)                  34.21                 41.23
-  nearest (jax.image.resize)                     35.57                 57.49
-
-'nearest' is the default: fastest by 2x, the parameter count of a transposed conv (pixel shuffle has 4x
-the weights), and free of checkerboard artifacts (Odena et al. 2016). In earlier sessions, with the direct
-form, 'nearest' and 'pixel_shuffle' were within ~15% of each other and 'transpose' 2-3.5x slower. On GPU
-the phase form is four small convolutions instead of one (not measured: no GPU here).
+'nearest' is the default: the fastest of the three on CPU (NOTES.md, "Measurements moved from docstrings"),
+the parameter count of a transposed conv (pixel shuffle has 4x the weights), and free of checkerboard
+artifacts (Odena et al. 2016). `python -m gen_jax.nets.measure_upsampling` measures them.
 """
 import functools
 import operator
@@ -141,9 +129,7 @@ def conv_avg_pool(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
   The mirror of `nearest_upsample_conv`: averaging the four outputs of a k x k kernel over a 2 x 2 block is
   one (k+1) x (k+1) kernel (the four shifted copies of the kernel, summed, over 4) applied with stride 2.
-  Same function and parameters, 2.25x fewer multiply-adds for k = 3, no pooling gradient. Measured on the
-  2-core CPU (forward + both gradients, batch 16, 128 -> 128 channels): 75.6 -> 46.5 ms at 28x28, 20.1 ->
-  9.7 ms at 14x14.
+  Same function and parameters, 2.25x fewer multiply-adds for k = 3, no pooling gradient.
   """
   kh, kw = kernel.shape[:2]
   combined = sum(jnp.pad(kernel, ((a, 1 - a), (b, 1 - b), (0, 0), (0, 0))) for a in (0, 1) for b in (0, 1)) / 4

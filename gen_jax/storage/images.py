@@ -23,18 +23,6 @@ def make_grid(images, ncol: int = 8, pad: int = 2, pad_value: float = 1.0) -> np
   return np.round(grid * 255.0).astype(np.uint8)
 
 
-def save_grid(images, path: str | pathlib.Path, ncol: int = 8, scale: int = 2) -> pathlib.Path:
-  """Writes a PNG grid, enlarged `scale` times with nearest neighbour so small digits stay crisp."""
-  grid = make_grid(images, ncol)
-  img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
-  if scale > 1:
-    img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  img.save(path)
-  return path
-
-
 def render_scatter(points, centers=None, size_inches: float = 4.0, lim: float | None = None) -> np.ndarray:
   """2-D samples (and the true mode centres, if given) as a uint8 RGB image [H, W, 3]."""
   import matplotlib
