@@ -4,8 +4,9 @@
       the evaluation suite on one run, with the run's own config (<workdir>/config.json; change single keys with
       --config.eval.x=y): <workdir>/eval/metrics.json (every number with its protocol) + PNG grids. Evaluating only
       some groups (--config.eval.suites="('likelihood',)") of the same checkpoint keeps the other groups' results.
-  python eval.py --compare runs/vae runs/gan runs/vaegan --out report/
-      evaluates runs (or metric groups) not yet evaluated, then writes report/index.html and report/report.md
+  python eval.py --compare runs/vae runs/gan runs/vaegan --out report/ [--no_evaluate]
+      evaluates runs (or metric groups) not yet evaluated (with --no_evaluate: lists them as not evaluated),
+      then writes report/index.html and report/report.md
   python eval.py --anomaly --workdir=runs/vae [--classes=0,1] [--steps=2000]
       the one-class anomaly-detection protocol with the run's config: one model per normal class,
       AUROC per class and the mean, in <workdir>/anomaly/anomaly.json and anomaly.md
@@ -75,6 +76,8 @@ def main() -> int:
   parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest good one)")
   parser.add_argument("--compare", nargs="+", metavar="RUN", help="run directories to compare side by side")
   parser.add_argument("--out", default="report", help="--compare: output folder (default: report/)")
+  parser.add_argument("--no_evaluate", action="store_true",
+                      help="--compare: list runs without eval/metrics.json as not evaluated instead of evaluating")
   parser.add_argument("--anomaly", action="store_true", help="run the one-class anomaly protocol on --workdir's config")
   parser.add_argument("--classes", default=None, help="--anomaly: comma-separated normal classes (default: all)")
   parser.add_argument("--steps", type=int, default=None, help="--anomaly: training steps per class (default: config's)")
@@ -90,7 +93,7 @@ def main() -> int:
   progress = not args.no_progress
   if args.compare:
     from gen_jax.report.build import build_report
-    paths = build_report(args.compare, args.out, evaluate_missing=True, overrides=overrides, progress=progress)
+    paths = build_report(args.compare, args.out, evaluate_missing=not args.no_evaluate, overrides=overrides, progress=progress)
     print(f"report: {paths['index_html']}\nMarkdown: {paths['report_md']}")
     return 0
   if not args.workdir:

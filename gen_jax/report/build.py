@@ -1,6 +1,6 @@
 """Side-by-side comparison report of trained runs: which model to use for this data, with the evidence.
 
-  python -m gen_jax.report.build runs/vae runs/gan runs/vaegan --out report/ [--no-evaluate] [--config.eval.x=y]
+  python eval.py --compare runs/vae runs/gan runs/vaegan --out report/ [--no_evaluate] [--config.eval.x=y]
 
 For each run directory (a `--workdir` of train.py) it reads `eval/metrics.json` (running the evaluation first
 when it is missing, and evaluating the groups it lacks, with `--config.*` overrides), `anomaly/anomaly.json` if
@@ -21,7 +21,6 @@ gen_jax/report/runs.py, the page layout gen_jax/report/render.py; this module de
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import math
@@ -31,7 +30,6 @@ import subprocess
 import sys
 from typing import Sequence
 
-from gen_jax import config as config_lib
 from gen_jax.errors import GenJaxError
 from gen_jax.report import curves as curves_lib
 from gen_jax.eval import metric_specs as specs
@@ -386,7 +384,7 @@ def build_report(run_dirs: Sequence[str | pathlib.Path], out_dir: str | pathlib.
   """
   if not run_dirs:
     raise GenJaxError("no run directories given; pass one or more --workdir folders of train.py, "
-                      "e.g. python -m gen_jax.report.build runs/vae runs/gan --out report/")
+                      "e.g. python eval.py --compare runs/vae runs/gan --out report/")
   paths = [pathlib.Path(p) for p in run_dirs]
   runs = [load_run(p, n) for p, n in zip(paths, run_names(paths))]  # all checked before any slow work
   out_dir = pathlib.Path(out_dir)
@@ -500,27 +498,3 @@ def _json_safe(value):
   if isinstance(value, (list, tuple)):
     return [_json_safe(v) for v in value]
   return value
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(
-      prog="python -m gen_jax.report.build", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("run_dirs", nargs="+", type=pathlib.Path, help="run directories (--workdir of train.py)")
-  parser.add_argument("--out", type=pathlib.Path, required=True, help="folder for index.html, report.md, assets/")
-  parser.add_argument("--no-evaluate", action="store_true",
-                      help="do not evaluate runs without eval/metrics.json; list them as not evaluated")
-  parser.add_argument("--quiet", action="store_true", help="no progress output")
-  spec, overrides, rest = config_lib.split_config_args(list(sys.argv[1:] if argv is None else argv))
-  if spec is not None:
-    parser.error("--config= is not used here: each run's own config.json is; pass --config.eval.x=y overrides only")
-  args = parser.parse_args(rest)
-  paths = build_report(args.run_dirs, args.out, evaluate_missing=not args.no_evaluate, overrides=overrides,
-                       progress=not args.quiet)
-  print(f"report: {paths['index_html']} (Markdown: {paths['report_md']}, numbers: {paths['report_json']})",
-        flush=True)
-  return 0
-
-
-if __name__ == "__main__":
-  from gen_jax.cli import main_guard
-  main_guard(main)
