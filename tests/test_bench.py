@@ -1,10 +1,11 @@
-"""The benchmark command (gen_jax.bench): JSON rows, XLA FLOP counts, the device-scaling runner, and the
-PyTorch reference being the same architecture (same parameter counts; same loss and gradients given the
-same weights)."""
+"""The benchmark command (gen_jax.bench): JSON rows, XLA FLOP counts, the device-scaling runner, the PyTorch
+reference being the same architecture (same parameter counts; same loss and gradients given the same weights)
+and running in its own process with its own defaults (eager and torch.compile rows, the protocol's threads)."""
 from __future__ import annotations
 
 import json
 import math
+import os
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +14,7 @@ import pytest
 
 from tests.conftest import TINY
 
-from gen_jax.bench import runner, torch_reference
+from gen_jax.bench import runner, torch_process, torch_reference
 from gen_jax.bench.peak import compiled_flops
 from gen_jax.errors import ConfigError
 
@@ -33,8 +34,8 @@ def test_cli_writes_json_rows(tmp_path, data_overrides):
   md = tmp_path / "bench.md"
   args = ["--configs=mlp_vae@32", "--min_steps=2", "--min_seconds=0", "--repeats=1", "--warmup=1",
           "--peak_size=128", f"--json={out}", f"--markdown={md}", "--quiet", "--dot_ceiling", *data_overrides]
-  if torch_reference.available():
-    args += ["--torch", "--torch_threads=1"]
+  if torch_process.available():
+    args += ["--torch", "--torch_modes=eager", "--torch_threads=1"]
   assert main(args) == 0
   rows = json.loads(out.read_text())
   assert len(rows) == 1
@@ -49,8 +50,8 @@ def test_cli_writes_json_rows(tmp_path, data_overrides):
   weights = 784 * 200 + 200 * 200 + 2 * 200 * 50 + 50 * 200 + 200 * 200 + 200 * 784
   assert row["flops_per_step"] >= 6 * 32 * weights
   assert row["memory"]["bytes"] > 0 and row["memory"]["source"]
-  if torch_reference.available():
-    assert row["torch_steps_per_s"] > 0 and row["jax_over_torch"] > 0
+  if torch_process.available():
+    assert row["torch_steps_per_s"] > 0 and row["jax_over_torch"] > 0 and row["torch_info"]["threads"] == 1
   assert "| mlp_vae@32 | 32 |" in md.read_text()
   # The matmul-only ceiling: the 17 matmuls of the 6 products (the two heads are one; no input gradient for
   # the data layer), never more FLOPs than XLA counts for the whole step.
@@ -180,3 +181,83 @@ def test_peak_target_judges_only_the_mlp_vae_at_batch_1000():
                                                                  "gflops_per_s": 150.0, "protocol": "p"})
   lines = report.targets([_row("mlp_vae", 100, 0.4), ceiling, _row("mlp_vae@500", 500, 0.6)])
   assert sum("ceiling 80.0% of peak" in line for line in lines) == 1
+
+
+def test_torch_child_env_is_the_users_startup_env_without_jax_settings():
+  startup = {"PATH": "/bin", "OMP_NUM_THREADS": "3", "XLA_FLAGS": "--xla_cpu_foo", "JAX_PLATFORMS": "cpu",
+             "PYTHONPATH": "/x"}
+  env = torch_process.child_env(startup)
+  assert env["PATH"] == "/bin" and env["OMP_NUM_THREADS"] == "3"   # the user's own threading setting stays
+  assert "XLA_FLAGS" not in env and "JAX_PLATFORMS" not in env
+  assert env["PYTHONPATH"].split(os.pathsep) == [str(runner.REPO_ROOT), "/x"]
+
+
+TORCH_TINY = ("data.num_train=256", "data.batch_size=32")
+
+
+def test_torch_process_does_not_inherit_what_the_project_set(monkeypatch, shared_data_dir):
+  """Settings made in the benchmark process after it started (as the old reference's OMP_WAIT_POLICY=PASSIVE
+  was) never reach the PyTorch process; it runs at PyTorch's default threads and reports them."""
+  pytest.importorskip("torch")
+  from gen_jax.bench import STARTUP_ENV
+  monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+  monkeypatch.setenv("GOMP_SPINCOUNT", "7")
+  with torch_process.TorchProcess("configs/vae.py", (f"data.data_dir={shared_data_dir}", *TORCH_TINY)) as child:
+    assert child.error is None, child.error
+    info = child.info
+    assert info["omp_wait_policy"] == STARTUP_ENV.get("OMP_WAIT_POLICY", "")
+    assert info["env"].get("GOMP_SPINCOUNT") == STARTUP_ENV.get("GOMP_SPINCOUNT")
+    assert info["threads"] >= 1 and info["parallel_backend"] and info["mode"] == "eager"
+    assert info["images_per_step"] == 32 and info["compile_s"] >= 0
+    assert child.call(2) > 0
+
+
+def test_torch_compile_row_says_why_when_it_cannot_compile(shared_data_dir):
+  pytest.importorskip("torch")
+  child = torch_process.TorchProcess("configs/vae.py", (f"data.data_dir={shared_data_dir}", *TORCH_TINY),
+                                     mode="compile", backend="no_such_backend")
+  assert child.error and "no_such_backend" in child.error and "\n" not in child.error
+  assert child.proc.poll() is not None   # closed
+
+
+def test_cli_torch_eager_and_compile_rows_and_protocol(tmp_path, data_overrides):
+  """--torch: the eager and torch.compile processes alternate with JAX; ratios per round and their median, the
+  compile time, and both sides' threading in the JSON and the protocol. The 'eager' dynamo backend stands in
+  for inductor (its C++ compile takes a minute here); the wrapping and timing are the same."""
+  pytest.importorskip("torch")
+  from gen_jax.bench.__main__ import main
+  out, md = tmp_path / "bench.json", tmp_path / "bench.md"
+  assert main(["--configs=mlp_vae@32", "--min_steps=2", "--min_seconds=0", "--repeats=2", "--warmup=1",
+               "--peak_size=128", "--torch", "--torch_compile_backend=eager", f"--json={out}", f"--markdown={md}",
+               "--quiet", *data_overrides]) == 0
+  row = json.loads(out.read_text())[0]
+  for key in ("torch", "torch_compile"):
+    assert len(row[f"{key}_rounds_steps_per_s"]) == 2 and row[f"{key}_steps_per_s"] > 0
+    ratios = row[f"jax_over_{key}_rounds"]
+    assert len(ratios) == 2 and all(math.isfinite(r) and r > 0 for r in ratios)
+    assert row[f"jax_over_{key}"] == pytest.approx(float(np.median(ratios)))
+    assert row[f"{key}_info"]["threads"] >= 1 and "omp_wait_policy" in row[f"{key}_info"]
+  assert row["torch_compile_info"]["backend"] == "eager" and row["torch_compile_s"] >= 0
+  assert row["torch_info"]["pid"] != row["torch_compile_info"]["pid"] != os.getpid()
+  jax_side = row["jax_threading"]
+  assert jax_side["num_devices"] == jax.device_count() and "xla_flags" in jax_side and jax_side["usable_cores"]
+  text = md.read_text()
+  assert "own process" in text and "OMP_WAIT_POLICY" in text and "threads" in text and "torch.compile" in text
+  assert "| jax/eager |" in text and "| jax/compile |" in text
+
+
+def test_cpu_sized_batches_for_default_large_configs(monkeypatch):
+  from gen_jax.bench import __main__ as bench_main
+  seen = {}
+
+  def fake_parse_specs(entries, configs):
+    seen["entries"] = entries
+    return []
+  monkeypatch.setattr(runner, "parse_specs", fake_parse_specs)
+  with pytest.raises(ConfigError, match="no benchmark entries"):
+    bench_main.main(["--no_peak", "--quiet"])
+  if jax.default_backend() == "cpu":
+    assert seen["entries"].split(",") == ["mlp_vae", "conv_vae", "dcgan", "resnet_gan@16", "vaegan"]
+  with pytest.raises(ConfigError):
+    bench_main.main(["--configs=resnet_gan@64", "--no_peak", "--quiet"])
+  assert seen["entries"] == "resnet_gan@64"   # an explicit batch is kept

@@ -2,7 +2,10 @@
 
 For each config: compile time (lowering + XLA compilation), steady-state steps/s and images/s after warm-up,
 achieved FLOP/s (XLA cost analysis x steps/s) as a fraction of the machine's measured matmul peak, and memory;
-with --torch the same architecture's update in PyTorch eager, timed in interleaved rounds, and the ratio.
+with --torch the same architecture's update in PyTorch (eager, and torch.compile where it works), each in its
+own child process at PyTorch's default threading, timed in rounds alternating with the JAX step's, and the
+median of the per-round ratios. On CPU the large configs run at CPU-sized batches unless an entry names one
+(resnet_gan -> resnet_gan@16; the output says so).
 Prints a table and the hardware; --json writes the rows, --markdown a report. --eval_memory adds the
 bounded-memory NLL rows, --scaling=1,2,4,8 the data-parallel table (one subprocess per device count).
 
@@ -18,8 +21,11 @@ import shlex
 import sys
 
 from gen_jax.errors import ConfigError
+from gen_jax.storage.atomic import write_text_atomic
 
 DEFAULT_CONFIGS = "mlp_vae,conv_vae,dcgan,resnet_gan,vaegan"
+# Batch sizes used on CPU for entries without '@BATCH' (the config's 64 x 5 critic steps: minutes per round).
+CPU_BATCHES = {"resnet_gan": 16}
 
 
 def parse_args(argv):
@@ -37,12 +43,17 @@ def parse_args(argv):
                  help="config.train.compute_dtype (mixed precision)")
   p.add_argument("--cpu_conv_kernels", choices=("xla", "ynnpack"), default=None,
                  help="config.train.cpu_conv_kernels (XLA:CPU convolution kernels; default: each config's own)")
-  p.add_argument("--min_steps", type=int, default=20, help="steps per timed round, at least")
+  p.add_argument("--min_steps", type=int, default=10, help="steps per timed round, at least")
   p.add_argument("--min_seconds", type=float, default=2.0, help="seconds per timed round, at least")
   p.add_argument("--repeats", type=int, default=3, help="timed rounds (JAX and PyTorch alternate)")
   p.add_argument("--warmup", type=int, default=2, help="calls before timing")
-  p.add_argument("--torch", action="store_true", help="add the PyTorch-eager reference of each config")
-  p.add_argument("--torch_threads", type=int, default=None, help="PyTorch threads (default: usable cores)")
+  p.add_argument("--torch", action="store_true",
+                 help="add the PyTorch reference of each config (own process per mode, see --torch_modes)")
+  p.add_argument("--torch_modes", default="eager,compile",
+                 help="PyTorch modes of --torch: eager, compile (torch.compile, inductor on CPU)")
+  p.add_argument("--torch_compile_backend", default="inductor", help="torch.compile backend of the compile mode")
+  p.add_argument("--torch_threads", type=int, default=None,
+                 help="torch.set_num_threads in the PyTorch process (default: PyTorch's own default)")
   p.add_argument("--no_peak", action="store_true", help="skip the matmul-peak measurement")
   p.add_argument("--peak_size", type=int, default=None, help="matmul size of the peak measurement")
   p.add_argument("--peak_dtype", choices=("float32", "bfloat16"), default=None,
@@ -75,18 +86,57 @@ def entry_overrides(config_keys, args) -> list[str]:
   return out + list(args.set)
 
 
+def jax_threading(hw: dict, jb) -> dict:
+  """What sets the JAX side's threads: XLA flags, devices, the cores XLA:CPU's pool may use, compiler options."""
+  return {"xla_flags": hw.get("xla_flags", ""), "num_devices": jb.describe()["num_devices"],
+          "backend": hw.get("backend"), "usable_cores": hw.get("cores"), "omp_wait_policy": hw.get("omp_wait_policy"),
+          "compiler_options": jb.run.compiler_options()}
+
+
+def torch_protocol(modes, infos: dict[str, dict], args) -> str:
+  """The PyTorch sentence of the protocol: processes, threads and waiting policy as the children saw them."""
+  if not modes:
+    return "No PyTorch reference (--torch not given)."
+  parts = []
+  for mode, info in infos.items():
+    env = ", ".join(f"{k}={v}" for k, v in info.get("env", {}).items()) or "none set"
+    what = "eager" if mode == "eager" else f"torch.compile (backend {info.get('backend')}, networks compiled, " \
+                                           f"optimizers eager)"
+    parts.append(f"{what}: torch {info.get('torch')}, {info.get('threads')} threads "
+                 f"({info.get('interop_threads')} inter-op, {info.get('parallel_backend')}), "
+                 f"OMP_WAIT_POLICY {info.get('omp_wait_policy') or 'unset (library default)'}, threading "
+                 f"environment: {env}")
+  threads = (f"torch.set_num_threads({args.torch_threads})" if args.torch_threads else
+             "PyTorch's default threads (--torch_threads not given)")
+  return (f"PyTorch: each mode in its own process (python -m gen_jax.bench.torch_reference), started from the "
+          f"user's environment without JAX/XLA settings, {threads}; " + ("; ".join(parts) or "no process started")
+          + ". The architectures of gen_jax/bench/torch_reference.py.")
+
+
 def main(argv=None) -> int:
   args = parse_args(sys.argv[1:] if argv is None else argv)
 
-  from gen_jax.bench import hardware, report, runner, timing
+  from gen_jax.bench import hardware, report, runner, timing, torch_process
   from gen_jax.bench.peak import MatmulBench as PeakMatmul, PeakTracker, peak_dtype
-  if args.torch:
-    from gen_jax.bench import torch_reference  # sets OMP_WAIT_POLICY=PASSIVE unless set (see there)
+  import jax
 
   say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
-  specs = runner.parse_specs(args.configs if (args.configs or args.config) else DEFAULT_CONFIGS, args.config)
+  modes = [m.strip() for m in args.torch_modes.split(",") if m.strip()] if args.torch else []
+  if set(modes) - {"eager", "compile"}:
+    raise ConfigError(f"--torch_modes={args.torch_modes!r}: use eager, compile or eager,compile")
+  entries = args.configs if (args.configs or args.config) else DEFAULT_CONFIGS
+  cpu_sized = {}
+  if jax.default_backend() == "cpu" and not args.batch_size:
+    names = [e.strip() for e in entries.split(",") if e.strip()]
+    cpu_sized = {n: f"{n}@{CPU_BATCHES[n]}" for n in names if n in CPU_BATCHES}
+    entries = ",".join(cpu_sized.get(n, n) for n in names)
+  specs = runner.parse_specs(entries, args.config)
   if not specs:
     raise ConfigError("no benchmark entries: pass --configs=mlp_vae,... or --config=configs/vae.py")
+  cpu_note = ("CPU-sized batches: " + ", ".join(f"{n} runs as {e}" for n, e in cpu_sized.items())
+              + " (write NAME@BATCH for another batch size)") if cpu_sized else ""
+  if cpu_note:
+    print(f"note: {cpu_note}", flush=True)
   hw = hardware.describe()
   hw["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "")
   say(f"hardware: {hardware.one_line(hw)}")
@@ -101,31 +151,46 @@ def main(argv=None) -> int:
     return peaks[dtype]
 
   main_peak = tracker(peak_dtype(args.compute_dtype, args.peak_dtype))
-  use_torch = args.torch and torch_reference.available()
-  torch_note = torch_reference.TORCH_MISSING if args.torch and not use_torch else ""
+  use_torch = bool(modes) and torch_process.available()
+  torch_note = torch_process.TORCH_MISSING if modes and not use_torch else ""
   if torch_note:
     print(f"note: {torch_note}", flush=True)
-  threads = args.torch_threads or hardware.usable_cores()
+  torch_infos: dict[str, dict] = {}
 
   rows = []
   for spec in specs:
     base = runner.build_config(spec)
-    config = runner.build_config(spec, entry_overrides(set(base.model.keys()), args))
+    overrides = entry_overrides(set(base.model.keys()), args)
+    config = runner.build_config(spec, overrides)
+    # The PyTorch processes first (each then waits on its stdin), so that JAX's compile time is its own.
+    children: dict[str, torch_process.TorchProcess] = {}
+    row_torch: dict = {}
+    for mode in modes if use_torch else []:
+      say(f"[{spec.name}] starting the PyTorch {mode} process ...")
+      child = torch_process.TorchProcess(spec.config_spec, overrides + list(spec.overrides), mode=mode,
+                                         backend=args.torch_compile_backend, threads=args.torch_threads)
+      key = "torch" if mode == "eager" else "torch_compile"
+      row_torch[f"{key}_info"] = child.info
+      if child.error:
+        row_torch[f"{key}_note"] = f"no PyTorch {mode} row: {child.error}"
+        say(f"[{spec.name}] {row_torch[f'{key}_note']}")
+      else:
+        children[key] = child
+        torch_infos[mode] = child.info
     say(f"[{spec.name}] {spec.config_spec} batch {config.data.batch_size}: compiling ...")
     jb = runner.JaxBench(config, steps_per_dispatch=args.steps_per_dispatch)
     dtype = peak_dtype(config.train.get("compute_dtype"), args.peak_dtype)
     peak = tracker(dtype)
-    benches = {"jax": jb}
-    entry_note = torch_note
-    if use_torch:
-      try:
-        benches["torch"] = torch_reference.TorchBench(config, jb.run.dataset, threads, seed=int(config.seed))
-      except ValueError as e:
-        entry_note = f"no PyTorch reference: {e}"
+    benches = {"jax": jb, **children}
+    entry_note = torch_note or row_torch.get("torch_note", "")
     if peak.enabled:
       benches["peak"] = PeakMatmul(args.peak_size, dtype)
-    times = timing.interleaved(benches, repeats=args.repeats, min_steps=args.min_steps,
-                               min_seconds=args.min_seconds, warmup_calls=args.warmup)
+    try:
+      times = timing.interleaved(benches, repeats=args.repeats, min_steps=args.min_steps,
+                                 min_seconds=args.min_seconds, warmup_calls=args.warmup)
+    finally:
+      for child in children.values():
+        child.close()
     desc = jb.describe()
     jt = times["jax"]
     paired_fraction = float("nan")
@@ -140,13 +205,20 @@ def main(argv=None) -> int:
            "images_per_s": jt["steps_per_s"] * jb.images_per_step,
            "gflops_per_s": jb.flops_per_step * jt["steps_per_s"] / 1e9,
            "rss": hardware.rss_bytes(), "torch_note": entry_note, "fraction_of_peak": paired_fraction,
-           "peak_dtype": dtype}
-    if "torch" in times:
-      tt = times["torch"]
-      row.update({"torch_steps_per_s": tt["steps_per_s"], "torch_rounds_steps_per_s": tt["rounds_steps_per_s"],
-                  "torch_images_per_s": tt["steps_per_s"] * benches["torch"].images_per_step,
-                  "torch_threads": threads,
-                  "jax_over_torch": timing.paired_ratio(jt["rounds_steps_per_s"], tt["rounds_steps_per_s"])})
+           "peak_dtype": dtype, "cpu_sized_batch": spec.base_name in cpu_sized,
+           "jax_threading": jax_threading(hw, jb)}
+    row.update(row_torch)
+    for key in ("torch", "torch_compile"):
+      if key in times:
+        tt = times[key]
+        ratios = timing.round_ratios(jt["rounds_steps_per_s"], tt["rounds_steps_per_s"])
+        row.update({f"{key}_steps_per_s": tt["steps_per_s"], f"{key}_rounds_steps_per_s": tt["rounds_steps_per_s"],
+                    f"{key}_images_per_s": tt["steps_per_s"] * benches[key].images_per_step,
+                    f"{key}_threads": benches[key].info.get("threads"),
+                    f"jax_over_{key}": timing.paired_ratio(jt["rounds_steps_per_s"], tt["rounds_steps_per_s"]),
+                    f"jax_over_{key}_rounds": ratios})
+    if "torch_compile" in times:
+      row["torch_compile_s"] = benches["torch_compile"].info.get("compile_s")
     if args.dot_ceiling and config.model.family == "vae" and config.model.arch == "mlp":
       from gen_jax.bench import dot_ceiling
       layers = dot_ceiling.mlp_vae_layers(config, jb.run.dataset.train.images.shape[1:])
@@ -157,8 +229,10 @@ def main(argv=None) -> int:
     rows.append(row)
     say(f"[{spec.name}] compile {desc['lower_s'] + desc['compile_s']:.1f} s, {row['steps_per_s']:.1f} steps/s, "
         f"{row['images_per_s']:.0f} images/s, {row['gflops_per_s']:.1f} GFLOP/s"
-        + (f", torch {row['torch_steps_per_s']:.1f} steps/s, jax/torch {row['jax_over_torch']:.2f}"
-           if "torch_steps_per_s" in row else ""))
+        + (f", torch eager {row['torch_steps_per_s']:.1f} steps/s, jax/eager {row['jax_over_torch']:.2f}"
+           if "torch_steps_per_s" in row else "")
+        + (f", torch.compile {row['torch_compile_steps_per_s']:.1f} steps/s, jax/compile "
+           f"{row['jax_over_torch_compile']:.2f}" if "torch_compile_steps_per_s" in row else ""))
     del jb, benches
     gc.collect()
 
@@ -193,21 +267,22 @@ def main(argv=None) -> int:
   settings = {"protocol": (
       f"train steps of each config on its dataset (train split, seed from the config), {args.warmup} warm-up calls "
       f"after the first, then {args.repeats} timed rounds of >= {args.min_steps} steps and >= {args.min_seconds} s "
-      f"each (block_until_ready at the ends of a round only), JAX and PyTorch alternating; steps/s is the median "
-      f"round, jax/torch the median of the per-round ratios. The peak matmul (in the dtype the step computes "
+      f"each (block_until_ready at the ends of a round only), the JAX step and each PyTorch process taking "
+      f"turns (JAX round, PyTorch eager round, torch.compile round, ...); steps/s is the median round, jax/torch "
+      f"the median of the per-round ratios (JSON: every round's values). The peak matmul (in the dtype the step computes "
       f"in) is timed in the same rounds; "
       f"'% of peak' is the median over rounds of (model FLOP/s / peak FLOP/s of that round), and JSON's "
       f"fraction_of_best_peak divides by the largest peak seen in the whole run instead. "
       f"images/s counts the real images a step consumes "
       f"(batch x n_critic for the resnet GAN). FLOPs per step: XLA cost analysis of the compiled step. "
-      f"PyTorch: eager, {threads} threads, the architectures of gen_jax/bench/torch_reference.py.")}
+      + torch_protocol(modes, torch_infos, args) + (f" {cpu_note}." if cpu_note else ""))}
   print()
   print(f"hardware: {hardware.one_line(hw)}")
   if main_peak.enabled:
     for dtype, info in peak_info.items():
       print(f"matmul peak ({dtype}): {info['gflops_per_s']:.1f} GFLOP/s (largest of {info['samples_gflops_per_s']})")
   print(report.train_table(rows))
-  for line in report.targets(rows):
+  for line in report.torch_notes(rows) + report.targets(rows):
     print(line)
   if eval_rows:
     print(report.eval_table(eval_rows))
@@ -219,8 +294,7 @@ def main(argv=None) -> int:
     text = report.markdown(rows, eval_rows, scaling, hw, peak_info, command, settings) if main_peak.enabled else None
     if text is None:
       raise ConfigError("--markdown needs the matmul peak; drop --no_peak")
-    with open(args.markdown, "w") as f:
-      f.write(text)
+    write_text_atomic(args.markdown, text)
   return 0
 
 

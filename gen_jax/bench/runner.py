@@ -19,7 +19,6 @@ import jax
 from gen_jax import config as config_lib
 from gen_jax.bench.peak import compiled_flops
 from gen_jax.errors import ConfigError
-from gen_jax.train import loop
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -109,6 +108,7 @@ class JaxBench:
   """One config's compiled train step, ready to be timed. `call(n)` runs n jitted calls (n * S steps)."""
 
   def __init__(self, config, *, steps_per_dispatch: int = 1, sync_each_step: bool | None = None):
+    from gen_jax.train import loop   # here, so that the PyTorch child process can build configs without it
     self.config = config
     t0 = time.perf_counter()
     self.run = loop.setup(config)
@@ -136,7 +136,7 @@ class JaxBench:
     self.first_call_s = time.perf_counter() - t0
     family = self.run.family
     self.batch_size = int(config.data.batch_size)
-    self.images_per_step = self.batch_size * int(getattr(family, "batches_per_step", 1))
+    self.images_per_step = self.batch_size * int(family.capabilities.batches_per_step)
 
   def call(self, n: int) -> float:
     start = time.perf_counter()

@@ -44,7 +44,12 @@ def interleaved(benches: dict[str, Timed], *, repeats: int, min_steps: int, min_
           for name in benches}
 
 
+def round_ratios(a: list[float], b: list[float]) -> list[float]:
+  """a[i] / b[i] of every round (both measured in the same round)."""
+  return [x / y for x, y in zip(a, b) if y > 0]
+
+
 def paired_ratio(a: list[float], b: list[float]) -> float:
   """Median over rounds of a[i] / b[i] (both measured in the same round)."""
-  ratios = [x / y for x, y in zip(a, b) if y > 0]
+  ratios = round_ratios(a, b)
   return statistics.median(ratios) if ratios else float("nan")

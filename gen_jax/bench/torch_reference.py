@@ -1,4 +1,10 @@
-"""The five benchmark architectures and their training updates in PyTorch eager: the speed reference.
+"""The five benchmark architectures and their training updates in PyTorch: the speed reference.
+
+Run in its own process (`python -m gen_jax.bench.torch_reference --config=SPEC [--set K=V] [--mode=compile]`,
+see `main`), never inside the JAX benchmark process: each library keeps its own threads and OpenMP settings,
+and PyTorch runs at its library defaults unless the user set them (gen_jax/bench/torch_process.py builds the
+child's environment). `--mode=compile` wraps every network in `torch.compile` (inductor on CPU) and keeps the
+optimizers eager, as a PyTorch user would write it.
 
 Each model mirrors the gen_jax network layer for layer (gen_jax/nets): widths, kernel sizes, TF-style 'SAME'
 padding (stride-2 3x3 convs pad 0 before and 1 after, as XLA does), nearest-neighbour upsampling followed by
@@ -15,17 +21,15 @@ dense layers therefore differs from gen_jax's NHWC, which changes no shape or FL
 """
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import os
+import sys
 import time
 from typing import Any, Callable
 
 import numpy as np
-
-# PyTorch's OpenMP threads spin while they wait; on a shared, oversubscribed machine that collapses its speed
-# (measured: 1-5 instead of ~25 MLP VAE steps/s at load 15 on 2 cores). Passive waiting keeps the reference
-# fair there. libgomp reads this when torch is first imported; an explicit setting is respected.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:
   import torch
@@ -330,12 +334,18 @@ def _stages(h: int) -> int:
 
 
 class TorchBench:
-  """One config's update in PyTorch eager; `call(n)` runs n updates and returns the seconds taken."""
+  """One config's update in PyTorch; `call(n)` runs n updates and returns the seconds taken.
+
+  `num_threads` None keeps PyTorch's own default. `compile_backend` (e.g. 'inductor') wraps the networks (the
+  VAE's loss function) in `torch.compile`; None is eager.
+  """
   steps_per_call = 1
 
-  def __init__(self, config, dataset, num_threads: int, seed: int = 0):
+  def __init__(self, config, dataset, num_threads: int | None = None, seed: int = 0,
+               compile_backend: str | None = None):
     _require_torch()
-    torch.set_num_threads(int(num_threads))
+    if num_threads:
+      torch.set_num_threads(int(num_threads))
     torch.manual_seed(seed)
     self.config = config
     self.gen = torch.Generator().manual_seed(seed)
@@ -388,13 +398,22 @@ class TorchBench:
     else:
       raise ValueError(f"no PyTorch reference for family {family!r}")
     self.images_per_step = self.data.batch_size
+    self.compile_backend = compile_backend
+    self._vae_loss, self._encode = vae_loss, _encode_unclipped
+    if compile_backend:
+      wrap = lambda f: torch.compile(f, backend=compile_backend)   # noqa: E731
+      if family == "vae":
+        self._vae_loss = wrap(vae_loss)
+      else:   # the same parameter objects: the optimizers and the EMA see them unchanged
+        self.g, self.d = wrap(self.g), wrap(self.d)
+        self._encode = wrap(_encode_unclipped)
 
   # -- updates -----------------------------------------------------------------------------------
   def _vae_update(self):
     x = self.data.next()
     eps = torch.randn(x.shape[0], int(self.config.model.latent_dim), generator=self.gen)
     self.opt.zero_grad(set_to_none=True)
-    vae_loss(self.model, x, eps).backward()
+    self._vae_loss(self.model, x, eps).backward()
     self.opt.step()
 
   def _gan_update(self):
@@ -415,7 +434,7 @@ class TorchBench:
 
   def _vaegan_update(self):
     x = self.data.next() * 2.0 - 1.0
-    mean, logvar = _encode_unclipped(self.enc, x)
+    mean, logvar = self._encode(self.enc, x)
     kl = 0.5 * torch.sum(torch.exp(logvar) + mean * mean - 1.0 - logvar, dim=1)
     z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=self.gen)
     x_rec = self.g(z)
@@ -471,3 +490,114 @@ def load_mlp_vae_params(model: "MlpVae", flax_params: dict) -> None:
   for i, layer in enumerate(model.dec):
     put(layer, dec["body"][f"dense_{i}"])
   put(model.out, dec["body"]["out"])
+
+
+# ------------------------------------------------------------------------------------------------ child process
+
+# Environment variables that set PyTorch's threading (recorded as the child saw them).
+THREAD_ENV_PREFIXES = ("OMP_", "MKL_", "GOMP_", "KMP_", "OPENBLAS_", "TORCH_", "ATEN_")
+
+
+def one_line_error(err: BaseException) -> str:
+  text = str(err).strip().splitlines()
+  return f"{type(err).__name__}: {text[0] if text else ''}"[:300]
+
+
+def threading_info() -> dict:
+  """PyTorch's threads and the threading environment of this process."""
+  parallel = torch.__config__.parallel_info().splitlines()
+  backend = next((line.split(":", 1)[1].strip() for line in parallel if "parallel backend" in line), "")
+  return {"torch": torch.__version__, "threads": torch.get_num_threads(),
+          "interop_threads": torch.get_num_interop_threads(), "parallel_backend": backend,
+          "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+          "env": {k: v for k, v in sorted(os.environ.items()) if k.startswith(THREAD_ENV_PREFIXES)}}
+
+
+def _parse_child_args(argv):
+  p = argparse.ArgumentParser(prog="python -m gen_jax.bench.torch_reference",
+                              description="time one config's update in PyTorch (eager or torch.compile); JSON out")
+  p.add_argument("--config", required=True, help="config spec, e.g. configs/gan.py or configs/vae.py:conv")
+  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (in order)")
+  p.add_argument("--mode", choices=("eager", "compile"), default="eager")
+  p.add_argument("--backend", default="inductor", help="torch.compile backend of --mode=compile")
+  p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: PyTorch's own)")
+  p.add_argument("--serve", action="store_true",
+                 help="print a 'ready' JSON line, then answer 'call N' lines from stdin with {'seconds': s}")
+  p.add_argument("--rounds", type=int, default=3, help="timed rounds (without --serve)")
+  p.add_argument("--min_steps", type=int, default=20)
+  p.add_argument("--min_seconds", type=float, default=2.0)
+  return p.parse_args(argv)
+
+
+def _start(args) -> tuple[TorchBench | None, dict]:
+  """Builds the config's update and runs its first 4 updates; compile_s = first two - next two (seconds)."""
+  info: dict = {"mode": args.mode, "backend": args.backend if args.mode == "compile" else None, "pid": os.getpid()}
+  if torch is None:
+    info["error"] = TORCH_MISSING
+    return None, info
+  try:
+    from gen_jax.bench.runner import build_config, parse_spec
+    from gen_jax.data import load_dataset
+    t0 = time.perf_counter()
+    config = build_config(parse_spec(args.config), args.set)
+    dataset = load_dataset(config.data)
+    bench = TorchBench(config, dataset, args.threads, seed=int(config.seed),
+                       compile_backend=args.backend if args.mode == "compile" else None)
+    info["setup_s"] = time.perf_counter() - t0
+    first, second = bench.call(2), bench.call(2)
+    info.update({"first_updates_s": first, "compile_s": max(first - second, 0.0),
+                 "batch_size": bench.batch_size, "images_per_step": bench.images_per_step})
+  except Exception as err:  # the row says why (no compiler, an unsupported op, a config it does not mirror)
+    info["error"] = one_line_error(err)
+    bench = None
+  info.update(threading_info())
+  return bench, info
+
+
+_PROTOCOL_OUT = None   # the JSON lines go here; everything else anything prints goes to stderr
+
+
+def _say(obj) -> None:
+  out = _PROTOCOL_OUT or sys.stdout
+  out.write(json.dumps(obj, default=float) + "\n")
+  out.flush()
+
+
+def _own_stdout() -> None:
+  """Keeps stdout for the JSON lines: other output (Python or C, e.g. compiler messages) goes to stderr."""
+  global _PROTOCOL_OUT
+  sys.stdout.flush()
+  _PROTOCOL_OUT = os.fdopen(os.dup(1), "w")
+  os.dup2(2, 1)
+  sys.stdout = sys.stderr
+
+
+def main(argv=None) -> int:
+  args = _parse_child_args(sys.argv[1:] if argv is None else argv)
+  _own_stdout()
+  bench, info = _start(args)
+  if not args.serve:
+    if bench is not None:
+      from gen_jax.bench import timing
+      t = timing.interleaved({"torch": bench}, repeats=args.rounds, min_steps=args.min_steps,
+                             min_seconds=args.min_seconds, warmup_calls=0)["torch"]
+      info.update(t)
+    _say(info)
+    return 0 if bench is not None else 1
+  _say({"ready": info})
+  for line in sys.stdin:
+    cmd, _, arg = line.strip().partition(" ")
+    if cmd == "call" and bench is not None:
+      try:
+        _say({"seconds": bench.call(int(arg))})
+      except Exception as err:
+        _say({"error": one_line_error(err)})
+    elif cmd in ("quit", ""):
+      break
+    else:
+      _say({"error": f"unknown request {line.strip()!r}" if bench is not None else info.get("error", "")})
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
