@@ -30,7 +30,7 @@ LAYERS = {
     "eval": 4,
     "jobs": 5,
     "report": 6,
-    "bench": 7,
+    "bench": 7, "study": 7,
 }
 NAMES = {v: k for k, v in {"foundation": 0, "ingredients": 1, "models": 2, "train": 3, "eval": 4, "jobs": 5,
                             "report": 6, "commands": 7}.items()}
