@@ -28,7 +28,7 @@ def get_config(variant: str = ""):
   c.optimizer.decay_fraction = 0.3
   c.optimizer.final_lr_fraction = 0.1
   c.train.num_steps = 30_000        # 50 epochs at batch 100
-  if tokens & {"conv", "grey", "fashion", "cifar10", "folder"}:
+  if tokens & {"conv", "grey", "fashion", "cifar10", "folder"} and "mlp" not in tokens:   # mlp,folder: any size
     c.model.arch = "conv"
     c.model.features = (32, 64)
     c.model.latent_dim = 32

@@ -7,8 +7,8 @@ never waits for the device except to log every `log_every` steps. Adam with a wa
 
 Command (writes <repo>/classifiers/<dataset>/ = an orbax checkpoint + classifier.json):
 
-  PYTHONPATH=. python -m gen_jax.eval.train_feature_net --dataset=mnist --data_dir=/path/to/raw_idx_folders
-  PYTHONPATH=. python -m gen_jax.eval.train_feature_net --dataset=fashion_mnist --data_dir=...
+  python -m gen_jax.eval.train_feature_net --dataset=mnist --data_dir=/path/to/raw_idx_folders
+  python -m gen_jax.eval.train_feature_net --dataset=fashion_mnist --data_dir=...
 
 It refuses to save a classifier below the target test accuracy (MNIST 99.0 %, Fashion-MNIST 90.0 %) unless
 --allow_below_target is given.

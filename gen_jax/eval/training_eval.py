@@ -81,7 +81,8 @@ class TrainingEval:
     from gen_jax.eval.features import feature_net as feature_net_lib
     if not config.eval.get("feature_net", "") and dataset.name in feature_net_lib.OWN_DATA:
       print(f"Note: config.train.eval_every={config.train.eval_every} but your own data ({dataset.name}) has no "
-            f"feature classifier yet: train one with `{feature_net_lib.train_command(dataset.name)}`, then pass "
+            f"feature classifier yet: train one with "
+            f"`{feature_net_lib.train_command(dataset.name, data_path=config.data.get('path', ''))}`, then pass "
             "--config.eval.feature_net=<that folder>.",
             flush=True)
       return None

@@ -68,9 +68,12 @@ class VaeFamily:
     if binary and config.model.likelihood not in (None, "bernoulli"):
       raise ConfigError("config.data.name='binarized_mnist' gives binary pixels: use config.model.likelihood='bernoulli'")
     if not binary and config.model.likelihood == "bernoulli":
+      pixels = {"mnist": "grey levels", "fashion_mnist": "grey levels", "cifar10": "colour pixels"}.get(
+          config.data.name, "grey-level or colour pixels")
       raise ConfigError(f"config.model.likelihood='bernoulli' needs binary data but config.data.name="
-                        f"{config.data.name!r} has grey levels: use data.name='binarized_mnist' "
-                        f"or a likelihood for grey data ('logistic', 'gaussian', 'gaussian_fixed')")
+                        f"{config.data.name!r} has {pixels} (0..255): use --config.model.likelihood=logistic "
+                        f"(or 'gaussian', 'gaussian_fixed'), a config that sets it (configs/vae.py:conv,folder for "
+                        f"your own images, :conv,cifar10, :grey), or data.name='binarized_mnist'")
     return config
 
 

@@ -33,7 +33,8 @@ def num_stages(height: int, width: Optional[int] = None) -> int:
   raise ConfigError(
     f"image size {h}x{w} is not supported by the GAN archs (config.model.arch): the height must be 4 or 7 "
     f"times a power of two (e.g. 28, 32, 64) and the width divisible by the same power of two. Fix: resize the "
-    f"images to such a size (e.g. 28x28, 32x32 or 64x64), or the MLP VAE (configs/vae.py), which takes any size")
+    f"images to such a size (e.g. 28x28, 32x32 or 64x64), or train a VAE, which takes other sizes and grey or "
+    f"colour pixels: configs/vae.py:conv,folder (sides divisible by 4) or configs/vae.py:mlp,folder (any size)")
 
 
 def downsample2x(x: jax.Array) -> jax.Array:

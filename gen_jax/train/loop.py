@@ -93,6 +93,14 @@ def setup(config, mesh: Mesh | None = None, family=None) -> Run:
   return Run(config=config, dataset=dataset, mesh=mesh, family=family, sampler=sampler, keys=keys, data=data)
 
 
+def data_summary_line(dataset) -> str:
+  """The one line train.py prints about the data it loaded (name, examples per split, classes, shape, source)."""
+  describe = getattr(dataset, "summary_line", None)
+  if describe is not None:
+    return describe()
+  return f"Data: {dataset.name} (generated on device: {type(dataset).__name__})"
+
+
 class _StopFlag:
   """Turns SIGTERM/SIGINT into a request to checkpoint and stop at the next call boundary."""
 
@@ -220,6 +228,8 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
   config_lib.validate_config(config)
   _check_resume_config(workdir, config)   # before loading data and compiling: a wrong --workdir fails at once
   run = setup(config, mesh, family)
+  if main:
+    print(data_summary_line(run.dataset), flush=True)
   tc = config.train
   num_steps = int(tc.num_steps)
   log_every, ckpt_every = int(tc.log_every), int(tc.checkpoint_every)

@@ -29,6 +29,7 @@ import functools
 import hashlib
 import json
 import pathlib
+import shlex
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -127,14 +128,17 @@ def default_feature_net_dir(dataset_name: str) -> pathlib.Path:
   return CLASSIFIERS_DIR / canonical_dataset(dataset_name)
 
 
-def train_command(dataset_name: str, directory: str | pathlib.Path | None = None) -> str:
-  """The documented command that (re)trains the classifier of a dataset."""
+def train_command(dataset_name: str, directory: str | pathlib.Path | None = None, data_path: str = "") -> str:
+  """The documented command (as the README writes it) that (re)trains the classifier of a dataset; `data_path`:
+  the user's image folder / .npz when known (else a placeholder)."""
   name = canonical_dataset(dataset_name)
   if name in OWN_DATA:
     what = "the image folder" if name == "image_folder" else "the .npz file"
+    path = shlex.quote(str(data_path)) if data_path else f"<{what}>"
     out = directory if directory is not None else "<a folder for its classifier>"
-    return f"PYTHONPATH=. python -m gen_jax.eval.train_feature_net --dataset={name} --data_path=<{what}> --out={out}"
-  cmd = f"PYTHONPATH=. python -m gen_jax.eval.train_feature_net --dataset={name} --data_dir=<folder of raw IDX files>"
+    return f"python -m gen_jax.eval.train_feature_net --dataset={name} --data_path={path} --out={out}"
+  raw = "the folder holding cifar10/ or cifar10_jpeg/" if name == "cifar10" else "folder of raw IDX files"
+  cmd = f"python -m gen_jax.eval.train_feature_net --dataset={name} --data_dir=<{raw}>"
   if directory is not None and pathlib.Path(directory).resolve() != default_feature_net_dir(name).resolve():
     cmd += f" --out={directory}"
   return cmd
