@@ -273,7 +273,7 @@ def _colour_folder(root: pathlib.Path) -> pathlib.Path:
 
 
 @pytest.mark.parametrize("spec", COLOUR_SPECS)
-def test_colour_config_trains_a_few_steps(spec, cifar_dirs, tmp_path):
+def test_colour_config_trains_a_few_steps(spec, cifar_dirs, tmp_path, capsys):
   import jax
 
   from gen_jax import config as config_lib
@@ -299,9 +299,79 @@ def test_colour_config_trains_a_few_steps(spec, cifar_dirs, tmp_path):
     assert config.model.likelihood == "logistic"
   summary = loop.train(config, tmp_path / "run", progress=False, mesh=parallel.make_mesh(jax.devices()[:1]))
   assert summary["step"] == 2
+  out = capsys.readouterr().out
+  if "folder" in spec:   # the one line about the data loaded
+    assert "Data: image_folder: 36 train / 12 test examples, 2 classes, images 32x32x3 (colour)" in out
+    assert "48 files" in out and "['cats', 'dogs']" in out
+  else:
+    assert "Data: cifar10: 80 train / 16 test examples, 10 classes (airplane, automobile," in out
+    assert "CIFAR-10 original binary" in out
   rows = read_metrics(tmp_path / "run" / "metrics.jsonl")
   numbers = [v for r in rows for k, v in r.items() if k not in ("step", "split")]
   assert numbers and all(np.isfinite(v) for v in numbers)
   if "vae.py" in spec:   # bits/dim over 32 * 32 * 3 dims, from the discrete likelihood
     assert all(0 < r["bits_per_dim"] < 16 for r in rows if "bits_per_dim" in r)
     assert any("bits_per_dim" in r for r in rows)
+
+
+# --- messages for colour data ------------------------------------------------------------------------------------
+
+def _load_config(spec: str, *overrides: str):
+  from gen_jax import config as config_lib
+  from conftest import REPO_ROOT
+  config = config_lib.load_config_file(str(REPO_ROOT / spec))
+  config_lib.apply_overrides(config, list(overrides))
+  return config_lib.validate_config(config)
+
+
+@pytest.mark.parametrize("name,pixels", [("cifar10", "colour pixels"), ("image_folder", "grey-level or colour"),
+                                         ("mnist", "grey levels")])
+def test_bernoulli_refusal_names_the_pixels_and_the_configs_that_fit(name, pixels):
+  from gen_jax.errors import ConfigError
+  with pytest.raises(ConfigError) as e:
+    _load_config("configs/vae.py:conv", f"data.name={name}")
+  msg = str(e.value)
+  assert pixels in msg and "configs/vae.py:conv,folder" in msg and "likelihood=logistic" in msg
+  if name != "mnist":
+    assert "grey levels" not in msg
+
+
+def test_gan_size_error_suggests_vae_configs_that_take_the_size(tmp_path):
+  """48x48 colour images: the GAN refuses them, and the configs its message names build on them."""
+  from gen_jax.errors import ConfigError
+  from gen_jax.nets.gan_layers import num_stages
+  from gen_jax.train import loop
+  with pytest.raises(ConfigError) as e:
+    num_stages(48, 48)
+  assert "configs/vae.py:conv,folder" in str(e.value) and "configs/vae.py:mlp,folder" in str(e.value)
+  rng = np.random.default_rng(0)
+  (tmp_path / "img").mkdir()
+  for i in range(8):
+    Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(tmp_path / "img" / f"{i}.png")
+  for spec, arch in (("configs/vae.py:conv,folder", "conv"), ("configs/vae.py:mlp,folder", "mlp")):
+    config = _load_config(spec, f"data.path={tmp_path / 'img'}", "data.batch_size=4", "data.test_fraction=0.25")
+    assert config.model.arch == arch and config.model.likelihood == "logistic"
+    import jax
+    from gen_jax import parallel
+    run = loop.setup(config, parallel.make_mesh(jax.devices()[:1]))
+    assert run.dataset.image_shape == (48, 48, 3)
+    run.abstract_state()   # the networks trace on 48x48x3 (no size or likelihood error)
+
+
+def test_no_classifier_note_prints_the_data_path_and_the_readme_command(tmp_path, capsys):
+  import types
+  from gen_jax.data import ArraySplit, Dataset
+  from gen_jax.eval.features import feature_net as feature_net_lib
+  from gen_jax.eval.training_eval import TrainingEval
+  folder = tmp_path / "my images"
+  cmd = feature_net_lib.train_command("image_folder", data_path=str(folder))
+  assert cmd.startswith("python -m gen_jax.eval.train_feature_net --dataset=image_folder")
+  assert f"--data_path='{folder}'" in cmd and "PYTHONPATH" not in cmd
+  assert "PYTHONPATH" not in feature_net_lib.train_command("mnist")
+  assert "cifar10/ or cifar10_jpeg/" in feature_net_lib.train_command("cifar10")
+  x = np.zeros((4, 32, 32, 3), np.uint8)
+  ds = Dataset("image_folder", ArraySplit(x, None), ArraySplit(x, None), None, None, "test")
+  config = _load_config("configs/gan.py:folder", f"data.path={folder}", "train.eval_every=10")
+  assert TrainingEval.create(types.SimpleNamespace(dataset=ds, config=config), config) is None
+  out = capsys.readouterr().out
+  assert f"--data_path='{folder}'" in out and "PYTHONPATH" not in out and "<the image folder>" not in out
