@@ -1,22 +1,67 @@
 """Train a model: python train.py --config=configs/vae.py --workdir=runs/vae [--config.train.num_steps=2000]
 
-Rerunning the same command resumes from the latest checkpoint in the workdir.
+Rerunning the same command resumes from the latest checkpoint in the workdir. --restart moves an earlier run's
+files into <workdir>/restarted_<time>/ and starts over from step 0.
 """
-import argparse
+import os
+import signal
 import sys
 
-from gen_jax import cli
+
+class _EarlyInterrupt:
+  """SIGINT handler for the seconds before the training loop (imports, data loading, compiling), installed before
+  JAX is imported: it records the Ctrl-C (`pending`, checked at the loop's start) and raises KeyboardInterrupt.
+  The record matters because a KeyboardInterrupt raised inside a garbage-collection callback (XLA's) is printed
+  and swallowed, and training used to go on."""
+
+  def __init__(self):
+    self.pending = False
+
+  def __call__(self, signum, frame):
+    if self.pending:   # a second Ctrl-C: out at once
+      print("\ninterrupted (Ctrl-C)", file=sys.stderr, flush=True)
+      os._exit(130)
+    self.pending = True
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+  signal.signal(signal.SIGINT, _EarlyInterrupt())
+
+try:
+  import argparse
+
+  from gen_jax import cli   # does not import JAX
+except KeyboardInterrupt:
+  print("\ninterrupted (Ctrl-C) while starting; nothing was written", file=sys.stderr, flush=True)
+  os._exit(130)
+
+
+def _distributed() -> bool:
+  return bool(os.environ.get("JAX_COORDINATOR_ADDRESS")) or os.environ.get("GEN_JAX_DISTRIBUTED", "0") in ("1", "true")
 
 
 def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--workdir", required=True, help="run directory: checkpoints, metrics, images")
   parser.add_argument("--no_progress", action="store_true", help="no progress bar")
+  parser.add_argument("--restart", action="store_true",
+                      help="move the workdir's earlier run (checkpoints, metrics, ...) into a dated folder inside it "
+                           "and start from step 0")
   config, _, args = cli.parse(sys.argv[1:], parser, need_config=True)
+  lock = None
+  if not _distributed():   # one process: check and lock the workdir before JAX is even imported
+    from gen_jax.storage.lock import FolderLock, check_writable_folder
+    check_writable_folder(args.workdir)
+    lock = FolderLock(args.workdir, "train.py").acquire()
   from gen_jax import parallel
   parallel.maybe_initialize_distributed()
   from gen_jax.train.loop import done_message, train
-  summary = train(config, args.workdir, progress=not args.no_progress)
+  try:
+    summary = train(config, args.workdir, progress=not args.no_progress, restart=args.restart)
+  finally:
+    if lock is not None:
+      lock.release()
   print(done_message(summary))
   return 0
 

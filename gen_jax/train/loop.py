@@ -37,10 +37,12 @@ from gen_jax.storage.images import make_grid, render_scatter, save_image
 from gen_jax.models import optim
 from gen_jax import cpu_kernels
 from gen_jax.train import step as step_lib
+from gen_jax.train import checkpoint as checkpoint_lib
 from gen_jax.train.checkpoint import Checkpoints
+from gen_jax.storage.lock import FolderLock
 from gen_jax.models.registry import build_family
+from gen_jax.train import metrics_log as metrics_log_lib
 from gen_jax.train.metrics_log import MetricsLog
-from gen_jax.eval.training_eval import TrainingEval
 
 # Config keys that may change when a run is resumed (everything else must match the saved config).
 RESUMABLE_CHANGES = ("train.", "eval.", "data.data_dir", "data.tfds_dir")
@@ -86,11 +88,27 @@ def setup(config, mesh: Mesh | None = None, family=None) -> Run:
   parallel.check_batch_size(int(config.data.batch_size), mesh)
   dataset = load_dataset(config.data)
   family = family if family is not None else build_family(config, dataset)
-  per_step = int(config.data.batch_size) * int(getattr(family, "batches_per_step", 1))
+  per_step = int(config.data.batch_size) * int(family.capabilities.batches_per_step)
   sampler = make_sampler(dataset, per_step, mesh)
   keys = step_lib.run_keys(int(config.seed))
   data = to_device(dataset, mesh, "train")
   return Run(config=config, dataset=dataset, mesh=mesh, family=family, sampler=sampler, keys=keys, data=data)
+
+
+def data_summary_line(dataset) -> str:
+  """The one line train.py prints about the data it loaded (name, examples per split, classes, shape, source)."""
+  describe = getattr(dataset, "summary_line", None)
+  if describe is not None:
+    return describe()
+  return f"Data: {dataset.name} (generated on device: {type(dataset).__name__})"
+
+
+def data_summary_line(dataset) -> str:
+  """The one line train.py prints about the data it loaded (name, examples per split, classes, shape, source)."""
+  describe = getattr(dataset, "summary_line", None)
+  if describe is not None:
+    return describe()
+  return f"Data: {dataset.name} (generated on device: {type(dataset).__name__})"
 
 
 def data_summary_line(dataset) -> str:
@@ -124,6 +142,12 @@ class _StopFlag:
   def __exit__(self, *exc):
     for sig, handler in self._previous.items():
       signal.signal(sig, handler)
+
+
+def early_interrupt_pending() -> bool:
+  """Whether the SIGINT handler train.py installs before importing JAX has seen a Ctrl-C. (It also raises
+  KeyboardInterrupt, but one raised inside a garbage-collection callback is printed and swallowed.)"""
+  return bool(getattr(signal.getsignal(signal.SIGINT), "pending", False))
 
 
 @jax.jit
@@ -218,15 +242,40 @@ def steps_for_next_call(step: int, event_step: int, steps_per_dispatch: int) -> 
 
 
 def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, family=None,
-          progress: bool = True, interrupt_at: int | None = None) -> dict:
+          progress: bool = True, interrupt_at: int | None = None, restart: bool = False, evaluator=None) -> dict:
   """Trains (or resumes) the run in `workdir`. Returns a summary dict.
 
-  `interrupt_at` simulates a SIGTERM arriving after that step (for tests).
+  `evaluator`: the during-training evaluation, a factory `(run, config) -> evaluator or None` (train.py passes
+  `gen_jax.eval.training_eval.make_training_evaluator`; None: nothing is measured during training). The loop
+  uses the evaluator's `every` (steps), `due(step, last)`, `measure(models) -> {name: float}`,
+  `write_protocol(workdir)` and `describe()`.
+
+  `interrupt_at` simulates a SIGTERM arriving after that step (for tests). `restart` moves an earlier run's files
+  aside (checkpoint.move_run_aside) and starts from step 0. The workdir is locked (storage/lock.py) throughout.
   """
-  workdir = pathlib.Path(workdir)
   main = parallel.is_main_process()
   config_lib.validate_config(config)
+  workdir = checkpoint_lib.check_workdir(workdir) if main else pathlib.Path(workdir)
+  lock = FolderLock(workdir, "train.py").acquire() if main else None
+  try:
+    return _train_locked(config, workdir, mesh=mesh, family=family, progress=progress, interrupt_at=interrupt_at,
+                         restart=restart, evaluator=evaluator)
+  finally:
+    if lock is not None:
+      lock.release()
+
+
+def _train_locked(config, workdir: pathlib.Path, *, mesh, family, progress, interrupt_at, restart,
+                  evaluator=None) -> dict:
+  main = parallel.is_main_process()
+  if restart and main:
+    moved = checkpoint_lib.move_run_aside(workdir)
+    if moved is not None:
+      print(f"--restart: the earlier run's files were moved to {moved}; starting from step 0.", flush=True)
   _check_resume_config(workdir, config)   # before loading data and compiling: a wrong --workdir fails at once
+  if main and not checkpoint_lib.has_checkpoints(workdir):
+    checkpoint_lib.refuse_silent_restart(workdir, metrics_log_lib.last_step(workdir / "metrics.jsonl"),
+                                         int(config.train.checkpoint_every))
   run = setup(config, mesh, family)
   if main:
     print(data_summary_line(run.dataset), flush=True)
@@ -243,10 +292,14 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
   restored = ckpts.restore_latest_good(run.abstract_state())
   if restored is None:
     state, wall_base, start = run.init_state(), 0.0, 0
+    if main:
+      metrics_log_lib.drop_rows_after(log.path, 0)   # rows of a run stopped before its first checkpoint
   else:
     state, meta, start = restored
     wall_base = float(meta.get("train_wall_seconds", 0.0))
     print(f"Resuming from {ckpts.directory / str(start)} (step {start}).", flush=True)
+    if main:
+      metrics_log_lib.drop_rows_after(log.path, start)   # the steps after the checkpoint are logged again
   if main and start < num_steps:   # a rerun with nothing to train keeps the config.json of the run as trained
     config_lib.save_config(config, workdir / "config.json")
 
@@ -255,7 +308,7 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
   # Nothing is compiled when the run is already at num_steps (a rerun of a finished run).
   step_fns = ({n: run.compile_train_step(steps_per_call=n) for n in sorted({1, steps_per_dispatch})}
               if start < num_steps else {})
-  training_eval = TrainingEval.create(run, config)
+  training_eval = evaluator(run, config) if evaluator is not None else None
   if training_eval is not None and main:
     training_eval.write_protocol(workdir)
     print(f"Sample quality during training: {training_eval.describe()}.", flush=True)
@@ -290,10 +343,13 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
   t_start = time.time()
   t_log, step_log = t_start, start
   latest: dict[str, float] = {}
+  loss_watch = metrics_log_lib.LossWatch()
   stopped_by = None
   bar = tqdm(total=num_steps, initial=start, disable=not (progress and main), desc=f"train {run.family.name}",
              unit="step", dynamic_ncols=True, smoothing=0.1)
   try:
+    if early_interrupt_pending():   # a Ctrl-C during imports, data loading or compiling (train.py's handler)
+      raise KeyboardInterrupt
     with _StopFlag() as stop:
       while step < num_steps:
         n = steps_for_next_call(step, next_event_step(step, num_steps, event_periods, interrupt_at),
@@ -322,6 +378,8 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
                 f"{ckpts.directory} is kept. Try a lower config.optimizer.learning_rate, "
                 f"config.optimizer.grad_clip_norm=1.0, or a warm-up (config.optimizer.warmup_steps).")
           log.write(step, latest)
+          for line in loss_watch.check(step, latest):
+            print(line, flush=True)
           bar.set_postfix({k: f"{latest[k]:.4g}" for k in run.family.progress_metrics if k in latest}, refresh=False)
         if step % ckpt_every == 0 or last or stopping:
           if save(step, state):

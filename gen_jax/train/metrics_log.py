@@ -13,6 +13,8 @@ from typing import Mapping
 
 import numpy as np
 
+from gen_jax.storage.atomic import write_text_atomic
+
 
 def _summary_writer_class():
   """tensorboardX's writer module runs `import torch` only so that it can accept torch tensors; where PyTorch
@@ -66,14 +68,80 @@ class MetricsLog:
       self._tb.close()
 
 
+def drop_rows_after(path: str | pathlib.Path, step: int) -> int:
+  """Removes the rows of `path` logged after `step` (a resume from `step` logs them again); returns how many.
+  The file is rewritten atomically; a torn last line (a kill mid-write) is dropped too."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    return 0
+  kept, dropped = [], 0
+  for line in path.read_text().splitlines():
+    if not line.strip():
+      continue
+    try:
+      row = json.loads(line)
+      keep = int(row.get("step", 0)) <= step
+    except (ValueError, TypeError, AttributeError):
+      keep = False
+    if keep:
+      kept.append(line)
+    else:
+      dropped += 1
+  if dropped:
+    write_text_atomic(path, "".join(line + "\n" for line in kept))
+  return dropped
+
+
+def last_step(path: str | pathlib.Path) -> int:
+  """The highest step logged in `path` (0 when there is no file or no readable row)."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    return 0
+  best = 0
+  with open(path) as f:
+    for line in f:
+      try:
+        best = max(best, int(json.loads(line).get("step", 0)))
+      except (ValueError, TypeError, AttributeError):
+        continue
+  return best
+
+
+class LossWatch:
+  """Warns once per metric when a finite loss grows by `factor` over its first logged value (a diverging run
+  that never reaches NaN, e.g. Adam at a huge learning rate). Fed the metrics already fetched at logging steps,
+  so it adds no host sync."""
+
+  def __init__(self, factor: float = 1e4, floor: float = 1e-3):
+    self.factor, self.floor = factor, floor
+    self.first: dict[str, float] = {}
+    self.warned: set[str] = set()
+
+  def check(self, step: int, metrics: Mapping[str, float]) -> list[str]:
+    lines = []
+    for key, value in metrics.items():
+      if not (key == "loss" or key.endswith("_loss")) or not math.isfinite(value):
+        continue
+      first = self.first.setdefault(key, value)
+      if key not in self.warned and abs(value) > self.factor * max(abs(first), self.floor):
+        self.warned.add(key)
+        lines.append(f"WARNING: {key} is {value:.4g} at step {step}, {abs(value) / max(abs(first), self.floor):.2g}x "
+                     f"its first logged value ({first:.4g}): training is diverging. Try a lower "
+                     "config.optimizer.learning_rate or config.optimizer.grad_clip_norm=1.0.")
+    return lines
+
+
 def read_metrics(path: str | pathlib.Path) -> list[dict]:
   """All rows of a metrics.jsonl file (for reports and tests)."""
   rows = []
   with open(path) as f:
-    for line in f:
-      line = line.strip()
-      if line:
-        rows.append(json.loads(line))
+    lines = [line.strip() for line in f if line.strip()]
+  for i, line in enumerate(lines):
+    try:
+      rows.append(json.loads(line))
+    except json.JSONDecodeError:
+      if i != len(lines) - 1:   # only the last line may be torn (a process killed mid-append)
+        raise
   return rows
 
 
