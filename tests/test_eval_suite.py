@@ -171,5 +171,5 @@ def test_kid_from_a_single_subset_reports_no_spread_and_says_why(make_config):
   assert kid.kid_estimate(a, b, num_subsets=1, subset_size=10)["std"] is None
   assert kid.kid_estimate(a, b, num_subsets=5, subset_size=10)["std"] > 0
   # The report and eval.py print it as '± n/a'.
-  from gen_jax.report.runs import cell_text
+  from gen_jax.eval.metric_text import cell_text
   assert cell_text("kid", {"kid": 0.05, "kid_std": None}) == "0.0500 ± n/a"

@@ -254,7 +254,8 @@ def test_report_end_to_end_on_tiny_vae_and_gan(make_config, tmp_path):
   vae = make_config("configs/vae.py", *TINY, "train.num_steps=4")
   gan = make_config("configs/gan_toy.py", *TINY, "data.batch_size=16", "model.hidden=(16,)", "train.num_steps=4",
                     "train.eval_every=2", "train.eval_samples=100")   # mode counts during training: a curve
-  trained = {name: loop.train(cfg, tmp_path / name, progress=False)["state"]
+  from gen_jax.eval.training_eval import make_training_evaluator   # train.py's during-training evaluation
+  trained = {name: loop.train(cfg, tmp_path / name, progress=False, evaluator=make_training_evaluator)["state"]
              for name, cfg in (("vae", vae), ("gan", gan))}
   paths = report.build_report([tmp_path / "vae", tmp_path / "gan"], tmp_path / "report", evaluate_missing=True,
                               overrides=("eval.suites=('likelihood','modes')", "eval.num_examples=32"),

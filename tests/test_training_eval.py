@@ -12,7 +12,7 @@ from gen_jax.errors import ConfigError
 from gen_jax.report import curves
 from gen_jax.train import loop
 from gen_jax.train.metrics_log import read_metrics
-from gen_jax.eval.training_eval import TrainingEval
+from gen_jax.eval.training_eval import TrainingEval, make_training_evaluator
 
 GAN_TINY = ("model.g_width=8", "model.d_width=8", "data.batch_size=16")
 
@@ -20,7 +20,8 @@ GAN_TINY = ("model.g_width=8", "model.d_width=8", "data.batch_size=16")
 def test_gan_logs_the_frechet_distance_every_n_steps_with_its_protocol(make_config, tmp_path):
   config = make_config("configs/gan.py", *TINY, *GAN_TINY, "train.num_steps=4", "train.eval_every=2",
                        "train.eval_samples=64")
-  summary = loop.train(config, tmp_path, progress=False, mesh=parallel.make_mesh(jax.devices()[:2]))
+  summary = loop.train(config, tmp_path, progress=False, mesh=parallel.make_mesh(jax.devices()[:2]),
+                       evaluator=make_training_evaluator)
   rows = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r["split"] == "eval"]
   assert [r["step"] for r in rows] == [2, 4]
   assert all(set(r) == {"step", "split", "fd_classifier"} and np.isfinite(r["fd_classifier"]) for r in rows)
@@ -39,7 +40,8 @@ def test_gan_logs_the_frechet_distance_every_n_steps_with_its_protocol(make_conf
 def test_mixture_runs_log_mode_counts(make_config, tmp_path):
   config = make_config("configs/gan_toy.py:runlocal", "train.num_steps=3", "train.eval_every=3",
                        "train.eval_samples=500", "train.checkpoint_every=3", "train.sample_every=0")
-  loop.train(config, tmp_path, progress=False, mesh=parallel.make_mesh(jax.devices()[:1]))
+  loop.train(config, tmp_path, progress=False, mesh=parallel.make_mesh(jax.devices()[:1]),
+             evaluator=make_training_evaluator)
   rows = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r["split"] == "eval"]
   assert [r["step"] for r in rows] == [3]
   assert 0 <= rows[0]["modes_covered"] <= 8 and 0.0 <= rows[0]["high_quality_fraction"] <= 1.0

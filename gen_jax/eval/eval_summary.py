@@ -5,7 +5,7 @@ import pathlib
 
 from gen_jax.eval import metric_specs as specs
 from gen_jax.eval.metrics_file import evaluated_groups
-from gen_jax.report.runs import cell_text
+from gen_jax.eval.metric_text import cell_text
 
 
 def _key_metric(name: str) -> bool:

@@ -5,6 +5,7 @@ eval.py prints: `gen_jax/eval/eval_summary.py`.
 """
 from __future__ import annotations
 
+import copy
 import json
 import pathlib
 import platform
@@ -16,12 +17,33 @@ import jax
 
 from gen_jax import config as config_lib
 from gen_jax import parallel
-from gen_jax.errors import CheckpointError, GenJaxError
+from gen_jax.errors import CheckpointError, ConfigError, GenJaxError
 from gen_jax.eval.metrics_file import merge_reports, now, read_previous
-from gen_jax.report.runs import count_params
-from gen_jax.eval.suite import GROUPS, Suite
+from gen_jax.eval.params import count_params
+from gen_jax.eval.suite import GROUPS, Suite, static_skips
 from gen_jax.train.checkpoint import Checkpoints
-from gen_jax.train.loop import setup, write_images
+from gen_jax.train.loop import RESUMABLE_CHANGES, setup, write_images
+from gen_jax.train.checkpoint import has_checkpoints
+from gen_jax.storage.atomic import write_text_atomic
+from gen_jax.storage.lock import FolderLock
+
+def config_for_loading(config):
+  """`config`, or, when every requested group will be skipped for reasons the config alone shows
+  (`suite.static_skips`), a copy that loads only the few examples restoring the model needs: a skip must not wait
+  for a whole dataset to be decoded. The report keeps `config` itself."""
+  groups = tuple(config.eval.get("suites", GROUPS))
+  skips = static_skips(config, groups)
+  if not groups or len(skips) < len(groups):
+    return config
+  print("eval: every requested group is skipped (" + "; ".join(f"{g}: {r}" for g, r in skips.items())
+        + "); loading only a few examples to restore the model.", flush=True)
+  small = copy.deepcopy(config)
+  gan = config.get("gan", None)
+  n_critic = int(gan.get("n_critic", 1)) if gan is not None else 1
+  small.data.num_train = int(config.data.batch_size) * max(1, n_critic)
+  small.data.num_test = 1
+  return small
+
 
 def hardware_description() -> dict:
   devices = jax.devices()
@@ -47,18 +69,41 @@ def _run_groups(suite: Suite, groups: Sequence[str]) -> dict[str, dict]:
   return out
 
 
+def refuse_run_overrides(overrides: Sequence[str], workdir: pathlib.Path) -> None:
+  """A checkpoint is evaluated with the config it was trained with: overrides of keys that a resume may not change
+  either (model, data, optimizer, ...) are a ConfigError, before anything is restored."""
+  keys = [o.split("=", 1)[0].strip().removeprefix("--").removeprefix("config.") for o in overrides]
+  refused = [k for k in keys if not k.startswith(RESUMABLE_CHANGES)]
+  if refused:
+    raise ConfigError(f"{', '.join('--config.' + k for k in refused)}: eval.py evaluates a checkpoint with the config "
+                      f"it was trained with ({workdir / 'config.json'}); only train.*, eval.*, data.data_dir and "
+                      "data.tfds_dir may be overridden. Drop the override (another model is another run: train it "
+                      "in its own --workdir).")
+
+
 def evaluate_workdir(workdir: str | pathlib.Path, step: int | None = None, overrides: Sequence[str] = (),
                      progress: bool = True) -> dict:
   """Evaluates the groups of config.eval.suites on a checkpoint of `workdir` and writes eval/metrics.json (merged
   with the groups of an earlier evaluation of the same checkpoint, see the module docstring). Returns the report
-  as written."""
+  as written. Holds the lock of `<workdir>/eval/` (storage/lock.py) meanwhile: one evaluation of a run at a time."""
   workdir = pathlib.Path(workdir)
+  refuse_run_overrides(overrides, workdir)
+  if workdir.is_dir() and (workdir / "config.json").is_file() and not has_checkpoints(workdir):
+    raise CheckpointError(f"no checkpoint in {workdir / 'checkpoints'}; train first "
+                          f"(python train.py --config=... --workdir={workdir})")
+  if not (workdir.is_dir() and parallel.is_main_process()):
+    return _evaluate_workdir(workdir, step, overrides, progress)
+  with FolderLock(workdir / "eval", "eval.py"):
+    return _evaluate_workdir(workdir, step, overrides, progress)
+
+
+def _evaluate_workdir(workdir: pathlib.Path, step: int | None, overrides: Sequence[str], progress: bool) -> dict:
   if not workdir.is_dir():
     raise CheckpointError(f"workdir {workdir} does not exist; train first: "
                           f"python train.py --config=configs/vae.py --workdir={workdir}")
   config = config_lib.load_saved_config(workdir / "config.json")
   config_lib.apply_overrides(config, overrides)
-  run = setup(config)
+  run = setup(config_for_loading(config))
   ckpts = Checkpoints(workdir, async_save=False)
   try:
     restored = ckpts.restore_latest_good(run.abstract_state(), step)
@@ -83,6 +128,7 @@ def evaluate_workdir(workdir: str | pathlib.Path, step: int | None = None, overr
       "step": restored_step,
       "checkpoint": str(ckpts.directory / str(restored_step)),
       "family": run.family.name,
+      "capabilities": run.family.capabilities.to_json(),   # the report reads what the family can do from here
       "config": config_lib.to_dict(config),
       "metrics": metrics,
       "protocol": dict({g: r["protocol"] for g, r in per_group.items()}, seed=int(config.seed),
@@ -107,5 +153,5 @@ def evaluate_workdir(workdir: str | pathlib.Path, step: int | None = None, overr
     for note in notes:
       print(f"note: {path}: {note}", file=sys.stderr, flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, default=str))
+    write_text_atomic(path, json.dumps(report, indent=2, default=str))
   return report

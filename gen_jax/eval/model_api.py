@@ -1,7 +1,7 @@
 """One interface over every trained model family, for the evaluation suite.
 
-`EvalModel` wraps a family (VAE, GAN, VAE-GAN) and its restored `models` dict and
-exposes what the instruments of `gen_jax/eval/` need, in one convention:
+`EvalModel` wraps a family (any `gen_jax.models.family.ModelFamily`) and its restored `models` dict and
+exposes what the instruments of `gen_jax/eval/` need, in one convention (the family protocol's):
 
   images are float32 [N, H, W, C] in [0, 1] (2-D toy data: [N, 2]); labels int32 [N].
 
@@ -14,7 +14,8 @@ exposes what the instruments of `gen_jax/eval/` need, in one convention:
   elbo(x, labels, key)      per-example 1-sample ELBO in nats         [has_likelihood]
   discriminator(x, labels)  per-example D logit (higher = more real)  [has_discriminator]
 
-Every method is jitted once per input shape with the parameters passed as arguments (not baked in
+Which of the bracketed methods exist comes from the family's `capabilities`. Every method calls the
+family's operation jitted once per input shape, with the parameters passed as arguments (not baked in
 as constants); `x` is the model input as returned by `model_input` where it matters (binarized data).
 Callers batch large inputs with `gen_jax.eval.batching.map_batches` so memory stays bounded. The
 parameters live on the evaluation mesh (`gen_jax.eval.placement`): replicated, with each input split
@@ -22,7 +23,6 @@ over its devices along the batch axis.
 """
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import jax
@@ -30,8 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax.eval.placement import Placement, eval_placement
-from gen_jax.objectives import distributions
-from gen_jax.objectives.vae import log_importance_weights_from_posterior
+from gen_jax.models.family import ModelFamily
 
 
 def unit_images(images) -> np.ndarray:
@@ -43,7 +42,7 @@ def unit_images(images) -> np.ndarray:
 class EvalModel:
   """A trained model of any family behind the evaluation interface (see module docstring)."""
 
-  def __init__(self, family, models: dict, dataset, placement: Placement | None = None):
+  def __init__(self, family: ModelFamily, models: dict, dataset, placement: Placement | None = None):
     self.family = family
     self.placement = placement if placement is not None else eval_placement()
     self.models = self.placement.replicate(models)
@@ -52,17 +51,14 @@ class EvalModel:
     self.data_shape = tuple(dataset.image_shape)
     self.is_image = len(self.data_shape) == 3
     self.num_classes: int | None = dataset.num_classes
-    self.conditional = bool(getattr(family, "conditional", False))
+    self.capabilities = family.capabilities
+    self.conditional = self.capabilities.conditional
     self.latent_dim = int(family.latent_dim)
     self.binarization = getattr(dataset, "binarization", None)
-    self.has_encoder = family.name in ("vae", "vaegan")
-    self.has_likelihood = family.name == "vae"
-    self.has_discriminator = family.name in ("gan", "vaegan")
-    self.params_kind = self._params_kind()
-
-  def _params_kind(self) -> str:
-    main = {"vae": "vae", "gan": "generator", "vaegan": "decoder"}[self.family_name]
-    return "ema" if self.models[main].ema_params is not None else "raw"
+    self.has_encoder = self.capabilities.has_encoder
+    self.has_likelihood = self.capabilities.has_likelihood
+    self.has_discriminator = self.capabilities.has_discriminator
+    self.params_kind = family.params_kind(self.models)
 
   # --- labels and inputs --------------------------------------------------------------------------
   def default_labels(self, n: int) -> jax.Array:
@@ -82,7 +78,7 @@ class EvalModel:
 
   # --- generation ------------------------------------------------------------------------------------
   def prior(self, key: jax.Array, n: int) -> jax.Array:
-    return jax.random.normal(key, (n, self.latent_dim))
+    return self.family.prior(key, n)
 
   def decode(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
     return _decode(self.family, self.models, self._put(jnp.asarray(z, jnp.float32)),
@@ -122,45 +118,11 @@ class EvalModel:
       raise ValueError(f"a {self.family_name} model has no {what}; check EvalModel.{flag} before calling")
 
 
-def _gan_space(x: jax.Array) -> jax.Array:
-  return x * 2.0 - 1.0
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _decode(family, models, z, labels):
-  if family.name == "vae":
-    params = models["vae"].eval_params()
-    return family.likelihood.mean(family.decode_fn(params)(z, labels))
-  if family.name == "gan":
-    gen = models["generator"]
-    out, _ = family.generator(gen.eval_params(), gen.collections, z, family.labels_for(labels), train=False)
-    return family.from_gan_space(out)
-  return family.decode(models, z, labels)
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _encode(family, models, x, labels):
-  if family.name == "vae":
-    return family.encode_fn(models["vae"].eval_params())(x, labels)
-  return family.encode(models["encoder"].params, _gan_space(x), labels)
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _elbo(family, models, x, labels, key):
-  params = models["vae"].eval_params()
-  mean, logvar = family.encode_fn(params)(x, labels)
-  kl = jnp.sum(distributions.gaussian_kl_to_standard(mean, logvar), axis=-1)
-  _, log_px_z = log_importance_weights_from_posterior(family.decode_fn(params), family.likelihood, x, labels,
-                                                      mean, logvar, key, 1)
-  return log_px_z[0] - kl
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _discriminate(family, models, x, labels):
-  disc = models["discriminator"]
-  x = _gan_space(x) if len(x.shape) == 4 else x
-  (logits, _), _ = family.discriminator(disc.params, disc.collections, x, family.labels_for(labels), train=False)
-  return jnp.reshape(logits, (x.shape[0],))
+# The family's operations, jitted with the family static (its hash is its identity) and the models as arguments.
+_decode = jax.jit(lambda family, models, z, labels: family.decode(models, z, labels), static_argnums=0)
+_encode = jax.jit(lambda family, models, x, labels: family.encode(models, x, labels), static_argnums=0)
+_elbo = jax.jit(lambda family, models, x, labels, key: family.elbo(models, x, labels, key), static_argnums=0)
+_discriminate = jax.jit(lambda family, models, x, labels: family.discriminate(models, x, labels), static_argnums=0)
 
 
 def from_run(run: Any, models: dict) -> EvalModel:

@@ -5,7 +5,7 @@ a model (no encoder, not conditional, no classifier for this dataset, ...) is sk
 never silently. Each group returns its numbers and its protocol; `gen_jax/eval/evaluate.py` writes them to
 `<workdir>/eval/metrics.json`.
 
-  likelihood  ELBO, importance-sampled NLL, active units, reconstruction error     (encoder models)
+  likelihood  ELBO, importance-sampled NLL, active units (likelihood models), reconstruction error (encoder models)
   samples     classifier-feature Frechet distance, KID, classifier score, precision/recall,
               density/coverage, each with its real-data floor; InceptionV3 FID when weights are supplied
   modes       2-D mixtures: modes covered, high-quality fraction; Stacked MNIST: modes of 1000, KL to uniform
@@ -50,6 +50,35 @@ def _feature_net(dataset, eval_cfg, placement, data_path: str = ""):
     if configured:
       raise type(e)(f"config.eval.feature_net={configured!r}: {e}") from None
     raise _Skip(f"no feature classifier: {e}") from None
+
+
+def static_skips(config, groups) -> dict[str, str]:
+  """{group: reason} for the groups of `groups` that the config alone shows will be skipped (each group's own check
+  says the same when it runs), so that eval.py need not load a whole dataset to learn that nothing runs."""
+  from gen_jax.data.synthetic import MIXTURE_NAMES
+  from gen_jax.eval.features import feature_net as feature_net_lib
+  name, family = config.data.name, config.model.family
+  toy, stacked = name in MIXTURE_NAMES, name == "stacked_mnist"
+  no_net = None
+  if not config.eval.get("feature_net", ""):
+    if name in feature_net_lib.OWN_DATA:
+      no_net = f"no feature classifier for your own data ({name})"
+    elif not (feature_net_lib.default_feature_net_dir(name) / feature_net_lib.META_FILE).is_file():
+      no_net = f"no feature classifier in {feature_net_lib.default_feature_net_dir(name)}"
+  image_only = "2-D toy data" if toy else ("Stacked MNIST: measured by its 1000-mode count" if stacked else None)
+  reasons = {}
+  for group in groups:
+    if group == "likelihood" and family == "gan":
+      reasons[group] = "a gan has no encoder"
+    elif group == "modes" and not (toy or stacked):
+      reasons[group] = "mode counts need a dataset with known modes (ring8, grid25, stacked_mnist)"
+    elif group in ("samples", "latent", "imputation", "cas") and image_only:
+      reasons[group] = image_only
+    elif group in ("samples", "latent") and no_net:
+      reasons[group] = no_net
+    elif group == "cas" and not config.model.get("conditional", False):
+      reasons[group] = "the model is not class-conditional"
+  return reasons
 
 
 def _check_feature_net_fits(net, model: EvalModel):
@@ -104,8 +133,9 @@ class Suite:
   def likelihood(self, key):
     if not self.model.has_encoder:
       raise _Skip(f"a {self.model.family_name} has no encoder: no ELBO, NLL or reconstruction")
-    return self.run.family.evaluate(self.models, self.dataset, key, self.cfg, progress=self.progress,
-                                    placement=self.placement)
+    from gen_jax.eval.groups.likelihood import evaluate_likelihood_group
+    return evaluate_likelihood_group(self.run.family, self.models, self.dataset, key, self.cfg,
+                                     progress=self.progress, placement=self.placement)
 
   def samples(self, key):
     self._image_model()
@@ -171,7 +201,8 @@ class Suite:
     _check_feature_net_fits(net, self.model)
     images, labels = self._test()
     out = latent_smoothness(self.model, net.features, images, labels, key, num_pairs=int(self.cfg.ppl_samples),
-                            epsilon=float(self.cfg.ppl_epsilon), batch_size=self.batch_size)
+                            epsilon=float(self.cfg.ppl_epsilon), batch_size=self.batch_size,
+                            subset_seed=int(self.cfg.get("subset_seed", 0)))
     out["protocol"]["feature_network_sha256"] = net.sha256
     return out
 
@@ -181,7 +212,9 @@ class Suite:
     images, labels = self._test()
     return evaluate_imputation(self.model, images, labels, key, num_examples=int(self.cfg.imputation_examples),
                                steps=int(self.cfg.imputation_steps), batch_size=self.batch_size,
-                               train_images=self.dataset.train.images, progress=self.progress)
+                               train_images=self.dataset.train.images, progress=self.progress,
+                               num_imputations=int(self.cfg.get("imputation_samples", 8)),
+                               subset_seed=int(self.cfg.get("subset_seed", 0)))
 
   def cas(self, key):
     self._image_model()
@@ -190,7 +223,8 @@ class Suite:
     from gen_jax.eval.groups.augmentation import classification_accuracy_score
     out = classification_accuracy_score(self.model, self.dataset, key, num_samples=int(self.cfg.cas_samples),
                                         real_subset=int(self.cfg.cas_real_subset), num_steps=int(self.cfg.cas_steps),
-                                        batch_size=128, include_full_real=False, progress=self.progress)
+                                        batch_size=128, include_full_real=False, progress=self.progress,
+                                        subset_seed=int(self.cfg.get("subset_seed", 0)))
     if "skipped" in out:
       raise _Skip(out["skipped"])
     return out

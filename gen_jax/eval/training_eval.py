@@ -5,8 +5,9 @@ are drawn with the weights used for sampling (EMA where kept), always from the s
 with the instruments of `gen_jax/eval`:
 
   images with a feature classifier (mnist, fashion_mnist, binarized_mnist, or eval.feature_net):
-      fd_classifier: Frechet distance in the classifier's features to the first eval_samples images of the
-      reference split (eval.reference_split); the reference statistics are computed once per process
+      fd_classifier: Frechet distance in the classifier's features to eval_samples images of the reference split
+      (eval.reference_split), a seeded class-balanced draw by the rule of eval.py's reference set (data/subsets.py,
+      purpose 'reference'); the reference statistics are computed once per process
   2-D mixtures (ring8, grid25): modes_covered, high_quality_fraction, kl_to_uniform (3 std, as eval.py)
   Stacked MNIST: modes_covered (of 1000), kl_to_uniform, digits read by the MNIST classifier
 
@@ -23,8 +24,10 @@ import pathlib
 import numpy as np
 
 from gen_jax import rng
+from gen_jax.data import subsets
 from gen_jax.data.synthetic import MixtureDataset, StackedMnist
 from gen_jax.errors import GenJaxError
+from gen_jax.storage.atomic import write_text_atomic
 from gen_jax.eval import batching
 from gen_jax.eval.metrics import modes
 from gen_jax.eval.metrics import frechet
@@ -57,9 +60,14 @@ class TrainingEval:
         print(f"Note: config.train.eval_samples={self.num_samples} exceeds the {len(images)} images of the "
               f"{run.dataset.name} {split} split; measuring {len(images)} samples against all of them.", flush=True)
         self.num_samples = self.protocol["num_samples"] = len(images)
-      self.reference = frechet.feature_stats(self._features(unit_images(images[:self.num_samples])))
+      subset_seed = int(config.eval.get("subset_seed", 0))
+      ref_split = getattr(run.dataset, split)
+      _, ref_images, _ = subsets.subset(ref_split, self.num_samples, subset_seed, "reference")
+      self.reference = frechet.feature_stats(self._features(unit_images(ref_images)))
       self.protocol.update(metrics=["fd_classifier"],
-                           reference=f"{run.dataset.name} {split} split, first {self.num_samples} images",
+                           reference=f"{run.dataset.name} {split} split: " + subsets.describe_subset(
+                               self.num_samples, len(images), subset_seed, "reference",
+                               ref_split.labels is not None),
                            feature_network=feature_net.describe(), feature_network_sha256=feature_net.sha256)
     elif kind == "mixture":
       min_count = modes.default_min_count(self.num_samples, len(run.dataset.centers))
@@ -123,7 +131,7 @@ class TrainingEval:
     return {k: stats[k] for k in ("modes_covered", "kl_to_uniform")}
 
   def write_protocol(self, workdir: pathlib.Path) -> None:
-    (pathlib.Path(workdir) / PROTOCOL_FILE).write_text(json.dumps(self.protocol, indent=2) + "\n")
+    write_text_atomic(pathlib.Path(workdir) / PROTOCOL_FILE, json.dumps(self.protocol, indent=2) + "\n")
 
   def describe(self) -> str:
     p = self.protocol
@@ -135,3 +143,8 @@ class TrainingEval:
              f"(sha256 {p['feature_network_sha256'][:12]})")
     return (f"{what} of {p['num_samples']} samples ({p['params']} weights) every {p['every_steps']} steps{ref} "
             f"(seed {p['seed']})")
+
+
+def make_training_evaluator(run, config) -> TrainingEval | None:
+  """The during-training evaluator train.py passes to `gen_jax.train.loop.train` (None: nothing to measure)."""
+  return TrainingEval.create(run, config)

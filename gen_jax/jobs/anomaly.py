@@ -37,9 +37,11 @@ from gen_jax import config as config_lib
 from gen_jax import parallel
 from gen_jax.data import load_dataset
 from gen_jax.errors import ConfigError, DatasetError
+from gen_jax.storage.atomic import write_text_atomic
 from gen_jax.eval.metrics.auroc import auroc
 from gen_jax.eval.batching import map_batches
 from gen_jax.eval.model_api import EvalModel, from_run
+from gen_jax.eval.training_eval import make_training_evaluator
 from gen_jax.train import loop
 from gen_jax.train.checkpoint import Checkpoints
 from gen_jax.models.registry import build_family
@@ -141,7 +143,8 @@ def _trained_state(config, run: loop.Run, class_dir: pathlib.Path, progress: boo
         return restored[0], num_steps, None
   finally:
     ckpts.close()
-  result = loop.train(config, class_dir, mesh=run.mesh, family=run.family, progress=progress)
+  result = loop.train(config, class_dir, mesh=run.mesh, family=run.family, progress=progress,
+                      evaluator=make_training_evaluator)
   return result["state"], int(result["step"]), result["stopped_by"]
 
 
@@ -158,7 +161,7 @@ def _write_markdown(path: pathlib.Path, report: dict) -> None:
   lines += ["", "Scores:"] + [f"- `{n}`: {proto['scores'][n]}" for n in names]
   if not report.get("complete", True):
     lines += ["", "INCOMPLETE: training was interrupted; rerun the same command to finish."]
-  path.write_text("\n".join(lines) + "\n")
+  write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def run_anomaly_protocol(workdir: str | pathlib.Path, classes: Sequence[int] | None = None,
@@ -245,7 +248,7 @@ def run_anomaly_protocol(workdir: str | pathlib.Path, classes: Sequence[int] | N
   }
   if parallel.is_main_process():
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "anomaly.json").write_text(json.dumps(report, indent=2))
+    write_text_atomic(out_dir / "anomaly.json", json.dumps(report, indent=2))
     if per_class:
       _write_markdown(out_dir / "anomaly.md", report)
   if stopped_by:

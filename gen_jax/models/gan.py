@@ -18,8 +18,8 @@ from gen_jax.nets.gan import build_gan
 from gen_jax.objectives import gan as gan_objective
 from gen_jax.models import optim
 from gen_jax.models import precision as precision_lib
+from gen_jax.models.family import Capabilities, ModelFamily
 from gen_jax.models.state import ModelState
-from gen_jax.models.vae import interpolate
 
 
 def split_variables(variables) -> tuple[dict, dict]:
@@ -55,8 +55,9 @@ class Networks:
     return p.cast_to_output(self.module.apply(variables, *args, train=train)), collections
 
 
-class GanFamily:
+class GanFamily(ModelFamily):
   name = "gan"
+  sampled_model = "generator"
   progress_metrics = ("d_loss", "g_loss")
 
   # --- config: this family's defaults and rules (gen_jax.config asks them at start-up) ----------------
@@ -120,13 +121,17 @@ class GanFamily:
     self.gp_weight = float(gc.get("gp_weight", 0.0))
     self.r1_weight = float(gc.get("r1_weight", 0.0))
     self.clip_value = float(gc.get("clip_value", 0.0))
-    self.batches_per_step = self.n_critic
     self.batch_size = int(config.data.batch_size)
     self.latent_dim = int(config.model.latent_dim)
     num_steps = int(config.train.num_steps)
     self.g_tx = optim.make_optimizer(config.optimizer, num_steps)
     self.d_tx = optim.make_optimizer(config.d_optimizer, num_steps * self.n_critic)
     self.ema_decay = float(config.train.get("ema_decay", 0.0))
+
+  @property
+  def capabilities(self) -> Capabilities:
+    return Capabilities(can_sample=True, has_encoder=False, has_likelihood=False, has_discriminator=True,
+                        conditional=self.conditional, batches_per_step=self.n_critic)
 
   # --- data space --------------------------------------------------------------------------
   def to_gan_space(self, x):
@@ -233,6 +238,17 @@ class GanFamily:
                             train=False)
     return self.from_gan_space(out)
 
+  def decode(self, models, z, labels):
+    gen = models["generator"]
+    out, _ = self.generator(gen.eval_params(), gen.collections, z, self.labels_for(labels), train=False)
+    return self.from_gan_space(out)
+
+  def discriminate(self, models, x, labels):
+    disc = models["discriminator"]
+    x = self.to_gan_space(x)
+    (logits, _), _ = self.discriminator(disc.params, disc.collections, x, self.labels_for(labels), train=False)
+    return jnp.reshape(logits, (x.shape[0],))
+
   def visualize(self, models, batch, key, num: int = 64, interp_pairs: int = 8, interp_steps: int = 10):
     if not self.is_image:
       return {"samples": self.sample(models, key, 2000)}
@@ -241,7 +257,7 @@ class GanFamily:
     z = self.prior(jax.random.fold_in(key, 1), 2 * interp_pairs)
     labels = jnp.repeat(jnp.arange(interp_pairs, dtype=jnp.int32) % (self.num_classes or 1), interp_steps)
     for kind, spherical in (("interpolation_linear", False), ("interpolation_spherical", True)):
-      path = interpolate(z[:interp_pairs], z[interp_pairs:], interp_steps, spherical).reshape(-1, self.latent_dim)
+      path = self.interpolate(z[:interp_pairs], z[interp_pairs:], interp_steps, spherical).reshape(-1, self.latent_dim)
       imgs, _ = self.generator(gen.eval_params(), gen.collections, path, self.labels_for(labels), train=False)
       out[kind] = self.from_gan_space(imgs)
     return out

@@ -12,35 +12,19 @@ import jax.numpy as jnp
 import optax
 
 from gen_jax.data.dataset import Dataset
-from gen_jax.eval.groups.likelihood import evaluate_encoder_model
-from gen_jax.eval.placement import LEFT_TO_JIT, Placement
 from gen_jax.nets.vae import build_vae
 from gen_jax.objectives import vae as vae_objective
 from gen_jax.objectives.likelihoods import make_likelihood
 from gen_jax.models import optim
 from gen_jax.models import precision as precision_lib
+from gen_jax.models.family import Capabilities, LikelihoodModel, ModelFamily
 from gen_jax.models.state import ModelState
 
 
-def slerp(z0: jax.Array, z1: jax.Array, t: jax.Array) -> jax.Array:
-  """Spherical interpolation (White 2016) between latent vectors, t in [0, 1]."""
-  n0 = z0 / (jnp.linalg.norm(z0, axis=-1, keepdims=True) + 1e-8)
-  n1 = z1 / (jnp.linalg.norm(z1, axis=-1, keepdims=True) + 1e-8)
-  omega = jnp.arccos(jnp.clip(jnp.sum(n0 * n1, -1, keepdims=True), -1 + 1e-6, 1 - 1e-6))
-  so = jnp.sin(omega)
-  return jnp.sin((1.0 - t) * omega) / so * z0 + jnp.sin(t * omega) / so * z1
-
-
-def interpolate(z0: jax.Array, z1: jax.Array, num_steps: int, spherical: bool) -> jax.Array:
-  """[P, L] x [P, L] -> [P, num_steps, L] points from z0 to z1."""
-  t = jnp.linspace(0.0, 1.0, num_steps)[None, :, None]
-  a, b = z0[:, None, :], z1[:, None, :]
-  return slerp(a, b, t) if spherical else (1.0 - t) * a + t * b
-
-
-class VaeFamily:
-  """Builds the VAE from the config; provides the update and the logging images."""
+class VaeFamily(ModelFamily):
+  """Builds the VAE from the config; provides the update, the logging images and the evaluation operations."""
   name = "vae"
+  sampled_model = "vae"
   progress_metrics = ("loss",)
 
   # --- config: this family's defaults and rules (gen_jax.config asks them at start-up) ----------------
@@ -87,6 +71,11 @@ class VaeFamily:
     self.ema_decay = float(config.train.get("ema_decay", 0.0))
     self.latent_dim = int(config.model.latent_dim)
     self.precision = precision_lib.from_config(config)
+
+  @property
+  def capabilities(self) -> Capabilities:
+    return Capabilities(can_sample=True, has_encoder=True, has_likelihood=True, has_discriminator=False,
+                        conditional=self.conditional, batches_per_step=1)
 
   # --- binding parameters -------------------------------------------------------------------
   def encode_fn(self, params):
@@ -144,42 +133,24 @@ class VaeFamily:
     p = min(interp_pairs, n // 2)
     out = {"samples": samples, "reconstructions": pairs}
     for kind, spherical in (("interpolation_linear", False), ("interpolation_spherical", True)):
-      path = interpolate(mean[:p], mean[p:2 * p], interp_steps, spherical)       # [P, T, L]
+      path = self.interpolate(mean[:p], mean[p:2 * p], interp_steps, spherical)       # [P, T, L]
       labels = jnp.repeat(y[:p], interp_steps)
       imgs = self.likelihood.mean(decode(path.reshape(-1, self.latent_dim), labels))
       out[kind] = imgs
     return out
 
-  def evaluate(self, models, dataset: Dataset, key, eval_cfg, progress: bool = False,
-               placement: Placement = LEFT_TO_JIT) -> dict:
-    """Test ELBO (recon + KL), importance-sampled NLL, active units, reconstruction error.
-
-    `placement` (gen_jax.eval.placement): the mesh whose devices share each batch (`models` already on it);
-    the batch size is rounded up to a multiple of their count, and recorded."""
-    split = getattr(dataset, eval_cfg.get("split", "test"))
-    n = int(eval_cfg.get("num_examples", 0)) or len(split.images)
-    params = models["vae"].eval_params()
-    k = int(eval_cfg.num_importance_samples)
-    batch_size = placement.round_batch(min(int(eval_cfg.batch_size), n))   # as evaluated
-    metrics = evaluate_encoder_model(
-        self.encode_fn(params), self.decode_fn(params), self.likelihood, split.images[:n],
-        None if split.labels is None else split.labels[:n], key, batch_size=batch_size,
-        num_importance_samples=k, chunk_size=int(eval_cfg.chunk_size),
-        binarize=dataset.binarization or "none", progress=progress, placement=placement)
-    protocol = {
-        "split": eval_cfg.get("split", "test"), "num_examples": n, "batch_size": batch_size,
-        "devices": placement.describe(),
-        "num_importance_samples": k, "elbo_samples": 1,
-        "binarization": {"dynamic": "a fresh Bernoulli(pixel/255) draw per test image, from the eval key",
-                         "fixed": "the fixed binarization of the training data"}.get(dataset.binarization, "none"),
-        "likelihood": self.likelihood.name, "objective": self.config.objective.name,
-        "params": "ema" if models["vae"].ema_params is not None else "raw",
-        "estimator": f"log mean of {k} importance weights p(x,z)/q(z|x), z ~ q (Burda et al. 2015)",
-    }
-    return {"metrics": metrics, "protocol": protocol}
-
   def visualize_layout(self) -> dict[str, int]:
     """Images per row of each grid."""
     return {"samples": 8, "reconstructions": 8, "interpolation_linear": 10, "interpolation_spherical": 10}
 
+  # --- evaluation operations (see gen_jax/models/family.py) ----------------------------------------------
+  def decode(self, models, z, labels):
+    return self.likelihood.mean(self.decode_fn(models["vae"].eval_params())(z, labels))
 
+  def encode(self, models, x, labels):
+    return self.encode_fn(models["vae"].eval_params())(x, labels)
+
+  def likelihood_model(self, models) -> LikelihoodModel:
+    params = models["vae"].eval_params()
+    return LikelihoodModel(self.encode_fn(params), self.decode_fn(params), self.likelihood,
+                           {"objective": self.config.objective.name})

@@ -17,7 +17,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gen_jax.eval.placement import LEFT_TO_JIT, Placement
 from gen_jax.nets.conv import ConvEncoder
 from gen_jax.nets.gan import build_gan
 from gen_jax.objectives import distributions
@@ -25,12 +24,13 @@ from gen_jax.objectives import vaegan as vaegan_objective
 from gen_jax.models import optim
 from gen_jax.models import precision as precision_lib
 from gen_jax.models.gan import Networks, split_variables
+from gen_jax.models.family import Capabilities, ModelFamily
 from gen_jax.models.state import ModelState
-from gen_jax.models.vae import interpolate
 
 
-class VaeGanFamily:
+class VaeGanFamily(ModelFamily):
   name = "vaegan"
+  sampled_model = "decoder"
   progress_metrics = ("enc_loss", "dec_loss", "dis_loss")
 
   # --- config: this family's defaults and rules (gen_jax.config asks them at start-up) ----------------
@@ -56,7 +56,6 @@ class VaeGanFamily:
     from gen_jax import config as config_lib  # noqa: PLC0415 (same layer; imported late: config asks us)
     return config_lib.check_adversarial_family(config, cls.ARCHS, ("gan", "d_optimizer", "vaegan"))
 
-  batches_per_step = 1
 
   def __init__(self, config, dataset):
     self.config = config
@@ -79,13 +78,19 @@ class VaeGanFamily:
     self.feature_sigma = float(config.vaegan.get("feature_sigma", 1.0))
     self.ema_decay = float(config.train.get("ema_decay", 0.0))
 
+  @property
+  def capabilities(self) -> Capabilities:
+    return Capabilities(can_sample=True, has_encoder=True, has_likelihood=False, has_discriminator=True,
+                        conditional=self.conditional, batches_per_step=1)
+
   def labels_for(self, y):
     return y if self.conditional else None
 
   def onehot(self, y):
     return jax.nn.one_hot(y, self.num_classes) if self.conditional else None
 
-  def encode(self, params, x, y):
+  def apply_encoder(self, params, x, y):
+    """(mean, logvar) of q(z | x) for x in [-1, 1]."""
     return self.encoder_module.apply({"params": params}, x, self.onehot(y))
 
   def init_models(self, key, example_batch):
@@ -109,7 +114,7 @@ class VaeGanFamily:
     p = self.precision
 
     def forward(e_params, g_params, d_params):
-      mean, logvar = p.wrap(self.encode)(e_params, x, y)
+      mean, logvar = p.wrap(self.apply_encoder)(e_params, x, y)
       kl = jnp.sum(distributions.gaussian_kl_to_standard(mean, logvar), axis=-1)
       z = distributions.reparameterize(k_eps, mean, logvar)[0]
       x_rec, g_coll = self.dec_train(g_params, dec.collections, z, self.labels_for(y), train=True)
@@ -149,8 +154,17 @@ class VaeGanFamily:
     out, _ = self.decoder(dec.eval_params(), dec.collections, z, self.labels_for(y), train=False)
     return jnp.clip((out + 1.0) / 2.0, 0.0, 1.0)
 
+  def encode(self, models, x, labels):
+    return self.apply_encoder(models["encoder"].params, x * 2.0 - 1.0, labels)
+
+  def discriminate(self, models, x, labels):
+    dis = models["discriminator"]
+    (logits, _), _ = self.discriminator(dis.params, dis.collections, x * 2.0 - 1.0, self.labels_for(labels),
+                                        train=False)
+    return jnp.reshape(logits, (x.shape[0],))
+
   def reconstruct(self, models, x01, y):
-    mean, _ = self.encode(models["encoder"].params, x01 * 2.0 - 1.0, y)
+    mean, _ = self.apply_encoder(models["encoder"].params, x01 * 2.0 - 1.0, y)
     return self.decode(models, mean, y), mean
 
   def visualize(self, models, batch, key, num: int = 64, interp_pairs: int = 8, interp_steps: int = 10):
@@ -163,28 +177,10 @@ class VaeGanFamily:
     out["reconstructions"] = jnp.stack([x[:half], recon[:half]], axis=1).reshape((2 * half,) + x.shape[1:])
     p = min(interp_pairs, n // 2)
     for kind, spherical in (("interpolation_linear", False), ("interpolation_spherical", True)):
-      path = interpolate(mean[:p], mean[p:2 * p], interp_steps, spherical).reshape(-1, self.latent_dim)
+      path = self.interpolate(mean[:p], mean[p:2 * p], interp_steps, spherical).reshape(-1, self.latent_dim)
       out[kind] = self.decode(models, path, jnp.repeat(y[:p], interp_steps))
     return out
 
   def visualize_layout(self) -> dict[str, int]:
     cols = self.num_classes if (self.conditional and self.num_classes and self.num_classes <= 10) else 8
     return {"samples": cols, "reconstructions": 8, "interpolation_linear": 10, "interpolation_spherical": 10}
-
-  def evaluate(self, models, dataset, key, eval_cfg, progress: bool = False,
-               placement: Placement = LEFT_TO_JIT) -> dict:
-    """Test reconstruction error (pixel MSE in [0, 1]) of the posterior mean; more in the evaluation suite."""
-    split = getattr(dataset, eval_cfg.get("split", "test"))
-    n = int(eval_cfg.get("num_examples", 0)) or len(split.images)
-    bs = placement.round_batch(int(eval_cfg.get("batch_size", 500)))
-    put = placement.batch
-    labels = split.labels if split.labels is not None else jnp.zeros(len(split.images), jnp.int32)
-    recon_fn = jax.jit(lambda m, x, y: jnp.mean(jnp.square(self.reconstruct(m, x, y)[0] - x), axis=(1, 2, 3)))
-    errors = []
-    for start in range(0, n, bs):
-      xb = jnp.asarray(split.images[start:min(n, start + bs)], jnp.float32) / 255.0
-      errors.append(recon_fn(models, put(xb), put(jnp.asarray(labels[start:min(n, start + bs)]))))
-    mse = float(jnp.mean(jnp.concatenate(errors)))
-    return {"metrics": {"recon_mse": mse},
-            "protocol": {"split": eval_cfg.get("split", "test"), "num_examples": n,
-                         "recon_mse": "per-pixel squared error in [0, 1] of Dec(mean of q(z|x))"}}

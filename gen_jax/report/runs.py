@@ -14,12 +14,23 @@ import pathlib
 import re
 import shutil
 import statistics
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from gen_jax import config as config_lib
 from gen_jax.errors import GenJaxError
 from gen_jax.report import curves as curves_lib
+from gen_jax.report import ranking
 from gen_jax.eval import metric_specs as specs
+from gen_jax.eval.metric_text import cell_text
+from gen_jax.eval.params import count_params
+
+# The capabilities of the built-in families, for metrics.json files written before eval.py recorded them (and runs
+# not evaluated yet). A family added later records its own: it needs no line here.
+LEGACY_CAPABILITIES = {
+    "vae": {"has_encoder": True, "has_likelihood": True, "has_discriminator": False},
+    "gan": {"has_encoder": False, "has_likelihood": False, "has_discriminator": True},
+    "vaegan": {"has_encoder": True, "has_likelihood": False, "has_discriminator": True},
+}
 
 IMAGE_KINDS = (("samples", "Samples"), ("reconstructions", "Reconstructions"),
                ("interpolation_linear", "Linear interpolations"),
@@ -49,6 +60,15 @@ class RunInfo:
   @property
   def family(self) -> str:
     return (self.eval or {}).get("family") or _get(self.config, "model.family", "?")
+
+  @property
+  def capabilities(self) -> dict[str, Any]:
+    """What the run's model family can do (gen_jax.models.family.Capabilities as a dict), as eval.py recorded it;
+    for a file from before eval.py recorded it, the built-in family's; {} when not known."""
+    recorded = (self.eval or {}).get("capabilities")
+    if isinstance(recorded, dict):
+      return recorded
+    return dict(LEGACY_CAPABILITIES.get(self.family, {}))
 
   @property
   def dataset(self) -> str:
@@ -119,25 +139,6 @@ def num(value) -> float | None:
   return specs.as_number(value)
 
 
-def cell_text(name: str, metrics: dict, floors: bool = True) -> str:
-  """A metric as the report prints it: value, '± std' ('± n/a' when the std is recorded as not measurable, e.g. KID
-  from a single subset), and with `floors` its real-data floor and reference."""
-  spec = specs.spec_or_unknown(name)
-  if name not in metrics:
-    return "—"
-  text = specs.format_value(name, metrics[name])
-  if spec.std and spec.std in metrics:
-    std = metrics[spec.std]
-    text += " ± n/a" if std is None else f" ± {specs.format_value(name, std)}"
-  if not floors:
-    return text
-  if spec.floor and spec.floor in metrics:
-    text += f" (floor {specs.format_value(name, metrics[spec.floor])})"
-  if spec.reference and spec.reference in metrics:
-    text += f" ({spec.reference_label} {specs.format_value(name, metrics[spec.reference])})"
-  return text
-
-
 # Metric groups measured on the pixel values themselves: a binarized and a grey-level copy of one dataset are
 # different data there. The other groups compare samples with the same real reference set (or are scale-free),
 # so runs on 'binarized_mnist' and 'mnist' are ranked together on them.
@@ -163,8 +164,9 @@ def dataset_groups(runs: Sequence[RunInfo], group: str = "likelihood") -> dict[s
 
 def metric_table(runs: Sequence[RunInfo]) -> list[dict]:
   """Rows of the big table, in report order: {name, group, label, unit, direction, target, arrow, meaning,
-  values: [float|None per run], cells: [text per run], best: [run indices], ranked: [(data, members, best)]}.
-  A metric is ranked separately within each set of runs on the same data (see rank_key)."""
+  values: [float|None per run], cells: [text per run], best: [run indices], ranked: [(data, members, best)],
+  marked: {run index: why it is not ranked}}. A metric is ranked separately within each set of runs on the same
+  data (see rank_key), by the rule of gen_jax/report/ranking.py (baselines, gates)."""
   all_names = set().union(*(r.metrics for r in runs)) if runs else set()
   rows = []
   for group, names in specs.ordered_names(all_names):
@@ -172,16 +174,18 @@ def metric_table(runs: Sequence[RunInfo]) -> list[dict]:
     for name in names:
       spec = specs.spec_or_unknown(name)
       values = [num(r.metrics.get(name)) for r in runs]
-      ranked = []
+      ranked, marked = [], {}
       for data, members in partitions.items():
-        best = [members[j] for j in specs.best_runs(name, [values[i] for i in members])]
+        verdicts = ranking.judge_runs(name, {str(i): [runs[i].metrics] for i in members})
+        marked.update({int(i): v.marked for i, v in verdicts.items() if v.marked and values[int(i)] is not None})
+        best = [i for i in members if verdicts[str(i)].best]
         if best:
           ranked.append((data, members, best))
       rows.append({"name": name, "group": group, "label": spec.label, "unit": spec.unit,
                    "direction": spec.direction, "target": spec.target, "arrow": spec.arrow,
                    "meaning": spec.meaning, "values": values,
                    "cells": [cell_text(name, r.metrics) for r in runs],
-                   "best": sorted(i for _, _, best in ranked for i in best), "ranked": ranked})
+                   "best": sorted(i for _, _, best in ranked for i in best), "ranked": ranked, "marked": marked})
   return rows
 
 
@@ -237,16 +241,18 @@ def _last(rows: list[dict], key: str) -> float | None:
   return finite[-1] if finite else None
 
 
-def _arch(cfg: dict) -> str:
+def _arch(cfg: dict, caps: dict) -> str:
+  """The architecture in a few words, from the config's model section; which widths matter follows the family's
+  capabilities (a discriminator: G/D widths; an encoder: its conv features)."""
   m = cfg.get("model", {})
-  arch, family = m.get("arch", "?"), m.get("family", "?")
+  arch = m.get("arch", "?")
   if arch == "mlp":
     text = "mlp " + "-".join(str(h) for h in m.get("hidden", ()))
-  elif family == "vae":
+  elif not caps.get("has_discriminator"):
     text = f"{arch} " + "-".join(str(h) for h in m.get("features", ()))
   else:
     text = f"{arch} G{m.get('g_width', '?')}/D{m.get('d_width', '?')}"
-    if family == "vaegan":
+    if caps.get("has_encoder"):
       text += " E" + "-".join(str(h) for h in m.get("features", ()))
   text += f", z={m.get('latent_dim', '?')}"
   if m.get("spectral_norm"):
@@ -256,9 +262,10 @@ def _arch(cfg: dict) -> str:
   return text
 
 
-def _objective(cfg: dict) -> str:
-  family = _get(cfg, "model.family")
-  if family == "vae":
+def _objective(cfg: dict, caps: dict) -> str:
+  """The training objective in a few words: the likelihood bound of a family with a pixel likelihood, the GAN
+  loss of one with a discriminator (after the VAE-GAN weight when the config has that section)."""
+  if caps.get("has_likelihood"):
     o = cfg.get("objective", {})
     text = f"{o.get('name', '?')} k={o.get('num_samples', '?')}, {_get(cfg, 'model.likelihood', '?')} likelihood"
     if o.get("beta", 1.0) != 1.0:
@@ -268,6 +275,8 @@ def _objective(cfg: dict) -> str:
     if o.get("gradient", "reparam") != "reparam":
       text += f", {o['gradient']} gradient"
     return text
+  if not caps.get("has_discriminator"):
+    return str(_get(cfg, "objective.name", "?"))
   g = cfg.get("gan", {})
   text = f"{g.get('loss', '?')} GAN loss"
   for key, label in (("gp_weight", "GP"), ("r1_weight", "R1"), ("clip_value", "clip")):
@@ -275,44 +284,9 @@ def _objective(cfg: dict) -> str:
       text += f", {label}={g[key]}"
   if g.get("n_critic", 1) != 1:
     text += f", n_critic={g['n_critic']}"
-  if family == "vaegan":
+  if caps.get("has_encoder") and "vaegan" in cfg:
     text = f"VAE-GAN gamma={_get(cfg, 'vaegan.gamma', '?')}, " + text
   return text
-
-
-# Sub-networks a model's parameters may hold under these names (a VAE's 'vae' model: 'encoder' and 'decoder').
-NETWORK_NAMES = ("encoder", "decoder", "generator", "discriminator")
-
-
-def _tree_size(tree) -> int:
-  """Number of scalars in a parameter tree (nested mappings / sequences; leaves with a .shape: arrays, or the
-  checkpoint's array metadata)."""
-  if tree is None:
-    return 0
-  if isinstance(tree, Mapping):
-    return sum(_tree_size(v) for v in tree.values())
-  if isinstance(tree, (list, tuple)):
-    return sum(_tree_size(v) for v in tree)
-  shape = getattr(tree, "shape", None)
-  return math.prod(int(d) for d in shape) if shape is not None else 0
-
-
-def count_params(models: Mapping[str, Any]) -> dict:
-  """{"total": n, "per_network": {network: n}} from {model name: its trainable parameter tree}. A model whose
-  parameters hold named sub-networks (NETWORK_NAMES) is split into them; the rest of it keeps the model's name."""
-  per: dict[str, int] = {}
-  for name, params in models.items():
-    inner = [k for k in NETWORK_NAMES if isinstance(params, Mapping) and k in params]
-    for k in inner:
-      per[k] = per.get(k, 0) + _tree_size(params[k])
-    rest = {k: v for k, v in params.items() if k not in inner} if inner else params
-    if not inner or rest:
-      size = _tree_size(rest)
-      if size or not inner:
-        per[name] = per.get(name, 0) + size
-  order = {k: i for i, k in enumerate(NETWORK_NAMES)}
-  per = dict(sorted(per.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
-  return {"total": sum(per.values()), "per_network": per}
 
 
 def checkpoint_params(path: pathlib.Path, step: int | None = None) -> dict | None:
@@ -381,7 +355,8 @@ def training_summary(run: RunInfo) -> dict:
   wall = _first(num(train.get("wall_seconds")), num(meta.get("train_wall_seconds")), _last(run.rows, "wall_seconds"))
   params = run_params(run) or {}
   return {
-      "family": run.family, "dataset": run.dataset, "arch": _arch(cfg), "objective": _objective(cfg),
+      "family": run.family, "dataset": run.dataset,
+      "arch": _arch(cfg, run.capabilities), "objective": _objective(cfg, run.capabilities),
       "params": params.get("total"), "params_per_network": params.get("per_network") or {},
       "batch_size": _get(cfg, "data.batch_size"), "steps": steps, "wall_seconds": wall,
       "median_steps_per_sec": _median(steps_per_sec), "median_examples_per_sec": _median(examples_per_sec),

@@ -19,7 +19,7 @@ metrics of the last step only.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -28,21 +28,8 @@ from jax.sharding import Mesh
 from gen_jax import parallel, rng
 from gen_jax.data.sampler import BatchSampler, DeviceData
 from gen_jax.errors import ConfigError
-from gen_jax.models.state import ModelState, TrainState
-
-Metrics = dict[str, jax.Array]
-
-
-class ModelFamily(Protocol):
-  """What a model family (VAE, GAN, VAE-GAN) provides to the shared trainer."""
-  name: str
-
-  def init_models(self, key: jax.Array, example_batch: dict) -> dict[str, ModelState]: ...
-
-  def update_models(self, models: dict[str, ModelState], batch: dict, key: jax.Array,
-                    step: jax.Array) -> tuple[dict[str, ModelState], Metrics]: ...
-
-  def visualize(self, models: dict[str, ModelState], batch: dict, key: jax.Array) -> dict[str, jax.Array]: ...
+from gen_jax.models.family import Metrics, ModelFamily
+from gen_jax.models.state import TrainState
 
 
 def make_update(family: ModelFamily) -> Callable[[TrainState, dict, jax.Array], tuple[TrainState, Metrics]]:

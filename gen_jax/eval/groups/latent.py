@@ -5,9 +5,9 @@ For a pair of latent endpoints (z0, z1) and t ~ U(0, 1), the path length of the 
   d = || f(G(interp(z0, z1, t))) - f(G(interp(z0, z1, t + eps))) ||^2 / eps^2
 
 with G the decoder / generator, f a feature map (the dataset classifier's features, standing in for the VGG
-features of the original), interp linear ('lerp') or spherical ('slerp', the repo's `slerp` of
-`gen_jax/models/vae.py`, the one the interpolation grids use). d estimates the squared speed of the image along
-the path in feature space; a smooth latent space has a small, even d. Two summaries are reported:
+features of the original), interp linear ('lerp') or spherical ('slerp', `gen_jax/models/latent_paths.py`, the one
+the interpolation grids use). d estimates the squared speed of the image along the path in feature space; a smooth
+latent space has a small, even d. Two summaries are reported:
 
   mean            the plain mean of d over the pairs (an unbiased estimate of E d);
   mean_filtered   the mean of the d between their 1st and 99th percentiles, StyleGAN's number (robust to the few
@@ -29,10 +29,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gen_jax.data import subsets
 from gen_jax.errors import ConfigError
 from gen_jax.eval.batching import map_batches
 from gen_jax.eval.model_api import unit_images
-from gen_jax.models.vae import slerp
+from gen_jax.models.latent_paths import slerp
 
 FILTER_PERCENTILES = (1.0, 99.0)
 
@@ -110,13 +111,16 @@ def _key_data(key: jax.Array) -> list[int]:
 
 
 def latent_smoothness(model: Any, features_fn: Callable | None, test_images, test_labels, key: jax.Array,
-                      num_pairs: int, epsilon: float, batch_size: int, feature_net: str | None = None) -> dict:
+                      num_pairs: int, epsilon: float, batch_size: int, feature_net: str | None = None,
+                      subset_seed: int = 0) -> dict:
   """PPL of an `EvalModel`: {'metrics': {...}, 'protocol': {...}}.
 
   metrics: 'ppl_prior_slerp', 'ppl_prior_lerp' (every family) and, for encoder models, 'ppl_encoding_lerp'; each with
   '_filtered' (1st-99th percentile mean, StyleGAN's) and '_std' variants. The unsuffixed number is the plain mean.
   ``test_images`` (uint8 or [0, 1] floats, [N, ...]) and ``test_labels`` ([N] or None) are only used by encoder
-  models: pair i joins the posterior means of test images i and P + i (the first 2P of the split). ``feature_net``
+  models: pair i joins the posterior means of drawn images i and P + i (2P images, a seeded class-balanced draw,
+  gen_jax/data/subsets.py, seed ``subset_seed``, purpose 'encoding_pairs'; the whole split when it holds at most
+  2P). ``feature_net``
   names the feature network and its hash for the protocol (None: the caller's features_fn, unnamed).
   """
   if int(num_pairs) < 1:
@@ -144,7 +148,7 @@ def latent_smoothness(model: Any, features_fn: Callable | None, test_images, tes
       "feature_net": feature_net if feature_net else ("raw data" if features_fn is None else "caller's features_fn"),
       "epsilon": float(epsilon), "num_pairs_prior": num_pairs, "key_data": _key_data(key),
       "prior_pairs": "z0, z1 independent N(0, I) draws; slerp and lerp share the pairs and the t",
-      "slerp": "gen_jax.models.vae.slerp (White 2016; unnormalised endpoints, as in the interpolation grids)",
+      "slerp": "gen_jax.models.latent_paths.slerp (White 2016; unnormalised endpoints, as in the interpolation grids)",
   }
   if model.conditional:
     protocol["labels"] = ("one label held fixed along each path: arange(P) % num_classes for prior pairs, the "
@@ -156,18 +160,23 @@ def latent_smoothness(model: Any, features_fn: Callable | None, test_images, tes
     if pairs < 1:
       raise ConfigError(f"latent_smoothness needs at least 2 test images for encoding pairs; got {images.shape[0]}")
     labels = None
+    if model.conditional and test_labels is None:
+      raise ConfigError("latent_smoothness: a conditional model needs test_labels to encode test images; "
+                        "pass the split's labels")
+    total = images.shape[0]
+    idx = subsets.balanced_indices(total if test_labels is None else np.asarray(test_labels), 2 * pairs,
+                                   subset_seed, "encoding_pairs")
     if model.conditional:
-      if test_labels is None:
-        raise ConfigError("latent_smoothness: a conditional model needs test_labels to encode test images; "
-                          "pass the split's labels")
-      labels = np.asarray(test_labels, np.int32)[:2 * pairs]
+      labels = np.asarray(test_labels, np.int32)[idx]
     encode = lambda x, y: model.encode(model.model_input(x), y)[0]
-    means = map_batches(encode, images[:2 * pairs], labels, batch_size=batch_size)
+    means = map_batches(encode, images[idx], labels, batch_size=batch_size)
     path_labels = None if labels is None else labels[:pairs]
     record("ppl_encoding_lerp", perceptual_path_length(decode, features_fn, means[:pairs], means[pairs:], k_enc,
                                                        epsilon, False, path_labels, batch_size))
     protocol["num_pairs_encoding"] = pairs
-    protocol["encoding_pairs"] = (f"posterior means of test images i and {pairs} + i, i < {pairs} (the first "
-                                  f"{2 * pairs} images of the split) as model_input(x) without a key (binarized "
-                                  f"data thresholded at 0.5; binarization={model.binarization!r})")
+    labelled = test_labels is not None and len(np.unique(np.asarray(test_labels))) > 1
+    protocol["encoding_pairs"] = (f"posterior means of drawn images i and {pairs} + i, i < {pairs}; the images: "
+                                  + subsets.describe_subset(2 * pairs, total, subset_seed, "encoding_pairs", labelled)
+                                  + "; as model_input(x) without a key (binarized data thresholded at 0.5; "
+                                  f"binarization={model.binarization!r})")
   return {"metrics": metrics, "protocol": protocol}

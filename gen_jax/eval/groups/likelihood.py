@@ -11,7 +11,13 @@ increases to log p(x) as K grows). It is accumulated over chunks of samples with
 The model contract is the one of ``gen_jax.objectives.vae``: encode_fn(x, y) -> (mean, logvar) [B, L],
 decode_fn(z, y) -> out [N, H, W, C * P]; ``likelihood`` is any object with ``log_prob(x, out)`` summed over
 the last 3 axes and ``mean(out)``.
+
+``evaluate_likelihood_group`` is the suite's 'likelihood' group for any model family: the full set above for a
+family with a pixel likelihood (capabilities.has_likelihood), the reconstruction error of the posterior mean for
+one with an encoder only (capabilities.has_encoder).
 """
+from __future__ import annotations
+
 import math
 from typing import Any
 
@@ -19,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gen_jax.data import subsets
 from gen_jax.errors import ConfigError
 from gen_jax.eval.placement import LEFT_TO_JIT, Placement
 from gen_jax.objectives import distributions
@@ -199,3 +206,74 @@ def evaluate_encoder_model(
       "num_examples": int(num_examples),
       "num_importance_samples": int(num_importance_samples),
   }
+
+
+def evaluate_likelihood_group(family, models, dataset, key: Array, eval_cfg, progress: bool = False,
+                              placement: Placement = LEFT_TO_JIT) -> dict[str, Any]:
+  """{'metrics', 'protocol'} of the 'likelihood' group for a family with an encoder (see the module docstring).
+
+  `placement` (gen_jax.eval.placement): the mesh whose devices share each batch (`models` already on it); the
+  batch size is rounded up to a multiple of their count, and recorded."""
+  caps = family.capabilities
+  if caps.has_likelihood:
+    return _likelihood_model_metrics(family, models, dataset, key, eval_cfg, progress, placement)
+  if caps.has_encoder:
+    return _reconstruction_metrics(family, models, dataset, eval_cfg, placement)
+  raise ValueError(f"the {family.name} family has no encoder: the likelihood group does not apply")
+
+
+def _likelihood_model_metrics(family, models, dataset, key, eval_cfg, progress, placement) -> dict[str, Any]:
+  """Test ELBO (recon + KL), importance-sampled NLL, active units, reconstruction error."""
+  split = getattr(dataset, eval_cfg.get("split", "test"))
+  n = min(int(eval_cfg.get("num_examples", 0)) or len(split.images), len(split.images))
+  _, images, labels = subsets.subset(split, n, int(eval_cfg.get("subset_seed", 0)), "likelihood")
+  model = family.likelihood_model(models)
+  k = int(eval_cfg.num_importance_samples)
+  batch_size = placement.round_batch(min(int(eval_cfg.batch_size), n))   # as evaluated
+  metrics = evaluate_encoder_model(
+      model.encode, model.decode, model.likelihood, images, labels, key, batch_size=batch_size,
+      num_importance_samples=k, chunk_size=int(eval_cfg.chunk_size),
+      binarize=dataset.binarization or "none", progress=progress, placement=placement)
+  protocol = {
+      "split": eval_cfg.get("split", "test"), "num_examples": n, "batch_size": batch_size,
+      "examples": _describe_examples(split, n, eval_cfg),
+      "devices": placement.describe(),
+      "num_importance_samples": k, "elbo_samples": 1,
+      "binarization": {"dynamic": "a fresh Bernoulli(pixel/255) draw per test image, from the eval key",
+                       "fixed": "the fixed binarization of the training data"}.get(dataset.binarization, "none"),
+      "likelihood": model.likelihood.name, **model.protocol,
+      "params": family.params_kind(models),
+      "estimator": f"log mean of {k} importance weights p(x,z)/q(z|x), z ~ q (Burda et al. 2015)",
+  }
+  return {"metrics": metrics, "protocol": protocol}
+
+
+def _reconstruction_metrics(family, models, dataset, eval_cfg, placement) -> dict[str, Any]:
+  """Test reconstruction error (pixel MSE in [0, 1]) of the posterior mean."""
+  split = getattr(dataset, eval_cfg.get("split", "test"))
+  n = min(int(eval_cfg.get("num_examples", 0)) or len(split.images), len(split.images))
+  _, images, labels = subsets.subset(split, n, int(eval_cfg.get("subset_seed", 0)), "likelihood")
+  bs = placement.round_batch(int(eval_cfg.get("batch_size", 500)))
+  put = placement.batch
+  labels = labels if labels is not None else np.zeros(n, np.int32)
+
+  def squared_error(m, x, y):
+    mean, _ = family.encode(m, x, y)
+    return jnp.mean(jnp.square(family.decode(m, mean, y) - x), axis=(1, 2, 3))
+
+  recon_fn = jax.jit(squared_error)
+  errors = []
+  for start in range(0, n, bs):
+    xb = jnp.asarray(images[start:min(n, start + bs)], jnp.float32) / 255.0
+    errors.append(recon_fn(models, put(xb), put(jnp.asarray(labels[start:min(n, start + bs)]))))
+  mse = float(jnp.mean(jnp.concatenate(errors)))
+  return {"metrics": {"recon_mse": mse},
+          "protocol": {"split": eval_cfg.get("split", "test"), "num_examples": n,
+                       "examples": _describe_examples(split, n, eval_cfg),
+                       "recon_mse": "per-pixel squared error in [0, 1] of Dec(mean of q(z|x))"}}
+
+
+def _describe_examples(split, n: int, eval_cfg) -> str:
+  """Which test examples: all of the split, or a seeded class-balanced draw (gen_jax/data/subsets.py)."""
+  return subsets.describe_subset(n, len(split.images), int(eval_cfg.get("subset_seed", 0)), "likelihood",
+                                 split.labels is not None)
