@@ -91,6 +91,7 @@ def base() -> ml_collections.ConfigDict:
   c.eval.suites = ("likelihood", "samples", "modes", "latent", "imputation", "cas")
   c.eval.num_samples = 10_000        # generated samples for sample-quality metrics
   c.eval.reference_split = "test"    # real reference set; the real-data floor compares it with 'train'
+  c.eval.subset_seed = 0             # seed of every class-balanced subset of a split (gen_jax/data/subsets.py)
   c.eval.feature_net = ""            # classifier checkpoint folder; '' = classifiers/<dataset> in the repo
   c.eval.inception_weights = ""      # pytorch-fid's pt_inception-2015-12-05-6726825d.pth; '' = $GEN_JAX_INCEPTION_WEIGHTS
   c.eval.kid_subsets = 100           # KID: number of random subsets ...
@@ -101,6 +102,7 @@ def base() -> ml_collections.ConfigDict:
   c.eval.ppl_epsilon = 1e-4          # ... and step
   c.eval.imputation_examples = 200   # test images masked per mask kind
   c.eval.imputation_steps = 50       # iterations of conditional sampling / latent optimization
+  c.eval.imputation_samples = 8      # M imputations per image (chains / restarts), scored singly and as their mean
   c.eval.cas_samples = 10_000        # classification accuracy score: generated training examples
   c.eval.cas_real_subset = 1000      # augmentation: size of the small real training subset
   c.eval.cas_steps = 1000            # training steps of each CAS / augmentation classifier (batch 128)
@@ -138,7 +140,7 @@ def apply_variant(c: ml_collections.ConfigDict, variant: str | None) -> ml_colle
       c.eval.num_samples = 200          # = data.num_test: the reference set holds 200 test images
       c.eval.kid_subsets, c.eval.kid_subset_size = 10, 100
       c.eval.ppl_samples = 100
-      c.eval.imputation_examples, c.eval.imputation_steps = 50, 20
+      c.eval.imputation_examples, c.eval.imputation_steps, c.eval.imputation_samples = 50, 20, 2
       c.eval.cas_samples, c.eval.cas_real_subset, c.eval.cas_steps = 500, 100, 100
       for key in ("g_width", "d_width"):   # GAN / VAE-GAN networks (the SN-ResNet's 128 took minutes for 50 steps)
         if key in c.model:

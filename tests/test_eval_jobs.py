@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gen_jax.data import subsets
 from gen_jax.errors import ConfigError
 from gen_jax.eval.groups import imputation as imp
 from gen_jax.eval.groups.latent import latent_smoothness, path_length_distances, perceptual_path_length, summarize_distances
@@ -186,23 +187,55 @@ def test_evaluate_imputation_metrics_and_meanfill_baseline():
   model, x = _linear_model_and_truth(n=5)
   train = np.random.default_rng(6).integers(0, 256, size=(40, 6, 6, 1), dtype=np.uint8)
   out = imp.evaluate_imputation(model, x, None, jax.random.key(0), num_examples=4, steps=150, batch_size=3,
-                                restarts=2, train_images=train)
+                                restarts=2, num_imputations=2, train_images=train)
   metrics, protocol = out["metrics"], out["protocol"]
   mean = train.astype(np.float64).mean(0) / 255.0
+  drawn = x[subsets.balanced_indices(5, 4, 0, "imputation")]   # 4 of the 5 images, a seeded draw
   for kind, missing in (("half", imp.half_mask(4, 6, 6)), ("centre", imp.centre_mask(4, 6, 6))):
-    expect = np.sum(np.square(mean - x[:4]) * missing) / missing.sum()
+    expect = np.sum(np.square(mean - drawn) * missing) / missing.sum()
     np.testing.assert_allclose(metrics[f"impute_mse_{kind}_meanfill"], expect, rtol=1e-6)
   for kind in imp.MASK_KINDS:
     assert metrics[f"impute_mse_{kind}"] < 1e-3 * metrics[f"impute_mse_{kind}_meanfill"]
+    assert metrics[f"impute_mse_{kind}_persample"] < 1e-3 * metrics[f"impute_mse_{kind}_meanfill"]
     assert metrics[f"impute_mse_{kind}_latentopt"] < 1e-2 * metrics[f"impute_mse_{kind}_meanfill"]
-  assert protocol["num_examples"] == 4 and protocol["impute_mse_<kind>"] == "conditional sampling"
-  # A decoder-only model reports latent optimization as its number, and no separate '_latentopt'.
+  assert protocol["num_examples"] == 4 and protocol["impute_mse_<kind>"].startswith("conditional sampling")
+  assert protocol["num_imputations"] == 2 and "4 of 5 images" in protocol["images"]
+  # A decoder-only model reports latent optimization as its number (mean of its restarts), one restart alone
+  # and the best-fitting restart, and no separate '_latentopt'.
   gan, _ = _linear_model_and_truth(n=5, has_encoder=False)
   out = imp.evaluate_imputation(gan, x, None, jax.random.key(0), 4, 5, 4, restarts=1, mean_image=mean)
-  assert set(out["metrics"]) == {f"impute_mse_{k}{s}" for k in imp.MASK_KINDS for s in ("", "_meanfill")}
-  assert out["protocol"]["impute_mse_<kind>"] == "latent optimization"
+  assert set(out["metrics"]) == {f"impute_mse_{k}{s}" for k in imp.MASK_KINDS
+                                 for s in ("", "_persample", "_bestfit", "_meanfill")}
+  assert out["protocol"]["impute_mse_<kind>"].startswith("latent optimization")
+  for k in imp.MASK_KINDS:   # one restart: its mean, its single imputation and the best restart are one thing
+    assert out["metrics"][f"impute_mse_{k}"] == pytest.approx(out["metrics"][f"impute_mse_{k}_bestfit"], rel=1e-6)
+    assert out["metrics"][f"impute_mse_{k}"] == pytest.approx(out["metrics"][f"impute_mse_{k}_persample"], rel=1e-6)
   with pytest.raises(ConfigError, match="encoder"):
     imp.impute_conditional_sampling(gan, x, ~imp.half_mask(5, 6, 6), jax.random.key(0), 3)
+
+
+def test_mean_of_draws_beats_one_draw_by_exactly_their_variance():
+  """Squared error splits into bias and variance: per-sample MSE - MSE of the mean = the draws' variance on the
+  missing pixels, so averaging M imputations can only help."""
+  rng = np.random.default_rng(3)
+  truth = rng.uniform(size=(5, 4, 4, 1))
+  missing = imp.half_mask(5, 4, 4)
+  draws = truth[:, None] + 0.05 + rng.normal(scale=0.2, size=(5, 8, 4, 4, 1))
+  s = imp.score_draws(draws, truth, missing)
+  variance = np.sum(draws.var(axis=1) * missing) / missing.sum()
+  np.testing.assert_allclose(s["persample"] - s["mean"], variance, rtol=1e-10)
+  np.testing.assert_allclose(s["mean"], np.sum(np.square(draws.mean(1) - truth) * missing) / missing.sum())
+  assert s["persample"] > 0.04 and s["mean"] < 0.01   # variance 0.04 per draw, bias 0.05^2 + 0.04 / 8 left
+
+
+def test_conditional_sampling_draws_are_independent_chains():
+  model, x = _linear_model_and_truth(n=4)
+  observed = ~imp.half_mask(4, 6, 6)
+  d = imp.conditional_sampling_draws(model, x, observed, jax.random.key(0), steps=3, num_draws=3, batch_size=4)
+  assert d.shape == (4, 3, 6, 6, 1)
+  np.testing.assert_array_equal(d[:, :, :3], np.broadcast_to(x[:, None, :3], d[:, :, :3].shape))   # observed kept
+  d2 = imp.conditional_sampling_draws(model, x, observed, jax.random.key(0), steps=3, num_draws=2, batch_size=4)
+  np.testing.assert_allclose(d2, d[:, :2], rtol=1e-6)   # draw m does not depend on how many are drawn
 
 
 def test_latent_smoothness_of_the_linear_model():
@@ -238,7 +271,7 @@ def test_latent_and_imputation_on_tiny_real_models(make_config, spec, extra):
   assert out["protocol"]["feature_net"] == "random projection" and out["protocol"]["family"] == model.family_name
   out = imp.evaluate_imputation(model, test.images, test.labels, jax.random.key(1), num_examples=4, steps=2,
                                 batch_size=4, restarts=2)
-  assert len(out["metrics"]) == (9 if model.has_encoder else 6)
+  assert len(out["metrics"]) == 12   # per mask: mean of M, one imputation, latentopt (or bestfit), mean fill
   assert all(np.isfinite(v) and 0 <= v <= 1 for v in out["metrics"].values())
   assert out["protocol"]["num_examples"] == 4
 

@@ -72,13 +72,23 @@ def _imputation_specs() -> list[MetricSpec]:
   for mask, what in (("half", "the bottom half"), ("centre", "a centre square"), ("random", "random pixels")):
     out += [
         _s(f"impute_mse_{mask}", "imputation", f"Imputation MSE, {mask} mask", "pixels in [0,1]", LOWER, ".4f",
-           f"mean squared error on the masked pixels after filling {what} by conditional sampling"),
+           f"mean squared error on the masked pixels after filling {what} with the mean of the model's M "
+           "imputations (conditional sampling for encoder models, latent optimization restarts otherwise)"),
+        _s(f"impute_mse_{mask}_persample", "imputation", f"Imputation MSE, {mask} mask, one imputation",
+           "pixels in [0,1]", LOWER, ".4f",
+           f"as impute_mse_{mask}, the mean error of a single imputation (it includes the imputations' variance)",
+           derived=True),
+        _s(f"impute_mse_{mask}_bestfit", "imputation", f"Imputation MSE, {mask} mask, best-fitting restart",
+           "pixels in [0,1]", LOWER, ".4f",
+           f"as impute_mse_{mask}, the latent-optimization restart that fits the visible pixels best",
+           derived=True),
         _s(f"impute_mse_{mask}_latentopt", "imputation", f"Imputation MSE, {mask} mask, latent optimization",
            "pixels in [0,1]", LOWER, ".4f",
-           f"as impute_mse_{mask}, filling by optimizing z to match the visible pixels"),
+           f"as impute_mse_{mask}, filling by optimizing z to match the visible pixels (mean of the restarts)"),
         _s(f"impute_mse_{mask}_meanfill", "imputation", f"Imputation MSE, {mask} mask, mean fill (baseline)",
-           "pixels in [0,1]", LOWER, ".4f",
-           f"as impute_mse_{mask}, filling with the training-set mean image: no model"),
+           "pixels in [0,1]", NEITHER, ".4f",
+           f"as impute_mse_{mask}, filling with the training-set mean image: no model; the baseline a model "
+           "must beat (not ranked)"),
     ]
   return out
 

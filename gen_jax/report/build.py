@@ -32,6 +32,7 @@ from typing import Sequence
 
 from gen_jax.errors import GenJaxError
 from gen_jax.report import curves as curves_lib
+from gen_jax.report import ranking
 from gen_jax.eval import metric_specs as specs
 from gen_jax.report.render import (Block, BulletList, Cell, Figure, Figures, Heading, Paragraph, Table,
                                         to_html, to_markdown)
@@ -132,8 +133,9 @@ def _summary_blocks(runs: Sequence[RunInfo], table: list[dict], protocols: dict[
   else:
     blocks.append(Paragraph(["Best run per metric, ranked only among runs on the same data (column 'data'; "
                              "ties listed together; floors, unranked metrics and restatements of another metric "
-                             "such as bits/dim left out). Better = the arrow of the metrics table. Computed from "
-                             "the numbers below, nothing else."], note=True))
+                             "such as bits/dim left out). Better = the arrow of the metrics table; runs marked "
+                             "'†' in the metrics table (worse than a trivial baseline, or failing a gate) are "
+                             "never best. Computed from the numbers below, nothing else."], note=True))
     rows = [[_label(row), data, Cell(", ".join(runs[i].name for i in best), bold=True), row["cells"][best[0]],
              str(sum(_finite(row["values"][i]) for i in members))] for row, data, members, best in entries]
     blocks.append(Table(["metric", "data", "best run", "its value", "runs with a value"], rows))
@@ -210,8 +212,15 @@ def _metrics_blocks(runs: Sequence[RunInfo], table: list[dict]) -> list:
       group = row["group"]
       sections.add(len(rows))
       rows.append([Cell(specs.GROUPS.get(group, group))] + [""] * len(runs))
-    rows.append([_label(row)] + [Cell(text, bold=i in row["best"]) for i, text in enumerate(row["cells"])])
+    marked = row.get("marked", {})
+    rows.append([_label(row)] + [Cell(text + (" †" if i in marked else ""), bold=i in row["best"],
+                                      title=marked.get(i, "")) for i, text in enumerate(row["cells"])])
   blocks.append(Table([Cell("metric")] + _run_header(runs), rows, section_rows=frozenset(sections)))
+  marks = [f"{runs[i].name}, {row['label']}: {why}"
+           for row in table for i, why in sorted(row.get("marked", {}).items())]
+  rules = ranking.rule_lines(row["name"] for row in table)
+  blocks.append(Paragraph(["Ranking rule: " + " ".join(rules)
+                           + (" '†': marked, not ranked: " + "; ".join(marks) + "." if marks else "")], note=True))
   return blocks
 
 
@@ -452,7 +461,8 @@ def build_report(run_dirs: Sequence[str | pathlib.Path], out_dir: str | pathlib.
                for r, s, im, c in zip(runs, summaries, images, run_curves)],
       "table": [{k: row[k] for k in ("name", "group", "label", "unit", "direction", "target", "cells")}
                 | {"values": dict(zip((r.name for r in runs), row["values"])),
-                   "best": {data: [runs[i].name for i in best] for data, _, best in row["ranked"]}}
+                   "best": {data: [runs[i].name for i in best] for data, _, best in row["ranked"]},
+                   "marked": {runs[i].name: why for i, why in row.get("marked", {}).items()}}
                 for row in table],
       "compare_curves": compare,
   }

@@ -11,7 +11,7 @@ gen_jax/eval/train_feature_net.train_classifier) with the same steps, batch and 
 on the whole real test split:
 
   cas                         trained on `num_samples` generated images, labels balanced (i mod K)
-  real_subset                 trained on the first `real_subset` real train images, balanced per class
+  real_subset                 trained on `real_subset` real train images, a seeded class-balanced draw
   real_subset_plus_generated  trained on the union of the two (uniform batches over the union)
   full_real (optional)        trained on the whole real train split: the ceiling of this recipe at this budget
                               (the stored feature classifier's accuracy, trained longer, is the other reference)
@@ -23,23 +23,23 @@ from typing import Any
 import jax
 import numpy as np
 
+from gen_jax.data import subsets
 from gen_jax.eval import train_feature_net as tfn
 from gen_jax.eval.batching import generate
 
 
-def balanced_subset(labels: np.ndarray, size: int, num_classes: int) -> np.ndarray:
-  """Indices of the first examples of each class in order, size // K per class (the first size % K classes one
-  more). Raises if a class has too few examples."""
+def balanced_subset(labels: np.ndarray, size: int, num_classes: int, seed: int = 0) -> np.ndarray:
+  """Indices (sorted) of a seeded class-balanced draw of `size` examples (gen_jax/data/subsets.py, purpose
+  'cas_real_subset'): size // K per class, the size % K extra ones to classes chosen by the seed. Raises if a
+  class has fewer than its share (a real subset for augmentation must hold every class equally)."""
   labels = np.asarray(labels)
-  per_class = [size // num_classes + (1 if c < size % num_classes else 0) for c in range(num_classes)]
-  picks = []
-  for c, n in enumerate(per_class):
-    idx = np.flatnonzero(labels == c)[:n]
-    if len(idx) < n:
-      raise ValueError(f"class {c} has only {len(idx)} training examples; a balanced subset of {size} needs {n}. "
-                       "Fix: lower eval.cas_real_subset.")
-    picks.append(idx)
-  return np.sort(np.concatenate(picks))
+  need = -(-int(size) // num_classes)
+  for c in range(num_classes):
+    have = int(np.sum(labels == c))
+    if have < need:
+      raise ValueError(f"class {c} has only {have} training examples; a balanced subset of {size} needs up to "
+                       f"{need}. Fix: lower eval.cas_real_subset.")
+  return np.sort(subsets.balanced_indices(labels, size, seed, "cas_real_subset"))
 
 
 def generated_labels(num: int, num_classes: int) -> np.ndarray:
@@ -61,7 +61,7 @@ def classification_accuracy_score(model: Any, dataset: Any, key: jax.Array, *, n
                                   num_steps: int, batch_size: int, learning_rate: float = tfn.DEFAULT_LR,
                                   sample_batch_size: int = 500, include_full_real: bool = True,
                                   widths: tuple[int, ...] = (32, 64, 128), feature_dim: int = 128,
-                                  progress: bool = False) -> dict:
+                                  progress: bool = False, subset_seed: int = 0) -> dict:
   """Real-test accuracies (fractions) of classifiers trained on generated and/or real data; see module docstring.
 
   model: an EvalModel (or anything with .conditional, .num_classes, .data_shape, .sample(key, n, labels) returning
@@ -88,7 +88,7 @@ def classification_accuracy_score(model: Any, dataset: Any, key: jax.Array, *, n
   fake_x = np.clip(np.asarray(fake_x, np.float32), 0.0, 1.0)
   fake_y = generated_labels(num_samples, k)
 
-  subset = balanced_subset(dataset.train.labels, real_subset, k)
+  subset = balanced_subset(dataset.train.labels, real_subset, k, subset_seed)
   real_x = dataset.train.images[subset].astype(np.float32) / 255.0
   real_y = dataset.train.labels[subset]
   test_x, test_y = dataset.test.images, dataset.test.labels
@@ -113,7 +113,8 @@ def classification_accuracy_score(model: Any, dataset: Any, key: jax.Array, *, n
       "dataset": getattr(dataset, "name", None), "test_split": "test", "test_examples": int(len(test_y)),
       "num_samples": int(num_samples), "generated_labels": "balanced: sample i has label i mod K",
       "sample_batch_size": bs, "params_kind": getattr(model, "params_kind", None),
-      "real_subset": int(real_subset), "real_subset_rule": "first examples of each class in train order, balanced",
+      "real_subset": int(real_subset), "real_subset_rule": "train split: " + subsets.describe_subset(
+          real_subset, len(dataset.train), subset_seed, "cas_real_subset"),
       "real_train_examples": int(len(dataset.train)),
       "classifier": dict(arch.to_json(), recipe="gen_jax.eval.train_feature_net.train_classifier from scratch"),
       "num_steps": int(num_steps), "batch_size": int(batch_size), "learning_rate": float(learning_rate),

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from gen_jax.data import subsets
 from gen_jax.errors import ConfigError, DatasetError
 from gen_jax.eval.batching import map_batches
 from gen_jax.eval.model_api import unit_images
@@ -40,6 +41,7 @@ from gen_jax.eval.model_api import unit_images
 MASK_KINDS = ("half", "centre", "random")
 LEARNING_RATE = 0.1   # Adam's initial step size in latent optimization (z ~ N(0, I), so 0.1 is a small step)
 PRIOR_WEIGHT = 0.01   # weight of 0.5 ||z||^2 against the summed squared error over hundreds of observed pixels
+NUM_IMPUTATIONS = 8   # M: imputations per image of a sampling imputer (eval.imputation_samples)
 
 
 # --- masks (True = missing) ---------------------------------------------------------------------------------------
@@ -138,11 +140,13 @@ class _LatentOptimizer:
     return z, opt_state
 
   def _finish(self, models, z, x_obs, observed, labels):
+    """(the restart with the lowest objective [n, ...], every restart [n, restarts, ...]), observed pixels kept."""
     m = _bound(self.model, models)
-    n = x_obs.shape[0]
-    best = jnp.argmin(self._objective(m, z, x_obs, observed, labels).reshape(n, self.restarts), axis=1)
-    z_best = z.reshape(n, self.restarts, -1)[jnp.arange(n), best]
-    return jnp.where(observed, x_obs, m.decode(z_best, labels))
+    n, r = x_obs.shape[0], self.restarts
+    decoded = m.decode(z, jnp.repeat(labels, r, axis=0)).reshape((n, r) + x_obs.shape[1:])
+    fills = jnp.where(observed[:, None], x_obs[:, None], decoded)
+    best = jnp.argmin(self._objective(m, z, x_obs, observed, labels).reshape(n, r), axis=1)
+    return fills[jnp.arange(n), best], fills
 
 
 @functools.lru_cache(maxsize=4)  # keeps the last few models alive; one compile per model
@@ -189,13 +193,14 @@ def _prepare(model: Any, x, observed_mask, labels):
 
 def impute_latent_optimization(model: Any, x, observed_mask, key: jax.Array, steps: int, restarts: int = 4,
                                labels=None, learning_rate: float = LEARNING_RATE, prior_weight: float = PRIOR_WEIGHT,
-                               batch_size: int = 128, progress: str | None = None) -> np.ndarray:
+                               batch_size: int = 128, progress: str | None = None, return_all: bool = False):
   """Fill the unobserved pixels of x [N, H, W, C] in [0, 1] by optimizing z (see the module docstring).
 
   observed_mask: bool [N, H, W, 1] (or [N, H, W]), True = observed. model: an `EvalModel`, or any object with its
   methods (decode, model_input, latent_dim, conditional) whose parameters live in ``.models``. Returns numpy
-  [N, H, W, C]: the model input at observed pixels, G(z*) at missing ones. ``progress``: a progress-bar title
-  (the bar counts optimizer steps over all batches), or None.
+  [N, H, W, C]: the model input at observed pixels, G(z*) at missing ones (z* the restart with the lowest
+  objective); with ``return_all`` also every restart's imputation, [N, restarts, H, W, C]. ``progress``: a
+  progress-bar title (the bar counts optimizer steps over all batches), or None.
   """
   steps, restarts = int(steps), int(restarts)
   if steps < 1 or restarts < 1:
@@ -220,7 +225,8 @@ def impute_latent_optimization(model: Any, x, observed_mask, key: jax.Array, ste
     return opt.finish(models, z, xo, ob, y)
 
   try:
-    return map_batches(batch, index, x_obs, observed, labels, batch_size=batch_size)
+    best, every = map_batches(batch, index, x_obs, observed, labels, batch_size=batch_size)
+    return (best, every) if return_all else best
   finally:
     if bar is not None:
       bar.close()
@@ -250,6 +256,25 @@ def impute_conditional_sampling(model: Any, x, observed_mask, key: jax.Array, st
                      batch_size=batch_size)
 
 
+def conditional_sampling_draws(model: Any, x, observed_mask, key: jax.Array, steps: int, num_draws: int,
+                               labels=None, init=0.5, batch_size: int = 128) -> np.ndarray:
+  """``num_draws`` independent pseudo-Gibbs chains per image, each one imputation (its last decoder mean):
+  numpy [N, num_draws, H, W, C]. Chain m uses the key fold_in(key, m), so draw m does not depend on num_draws."""
+  draws = [impute_conditional_sampling(model, x, observed_mask, jax.random.fold_in(key, m), steps, labels, init,
+                                       average_last=1, batch_size=batch_size) for m in range(int(num_draws))]
+  return np.stack(draws, axis=1)
+
+
+def score_draws(draws, truth, missing) -> dict[str, float]:
+  """Scores of several imputations per image, draws [N, M, H, W, C]: 'persample' = the mean over m of the MSE of
+  draw m (what one imputation scores on average), 'mean' = the MSE of the average of the M draws. Their difference
+  is the draws' variance on the missing pixels (bias-variance split of the squared error), so 'mean' <= 'persample'
+  and the average is the better fill under squared error."""
+  draws = np.asarray(draws, np.float64)
+  per = [missing_pixel_mse(draws[:, m], truth, missing) for m in range(draws.shape[1])]
+  return {"persample": float(np.mean(per)), "mean": missing_pixel_mse(draws.mean(axis=1), truth, missing)}
+
+
 def mean_training_image(train_images, data_shape) -> np.ndarray:
   """The mean of ``train_images`` (uint8 or [0, 1] floats, [N, H, W, C']) in [0, 1], broadcast to ``data_shape``
   [H, W, C] (Stacked MNIST: the MNIST mean in every channel, as its channels are independent MNIST digits)."""
@@ -267,17 +292,24 @@ def mean_training_image(train_images, data_shape) -> np.ndarray:
 
 
 def evaluate_imputation(model: Any, test_images, test_labels, key: jax.Array, num_examples: int, steps: int,
-                        batch_size: int, restarts: int = 4, train_images=None, mean_image=None,
-                        progress: bool = False) -> dict:
+                        batch_size: int, restarts: int | None = None, train_images=None, mean_image=None,
+                        progress: bool = False, num_imputations: int = NUM_IMPUTATIONS,
+                        subset_seed: int = 0) -> dict:
   """Imputation error of a model for each mask kind: {'metrics': {...}, 'protocol': {...}}.
 
-  metrics per kind k in MASK_KINDS: 'impute_mse_k' (the model's best method: conditional sampling for encoder
-  models, latent optimization for GANs), 'impute_mse_k_latentopt' (encoder models, to compare) and
-  'impute_mse_k_meanfill' (the mean training image). The first ``num_examples`` test images are used; test_images
-  uint8 or [0, 1] floats [N, H, W, C]; test_labels [N] or None (needed for conditional models, which impute given
-  the true label). The mean-fill image: ``mean_image`` [H, W, C] in [0, 1] if given, else the mean of
-  ``train_images``, else the mean of the model's own training set (``model.dataset.train.images``). ``progress``:
-  a bar over the latent-optimization steps of each mask (the slow part).
+  metrics per kind k in MASK_KINDS, for the model's own method (conditional sampling for encoder models, latent
+  optimization for the rest), which makes ``num_imputations`` (M) imputations per image:
+    'impute_mse_k'            the MSE of the mean of the M imputations (the model's number)
+    'impute_mse_k_persample'  the mean MSE of one imputation
+    'impute_mse_k_bestfit'    (latent optimization) the restart that fits the observed pixels best
+    'impute_mse_k_latentopt'  (encoder models, to compare) latent optimization's mean of M
+    'impute_mse_k_meanfill'   the mean training image: the trivial baseline a model must beat
+  ``num_examples`` test images are a seeded class-balanced draw (gen_jax/data/subsets.py, seed ``subset_seed``,
+  purpose 'imputation'); test_images uint8 or [0, 1] floats [N, H, W, C]; test_labels [N] or None (needed for
+  conditional models, which impute given the true label). ``restarts``: latent optimization's restarts (default
+  M; each restart is one of its imputations). The mean-fill image: ``mean_image`` [H, W, C] in [0, 1] if given,
+  else the mean of ``train_images``, else the mean of the model's own training set. ``progress``: a bar over the
+  latent-optimization steps of each mask (the slow part).
   """
   if not getattr(model, "is_image", True):
     raise ConfigError("imputation needs image data; this model's data is not images. Remove 'imputation' from "
@@ -290,8 +322,17 @@ def evaluate_imputation(model: Any, test_images, test_labels, key: jax.Array, nu
   num = min(int(num_examples), images.shape[0])
   if num < 1:
     raise ConfigError(f"evaluate_imputation needs num_examples >= 1 (eval.imputation_examples); got {num_examples!r}")
-  images = images[:num]
-  labels = None if test_labels is None else np.asarray(test_labels, np.int32)[:num]
+  m_draws = int(num_imputations)
+  restarts = m_draws if restarts is None else int(restarts)
+  if m_draws < 1 or restarts < 1:
+    raise ConfigError(f"imputation needs num_imputations >= 1 (eval.imputation_samples) and restarts >= 1; got "
+                      f"{num_imputations!r}, {restarts!r}")
+  total = images.shape[0]
+  labelled = test_labels is not None and len(np.unique(np.asarray(test_labels))) > 1
+  idx = subsets.balanced_indices(np.asarray(test_labels) if test_labels is not None else total, num, subset_seed,
+                                 "imputation")
+  images = images[idx]
+  labels = None if test_labels is None else np.asarray(test_labels, np.int32)[idx]
   if mean_image is None:
     if train_images is None:
       dataset = getattr(model, "dataset", None)
@@ -308,37 +349,52 @@ def evaluate_imputation(model: Any, test_images, test_labels, key: jax.Array, nu
     k_mask, k_opt, k_gibbs = jax.random.split(jax.random.fold_in(key, i), 3)
     missing = make_mask(kind, k_mask, num, h, w)
     missing_fraction[kind] = float(missing.mean())
-    opt = impute_latent_optimization(model, images, ~missing, k_opt, steps, restarts, labels, batch_size=batch_size,
-                                     progress=f"imputation ({kind}): latent optimization" if progress else None)
     metrics[f"impute_mse_{kind}_meanfill"] = missing_pixel_mse(np.broadcast_to(mean, images.shape), images, missing)
+    best, every = impute_latent_optimization(
+        model, images, ~missing, k_opt, steps, restarts, labels, batch_size=batch_size, return_all=True,
+        progress=f"imputation ({kind}): latent optimization" if progress else None)
+    opt = score_draws(every, images, missing)
     if model.has_encoder:
-      gibbs = impute_conditional_sampling(model, images, ~missing, k_gibbs, steps, labels, init=mean,
-                                          batch_size=batch_size)
-      metrics[f"impute_mse_{kind}"] = missing_pixel_mse(gibbs, images, missing)
-      metrics[f"impute_mse_{kind}_latentopt"] = missing_pixel_mse(opt, images, missing)
+      gibbs = score_draws(conditional_sampling_draws(model, images, ~missing, k_gibbs, steps, m_draws, labels,
+                                                     init=mean, batch_size=batch_size), images, missing)
+      metrics[f"impute_mse_{kind}"] = gibbs["mean"]
+      metrics[f"impute_mse_{kind}_persample"] = gibbs["persample"]
+      metrics[f"impute_mse_{kind}_latentopt"] = opt["mean"]
     else:
-      metrics[f"impute_mse_{kind}"] = missing_pixel_mse(opt, images, missing)
-  best = "conditional sampling" if model.has_encoder else "latent optimization"
+      metrics[f"impute_mse_{kind}"] = opt["mean"]
+      metrics[f"impute_mse_{kind}_persample"] = opt["persample"]
+      metrics[f"impute_mse_{kind}_bestfit"] = missing_pixel_mse(best, images, missing)
+  method = "conditional sampling" if model.has_encoder else "latent optimization"
   protocol = {
       "metric": "mean squared error per missing pixel and channel, [0, 1] units, pooled over the images, against "
                 "the grey test image; observed pixels are given to the model as model_input(x) (binarized data "
                 "thresholded at 0.5)",
       "family": getattr(model, "family_name", "?"), "params_kind": getattr(model, "params_kind", "?"),
-      "split": "test", "num_examples": num, "images": f"the first {num} of the split",
+      "split": "test", "num_examples": num,
+      "images": "test split: " + subsets.describe_subset(num, total, subset_seed, "imputation", labelled),
       "masks": {"half": "rows >= H // 2 missing", "centre": "centre (H // 2) x (W // 2) block missing",
                 "random": "each pixel missing with probability 0.5"},
       "missing_fraction": missing_fraction,
-      "impute_mse_<kind>": best, "steps": int(steps),
+      "impute_mse_<kind>": f"{method}: MSE of the mean of {m_draws if model.has_encoder else restarts} imputations "
+                           "per image (the squared-error-optimal summary of a sampling imputer)",
+      "impute_mse_<kind>_persample": f"{method}: mean MSE of a single imputation (includes the imputations' "
+                                     "variance)",
+      "num_imputations": m_draws if model.has_encoder else restarts, "steps": int(steps),
       "latent_optimization": f"Adam (lr {LEARNING_RATE}, cosine decay to 0) on sum_observed (G(z) - x)^2 + "
-                             f"{PRIOR_WEIGHT} * 0.5 ||z||^2, {int(restarts)} prior restarts, lowest objective kept",
-      "meanfill": "the mean training image at the missing pixels",
+                             f"{PRIOR_WEIGHT} * 0.5 ||z||^2 from {restarts} prior draws (restarts), each restart one "
+                             "imputation" + ("" if model.has_encoder else "; impute_mse_<kind>_bestfit: the restart "
+                                             "with the lowest objective"),
+      "meanfill": "the mean training image at the missing pixels: the trivial baseline (a model that does not beat "
+                  "it is marked in reports, gen_jax/report/ranking.py)",
       "key_data": np.asarray(jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
                              else key).ravel().tolist(),
   }
   if model.has_encoder:
-    protocol["conditional_sampling"] = (f"pseudo-Gibbs (Rezende et al. 2014): missing pixels start at the mean "
-                                        f"training image; encode, z ~ q(z|x), decode, refill; average of the last "
-                                        f"{max(1, int(steps) // 4)} decoder means")
+    protocol["conditional_sampling"] = (f"pseudo-Gibbs (Rezende et al. 2014), {m_draws} independent chains per "
+                                        f"image: missing pixels start at the mean training image; {int(steps)} x "
+                                        "(encode, z ~ q(z|x), decode, refill); a chain's imputation is its last "
+                                        "decoder mean")
+    protocol["impute_mse_<kind>_latentopt"] = f"latent optimization: MSE of the mean of its {restarts} restarts"
   if getattr(model, "conditional", False):
     protocol["labels"] = "the true test label"
   return {"metrics": metrics, "protocol": protocol}

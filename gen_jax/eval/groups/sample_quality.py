@@ -13,7 +13,9 @@ the dataset's own classifier (`gen_jax/eval/features/feature_net.py`):
 and with `eval.inception_weights` (pytorch-fid's file) also `fid_inception`, the standard FID.
 
 The real-data floor of each metric (suffix `_floor`) compares the reference set with as many images of the
-other split (test vs train): what a perfect model would score with this sample count. Numbers from different
+other split (test vs train): what a perfect model would score with this sample count. Both real sets are seeded,
+class-balanced draws (`gen_jax/data/subsets.py`, seed `eval.subset_seed`, purposes 'reference' and 'floor'), the
+same for every model, never the first n images of a split (which may be sorted by class). Numbers from different
 sample counts are not comparable (FD and KID are biased in N), which is why the protocol records N.
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from gen_jax.data import subsets
 from gen_jax.eval import batching
 from gen_jax.eval.metrics import classifier_score as classifier_score_lib
 from gen_jax.eval.metrics import kid
@@ -64,8 +67,10 @@ def evaluate_sample_quality(model, dataset, feature_net, key: jax.Array, eval_cf
     samples = batching.generate(lambda k, m: model.sample(k, m), key, n, batch_size,
                                 progress="samples" if progress else None)
   samples = np.asarray(samples[:n], np.float32)
-  real = unit_images(reference.images[:n])
-  floor_set = unit_images(other.images[:n])
+  subset_seed = int(eval_cfg.get("subset_seed", 0))
+  _, real, _ = subsets.subset(reference, n, subset_seed, "reference")
+  _, floor_set, _ = subsets.subset(other, n, subset_seed, "floor")
+  real, floor_set = unit_images(real), unit_images(floor_set)
 
   def feats(x):
     return np.asarray(feature_net.features(x), np.float64)
@@ -92,8 +97,10 @@ def evaluate_sample_quality(model, dataset, feature_net, key: jax.Array, eval_cf
   metrics.update(classifier_score=float(cs_mean), classifier_score_std=float(cs_std),
                  classifier_score_real=float(cs_real))
   protocol = {
-      "reference": f"{dataset.name} {ref_name} split, first {n} images",
-      "floor": f"{dataset.name} {floor_name} split, first {n} images, vs the reference",
+      "reference": f"{dataset.name} {ref_name} split: " + subsets.describe_subset(
+          n, len(reference.images), subset_seed, "reference", reference.labels is not None),
+      "floor": f"{dataset.name} {floor_name} split: " + subsets.describe_subset(
+          n, len(other.images), subset_seed, "floor", other.labels is not None) + "; vs the reference",
       "num_samples": n,
       "labels": "balanced over classes (arange(n) % K)" if model.conditional else "unconditional",
       "params": model.params_kind,

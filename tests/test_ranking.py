@@ -1,0 +1,60 @@
+"""The ranking rule (gen_jax/report/ranking.py): degenerate models are marked, not crowned."""
+from __future__ import annotations
+
+from gen_jax.report import ranking
+from gen_jax.report.ranking import Verdict, judge, judge_runs
+
+
+def test_collapsed_model_with_the_best_path_length_is_not_crowned():
+  values = {"collapsed_gan": [0.5, 0.7], "vae": [30.0, 32.0], "gan": [45.0, 41.0]}
+  context = {"recall": {"collapsed_gan": [0.01, 0.02], "vae": [0.6, 0.7], "gan": [0.55, 0.5]}}
+  v = judge("ppl_prior_lerp", values, {}, context)
+  assert v["collapsed_gan"].best is False and "collapsed/low recall" in v["collapsed_gan"].marked
+  assert v["vae"] == Verdict(best=True) and v["gan"] == Verdict(best=False)
+  # Recall that is not measured: not ranked either (it cannot show that the model is not collapsed).
+  v = judge("ppl_prior_lerp", values, {}, {"recall": {"vae": 0.7, "gan": 0.6}})
+  assert "not measured" in v["collapsed_gan"].marked and v["vae"].best
+  # Every model collapsed: nobody is best.
+  v = judge("ppl_prior_lerp", values, {}, {"recall": {m: 0.1 for m in values}})
+  assert not any(x.best for x in v.values()) and all(x.marked for x in v.values())
+
+
+def test_imputation_worse_than_mean_fill_is_marked():
+  values = {"conv_vae": [0.0949], "dcgan": [0.05], "cvae": [0.06]}
+  baselines = {"conv_vae": 0.0672, "dcgan": 0.0672, "cvae": 0.0672}
+  v = judge("impute_mse_half", values, baselines, {})
+  assert "no better than mean fill (0.0672)" == v["conv_vae"].marked and not v["conv_vae"].best
+  assert v["dcgan"].best and v["cvae"] == Verdict()
+  # The only model better than mean fill wins; a model worse than mean fill with the best value does not.
+  v = judge("impute_mse_half", {"a": [0.01], "b": [0.02]}, {"a": 0.005, "b": 0.03}, {})
+  assert v["a"].marked and not v["a"].best and v["b"].best
+  # Equal to the baseline is no better than it.
+  assert judge("impute_mse_centre_persample", {"a": [0.1], "b": [0.05]}, {"a": 0.1, "b": 0.1}, {})["a"].marked
+
+
+def test_plain_metrics_rank_by_direction_over_seed_means():
+  v = judge("fd_classifier", {"a": [10.0, 30.0], "b": [19.0, 19.0], "c": [None]}, {}, {})
+  assert v["b"].best and not v["a"].best and v["c"] == Verdict()
+  v = judge("recall", {"a": [0.3], "b": [0.6]}, {}, {})
+  assert v["b"].best and not v["a"].best
+  # Ties all win; a single value or all-equal values crown nobody; unranked metrics crown nobody.
+  assert [x.best for x in judge("recall", {"a": [0.5], "b": [0.5], "c": [0.1]}, {}, {}).values()] == [True, True,
+                                                                                                        False]
+  assert not judge("recall", {"a": [0.5]}, {}, {})["a"].best
+  assert not any(x.best for x in judge("recall", {"a": [0.5], "b": [0.5]}, {}, {}).values())
+  assert not any(x.best for x in judge("impute_mse_half_meanfill", {"a": [0.1], "b": [0.2]}, {}, {}).values())
+
+
+def test_judge_runs_reads_baselines_and_gates_from_the_runs():
+  runs = {"vae": [{"impute_mse_half": 0.09, "impute_mse_half_meanfill": 0.067, "ppl_prior_lerp": 30.0,
+                   "recall": 0.6}],
+          "gan": [{"impute_mse_half": 0.05, "impute_mse_half_meanfill": 0.067, "ppl_prior_lerp": 0.1,
+                   "recall": 0.01}],
+          "gan2": [{"impute_mse_half": 0.06, "impute_mse_half_meanfill": 0.067, "ppl_prior_lerp": 50.0,
+                    "recall": 0.7}]}
+  v = judge_runs("impute_mse_half", runs)
+  assert v["vae"].marked and v["gan"].best
+  v = judge_runs("ppl_prior_lerp", runs)
+  assert v["gan"].marked and v["vae"].best
+  lines = ranking.rule_lines(["impute_mse_half", "ppl_prior_lerp", "fd_classifier"])
+  assert any("mean training image" in line for line in lines) and any("recall >= 0.5" in line for line in lines)
