@@ -375,3 +375,38 @@ def test_no_classifier_note_prints_the_data_path_and_the_readme_command(tmp_path
   assert TrainingEval.create(types.SimpleNamespace(dataset=ds, config=config), config) is None
   out = capsys.readouterr().out
   assert f"--data_path='{folder}'" in out and "PYTHONPATH" not in out and "<the image folder>" not in out
+
+
+def test_eval_decides_config_only_skips_before_loading_data():
+  from gen_jax.eval import evaluate
+  from gen_jax.eval.suite import static_skips
+  config = _load_config("configs/gan.py:folder", "data.path=/nonexistent", "data.batch_size=16")
+  groups = ("likelihood", "samples", "modes", "latent", "cas")
+  assert set(static_skips(config, groups)) == set(groups)
+  assert "your own data" in static_skips(config, ("samples",))["samples"]
+  assert static_skips(config, ("imputation",)) == {}
+  config.eval.suites = ("samples", "cas")
+  small = evaluate.config_for_loading(config)
+  assert small.data.num_train == 16 and small.data.num_test == 1 and config.data.num_train == 0
+  config.eval.suites = ("samples", "imputation")
+  assert evaluate.config_for_loading(config) is config
+  vae = _load_config("configs/vae.py:conv,folder", "data.path=/nonexistent", "eval.feature_net=/some/classifier")
+  assert static_skips(vae, ("likelihood", "samples", "latent", "imputation")) == {}
+
+
+def test_image_folder_decodes_only_the_examples_kept(tmp_path, monkeypatch):
+  from gen_jax.data import image_folder
+  rng = np.random.default_rng(0)
+  for split, n in (("train", 6), ("test", 4)):
+    for cls in ("a", "b"):
+      (tmp_path / split / cls).mkdir(parents=True)
+      for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / split / cls / f"{i}.png")
+  full = image_folder.load_image_folder(tmp_path)
+  decoded = []
+  real = image_folder._decode
+  monkeypatch.setattr(image_folder, "_decode", lambda f, colour: decoded.append(f) or real(f, colour))
+  train, test, num_classes, _ = image_folder.load_image_folder(tmp_path, num_train=3, num_test=2)
+  assert len(decoded) == 5 and num_classes == 2
+  np.testing.assert_array_equal(train.images, full[0].images[:3])
+  np.testing.assert_array_equal(test.labels, full[1].labels[:2])

@@ -14,6 +14,7 @@ images are refused. If any image is colour, grey ones are repeated to RGB
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import os
 import pathlib
 import shlex
@@ -79,8 +80,10 @@ def _decode(path: pathlib.Path, colour: bool) -> np.ndarray:
     raise DatasetError(f"Cannot decode image {path}: {e}. Fix: re-save it as PNG/JPEG or delete it.") from e
 
 
-def _load_files(root: pathlib.Path, files: list[pathlib.Path]) -> tuple[np.ndarray, str]:
-  """Decodes all files into one uint8 [N, H, W, C] array (checking sizes and modes first)."""
+def _load_files(root: pathlib.Path, files: list[pathlib.Path], keep: np.ndarray | None = None
+                ) -> tuple[np.ndarray, str]:
+  """Decodes the files (those at indices `keep`, if given) into one uint8 [n, H, W, C] array on one thread per CPU
+  (Pillow releases the GIL while decoding), after checking the sizes and modes of all of them (headers only)."""
   sizes: dict[tuple[int, int], pathlib.Path] = {}
   counts: collections.Counter = collections.Counter()
   modes = set()
@@ -107,8 +110,17 @@ def _load_files(root: pathlib.Path, files: list[pathlib.Path]) -> tuple[np.ndarr
     note += " (mixed grey/colour: grey images converted to RGB)"
   if modes & {"RGBA", "LA", "PA", "RGBa"}:
     note += " (alpha channel dropped)"
-  images = np.stack([_decode(f, colour) for f in files])
-  return images, note
+  chosen = files if keep is None else [files[i] for i in keep]
+  with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    decoded = list(pool.map(lambda f: _decode(f, colour), chosen, chunksize=64))
+  if not decoded:
+    return np.zeros((0,) + _probe_shape(files[0], colour), np.uint8), note
+  return np.stack(decoded), note
+
+
+def _probe_shape(path: pathlib.Path, colour: bool) -> tuple[int, int, int]:
+  (w, h), _ = _probe(path)
+  return h, w, 3 if colour else 1
 
 
 def _holdout(n: int, test_fraction: float, seed: int, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -133,8 +145,10 @@ def _split_of(images: np.ndarray, labels: np.ndarray | None, index: np.ndarray |
   return ArraySplit(np.ascontiguousarray(images), None if labels is None else labels.astype(np.int32))
 
 
-def load_image_folder(path: str | os.PathLike, test_fraction: float = 0.1, seed: int = 0) -> Loaded:
-  """Loads a folder of PNG/JPEG images (see the module docstring for layouts)."""
+def load_image_folder(path: str | os.PathLike, test_fraction: float = 0.1, seed: int = 0,
+                      num_train: int | None = None, num_test: int | None = None) -> Loaded:
+  """Loads a folder of PNG/JPEG images (see the module docstring for layouts); `num_train` / `num_test`: keep the
+  first N of a split (None = all), decoding only the files kept."""
   root = pathlib.Path(path).expanduser()
   if not root.is_dir():
     raise DatasetError(f"Image folder {root} does not exist. Fix: set --config.data.path to a folder of PNG/JPEG files.")
@@ -163,7 +177,6 @@ def load_image_folder(path: str | os.PathLike, test_fraction: float = 0.1, seed:
         raise DatasetError(
             f"Class folder {split_dirs['train'] / cls} holds no images. Fix: add images or delete the folder.")
   all_files = [f for files, _ in scans.values() for f in files]
-  images, note = _load_files(root, all_files)
   labels = None
   if class_names is not None:
     ids = {c: i for i, c in enumerate(class_names)}
@@ -172,13 +185,16 @@ def load_image_folder(path: str | os.PathLike, test_fraction: float = 0.1, seed:
   n_train = len(scans["train"][0])
   classes_desc = f"{len(class_names)} classes {class_names}" if class_names else "no labels"
   if "test" in scans:
-    train = _split_of(images[:n_train], None if labels is None else labels[:n_train])
-    test = _split_of(images[n_train:], None if labels is None else labels[n_train:])
+    tr, te = np.arange(n_train), np.arange(n_train, len(all_files))
     how = "train/ and test/ folders"
   else:
     tr, te = _holdout(n_train, test_fraction, seed, str(root))
-    train, test = _split_of(images, labels, tr), _split_of(images, labels, te)
     how = f"test = seeded (seed={seed}) {test_fraction:g} hold-out"
+  tr, te = tr[:num_train], te[:num_test]     # None keeps all; only the kept files are decoded
+  images, note = _load_files(root, all_files, np.concatenate([tr, te]))
+  labels = None if labels is None else labels[np.concatenate([tr, te])]
+  index_tr, index_te = np.arange(len(tr)), np.arange(len(tr), len(tr) + len(te))
+  train, test = _split_of(images, labels, index_tr), _split_of(images, labels, index_te)
   source = f"image folder {root.resolve()}: {len(all_files)} files, {how}, {classes_desc}{note}"
   return train, test, None if class_names is None else len(class_names), source
 

@@ -203,10 +203,13 @@ def _load_idx_dataset(name: str, data_cfg: Any, num_train: int | None, num_test:
   t0 = time.perf_counter()
   if tfds_builders.is_prepared(builder):
     how = "reused"
-    try:
+    if data_dir:   # an explicit data_dir is the only place looked at: it must hold the files, prepared copy or not
       raw_desc = str(find_raw_dir(subdir, data_dir))
-    except DatasetError:
-      raw_desc = "raw files not present now"
+    else:
+      try:
+        raw_desc = str(find_raw_dir(subdir, data_dir))
+      except DatasetError:
+        raw_desc = "raw files not present now"
   else:
     raw_dir = find_raw_dir(subdir, data_dir)
     tfds_builders.prepare(builder, raw_dir)
@@ -289,8 +292,11 @@ def _load_user_dataset(name: str, data_cfg: Any, num_train: int | None, num_test
   test_fraction = getattr(data_cfg, "test_fraction", None)
   test_fraction = 0.1 if test_fraction is None else float(test_fraction)
   seed = int(getattr(data_cfg, "seed", 0) or 0)
-  loader = image_folder.load_image_folder if name == "image_folder" else image_folder.load_npz
-  train, test, num_classes, source = loader(p, test_fraction=test_fraction, seed=seed)
+  if name == "image_folder":   # decodes only the examples kept
+    train, test, num_classes, source = image_folder.load_image_folder(
+        p, test_fraction=test_fraction, seed=seed, num_train=num_train, num_test=num_test)
+  else:
+    train, test, num_classes, source = image_folder.load_npz(p, test_fraction=test_fraction, seed=seed)
   return Dataset(name=name, train=_head(train, num_train), test=_head(test, num_test),
                  num_classes=num_classes, binarization=None, source=source)
 
