@@ -58,3 +58,22 @@ def test_judge_runs_reads_baselines_and_gates_from_the_runs():
   assert v["gan"].marked and v["vae"].best
   lines = ranking.rule_lines(["impute_mse_half", "ppl_prior_lerp", "fd_classifier"])
   assert any("mean training image" in line for line in lines) and any("recall >= 0.5" in line for line in lines)
+
+
+def test_comparison_table_marks_and_never_bolds_a_degenerate_run(tmp_path):
+  from gen_jax.report.runs import RunInfo, metric_table
+
+  def run(name, metrics):
+    return RunInfo(name, tmp_path / name, {"data": {"name": "mnist"}}, [],
+                   eval={"metrics": metrics, "protocol": {"dataset": "mnist"}})
+
+  runs = [run("vae", {"impute_mse_half": 0.0949, "impute_mse_half_meanfill": 0.0672, "ppl_prior_lerp": 40.0,
+                      "recall": 0.6}),
+          run("gan", {"impute_mse_half": 0.06, "impute_mse_half_meanfill": 0.0672, "ppl_prior_lerp": 60.0,
+                      "recall": 0.55}),
+          run("collapsed", {"impute_mse_half": 0.05, "impute_mse_half_meanfill": 0.0672, "ppl_prior_lerp": 0.2,
+                            "recall": 0.01})]
+  rows = {row["name"]: row for row in metric_table(runs)}
+  assert rows["impute_mse_half"]["best"] == [2] and set(rows["impute_mse_half"]["marked"]) == {0}
+  assert rows["ppl_prior_lerp"]["best"] == [0] and "collapsed" in rows["ppl_prior_lerp"]["marked"][2]
+  assert rows["impute_mse_half_meanfill"]["best"] == []   # the baseline itself is not ranked
