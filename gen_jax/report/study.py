@@ -46,7 +46,8 @@ def read_ledgers(ledger_dirs: Sequence[str | pathlib.Path]) -> dict[str, dict]:
       try:
         record = json.loads(path.read_text())
       except ValueError as e:
-        raise ConfigError(f"ledger record {path} is unreadable ({e}); restore it from git or delete its folder") from None
+        raise ConfigError(f"ledger record {path} is unreadable ({e}); restore it from git or delete its "
+                          f"folder") from None
       key = record.get("key", path.parent.name)
       if key in records and _canonical(records[key]) != _canonical(record):
         raise ConfigError(f"run {key} has two different ledger records, {where[key]} and {path}; keep one of them "
@@ -320,8 +321,9 @@ def _blocks(agg: dict, figures: dict) -> list:
         cells.append(Cell(text, bold=e in winners, title=s["verdict"]["marked"] or ""))
       cells.append(_fmt(name, row["floor"]) if row["floor"] is not None else "")
       rows.append(cells)
-    blocks.append(Table(header, rows, caption=f"{dataset}: mean [95% CI] (n seeds); bold = wins or ties for best; "
-                                                f"× = marked by the ranking rule (not ranked)", section_rows=frozenset(sections)))
+    blocks.append(Table(header, rows, section_rows=frozenset(sections),
+                        caption=f"{dataset}: mean [95% CI] (n seeds); bold = wins or ties for best; "
+                                f"× = marked by the ranking rule (not ranked)"))
     marks = sorted({(e, name, s["verdict"]["marked"]) for name, row in data["metrics"].items()
                     for e, s in row["entries"].items() if s["verdict"]["marked"]})
     if marks:

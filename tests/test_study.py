@@ -1,0 +1,209 @@
+"""Studies: intervals and tests over seeds against closed forms, the ranking hook, the ledger (resume, merge), and the
+tiny study end to end (studies/tiny.py: two runlocal entries, two seeds, a few steps each)."""
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import shutil
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from gen_jax.errors import ConfigError
+from gen_jax.jobs import study as study_lib
+from gen_jax.report import stats
+from gen_jax.report import study as study_report
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------------------------------------------- statistics
+def test_t_interval_is_the_closed_form_and_bootstrap_is_seeded():
+  x = [1.0, 2.0, 4.0, 7.0, None, float("nan")]   # None / NaN are dropped: n = 4
+  s = stats.summarize(x)
+  mean, sd = 3.5, float(np.std([1, 2, 4, 7], ddof=1))
+  half = scipy_stats.t.ppf(0.975, 3) * sd / 2.0
+  assert s["n"] == 4 and s["mean"] == pytest.approx(mean) and s["std"] == pytest.approx(sd)
+  assert (s["ci_low"], s["ci_high"]) == pytest.approx((mean - half, mean + half))
+  assert stats.summarize([5.0])["ci_low"] is None and stats.summarize([5.0])["mean"] == 5.0
+  assert stats.summarize([2.0, 2.0, 2.0])["ci_high"] == pytest.approx(2.0)
+  b1, b2 = stats.summarize(x, method="bootstrap"), stats.summarize(x, method="bootstrap")
+  assert b1 == b2 and 1.0 <= b1["ci_low"] < mean < b1["ci_high"] <= 7.0
+  with pytest.raises(ValueError):
+    stats.summarize(x, method="jackknife")
+
+
+def test_welch_matches_scipy_and_holm_steps_down():
+  a, b = [1.0, 1.2, 0.9, 1.1], [2.0, 2.5, 1.7]
+  w = stats.welch(a, b)
+  ref = scipy_stats.ttest_ind(a, b, equal_var=False)
+  assert w["t"] == pytest.approx(ref.statistic) and w["p"] == pytest.approx(ref.pvalue)
+  assert stats.welch([1.0], b)["p"] is None                       # one seed: no test
+  assert stats.welch([1.0, 1.0], [2.0, 2.0])["p"] == 0.0          # no spread, different means
+  # Holm: sorted 0.01, 0.03, 0.04 -> 3 * 0.01 = 0.03 (rejected), 2 * 0.03 = 0.06 (not), then stop: 0.04 stays
+  # unrejected with adjusted max(0.06, 0.04) = 0.06, although 0.04 <= 0.05 on its own.
+  h = stats.holm({"a": 0.01, "b": 0.04, "c": 0.03, "untested": None})
+  assert [h[k]["significant"] for k in "abc"] == [True, False, False]
+  assert [h[k]["p_adjusted"] for k in "abc"] == pytest.approx([0.03, 0.06, 0.06])
+  assert h["untested"] == {"p_adjusted": None, "significant": False}
+  # Where Bonferroni (3 * p) rejects only the first, Holm rejects all three.
+  assert all(v["significant"] for v in stats.holm({"x": 0.01, "y": 0.02, "z": 0.03}).values())
+  far = [3.0, 3.1, 2.9]
+  pw = stats.pairwise({"m": a, "n": far, "o": [1.05, 1.0, 1.1]})
+  assert pw["m vs n"]["significant"] and not pw["m vs o"]["significant"]
+  assert pw["m vs n"]["diff"] == pytest.approx(np.mean(a) - np.mean(far))
+  assert stats.significantly(pw, "n", "m")["diff"] == pytest.approx(np.mean(far) - np.mean(a))
+
+
+# -------------------------------------------------------------------------------------------- synthetic ledgers
+INFO = {"name": "synthetic", "description": "", "file": "studies/synthetic.py", "variant": "", "datasets": ["mnist"],
+        "seeds": [0, 1, 2], "entries": [{"name": n, "config": "configs/x.py", "overrides": []} for n in "abc"],
+        "budget": {"rule": "images", "images": 1000, "seconds": 0.0}, "eval_overrides": [], "train_overrides": []}
+
+
+def _record(entry: str, seed: int, metrics: dict) -> dict:
+  key = study_lib.run_key(entry, "mnist", seed)
+  return {"format": 1, "study": "synthetic", "entry": entry, "dataset": "mnist", "seed": seed, "key": key,
+          "config": {"seed": seed}, "budget": {"rule": "images", "images": 1000, "images_per_step": 10,
+                                                "steps": 100, "images_seen": 1000},
+          "train": {"wall_seconds": 10.0}, "eval": {"wall_seconds": 5.0},
+          "metrics": {"metrics": metrics, "protocol": {"samples": {"num_samples": 100, "params": f"p{entry}"}}},
+          "curve": {"eval_rows": [{"step": 50, "split": "eval", "fd_classifier": 100.0 + seed},
+                                  {"step": 100, "split": "eval", "fd_classifier": 50.0 + seed}]},
+          "hardware": {"cpu": "test cpu", "cpu_cores": 2}, "code": {"commit": "0" * 40, "code_dirty": False},
+          "images": {}}
+
+
+def _synthetic_records() -> dict[str, dict]:
+  out = {}
+  for seed in range(3):
+    noise = [0.3, -0.2, -0.1][seed]
+    per_entry = {
+        # a: clearly the lowest FD; but imputes worse than mean fill, and its recall is low (smoothness gated)
+        "a": {"fd_classifier": 10 + noise, "impute_mse_half": 0.09 + noise / 100, "impute_mse_half_meanfill": 0.067,
+              "recall": 0.2, "ppl_prior_slerp": 5.0 + noise},
+        # b and c: FDs not significantly different; b imputes best
+        "b": {"fd_classifier": 30 + 3 * noise, "impute_mse_half": 0.05 + noise / 100,
+              "impute_mse_half_meanfill": 0.067, "recall": 0.7, "ppl_prior_slerp": 50.0 + noise},
+        "c": {"fd_classifier": 31 - 3 * noise, "impute_mse_half": 0.06 + noise / 100,
+              "impute_mse_half_meanfill": 0.067, "recall": 0.6, "ppl_prior_slerp": 60.0 + noise},
+    }
+    for entry, metrics in per_entry.items():
+      r = _record(entry, seed, metrics)
+      out[r["key"]] = r
+  return out
+
+
+def _write_ledger(folder: pathlib.Path, records) -> None:
+  for r in records:
+    (folder / r["key"]).mkdir(parents=True, exist_ok=True)
+    (folder / r["key"] / "record.json").write_text(json.dumps(r))
+
+
+def test_winners_ties_and_the_honest_ranking_rule():
+  agg = study_report.aggregate(_synthetic_records(), INFO)
+  m = agg["datasets"]["mnist"]["metrics"]
+  fd = m["fd_classifier"]
+  assert fd["winner"] == {"kind": "win", "entries": ["a"]}
+  expected = stats.summarize([10.3, 9.8, 9.9])
+  assert fd["entries"]["a"]["ci_low"] == pytest.approx(expected["ci_low"])
+  assert fd["entries"]["a"]["values"] == pytest.approx([10.3, 9.8, 9.9]) and fd["entries"]["a"]["seeds"] == [0, 1, 2]
+  assert not fd["comparisons"]["b vs c"]["significant"] and fd["comparisons"]["a vs b"]["significant"]
+  # Imputation: a has values worse than mean fill: marked, never best, although b and c are ranked.
+  imp = m["impute_mse_half"]
+  assert imp["entries"]["a"]["verdict"]["marked"] and not imp["entries"]["a"]["verdict"]["best"]
+  assert imp["entries"]["b"]["verdict"]["best"] and imp["winner"]["entries"][0] == "b"
+  # Path length: a has the shortest paths but recall 0.2 < 0.5: marked; b ranks first among the rest.
+  ppl = m["ppl_prior_slerp"]
+  assert "recall" in ppl["entries"]["a"]["verdict"]["marked"] and ppl["winner"]["entries"][0] == "b"
+  sentences = study_report._summary_sentences("mnist", agg["datasets"]["mnist"])
+  assert any(s.startswith("Fréchet distance") and "a is best" in s for s in sentences)
+  assert agg["missing"] == [] and agg["datasets"]["mnist"]["curves"]["a"]["0"] == [[500, 100.0], [1000, 50.0]]
+
+
+def test_reports_from_one_or_two_ledger_folders_are_identical(tmp_path):
+  records = list(_synthetic_records().values())
+  _write_ledger(tmp_path / "one", records)
+  _write_ledger(tmp_path / "m1", records[::2])
+  _write_ledger(tmp_path / "m2", records[1::2] + records[:1])   # one record on both machines, identical
+  p1 = study_report.build_study_report([tmp_path / "one"], tmp_path / "r1", INFO)
+  p2 = study_report.build_study_report([tmp_path / "m1", tmp_path / "m2"], tmp_path / "r2", INFO)
+  for name in ("index_html", "report_md", "report_json"):
+    assert p1[name].read_bytes() == p2[name].read_bytes(), name
+  assert (tmp_path / "r1" / "assets" / "curves_mnist.png").read_bytes() == \
+      (tmp_path / "r2" / "assets" / "curves_mnist.png").read_bytes()
+  md = p1["report_md"].read_text()
+  assert "Welch" in md and "Holm" in md and "s0: 10.300, s1: 9.800, s2: 9.900" in md
+  # Two different records of one run: an error naming both.
+  clash = dict(records[0], seed=records[0]["seed"], metrics={"metrics": {"fd_classifier": 1.0}})
+  _write_ledger(tmp_path / "m3", [clash])
+  with pytest.raises(ConfigError, match="two different ledger records"):
+    study_report.read_ledgers([tmp_path / "one", tmp_path / "m3"])
+  # A run of the plan without a record is listed as missing.
+  partial = study_report.aggregate({k: r for k, r in _synthetic_records().items() if "seed2" not in k}, INFO)
+  assert partial["missing"] == ["a__mnist__seed2", "b__mnist__seed2", "c__mnist__seed2"]
+
+
+# ----------------------------------------------------------------------------------------------------- study files
+def test_study_files_plan_equal_images_and_refuse_bad_input(tmp_path):
+  study = study_lib.load_study(str(REPO / "studies/mnist.py"))
+  runs = study_lib.plan(study, tmp_path)
+  assert len(runs) == 15 and len({r.key for r in runs}) == 15
+  for r in runs:
+    assert r.config.data.name == "mnist" and r.config.seed == r.seed
+    seen = int(r.config.train.num_steps) * study_lib.images_per_step(r.config)
+    assert study.budget.images <= seen < study.budget.images + study_lib.images_per_step(r.config)
+    assert r.workdir == tmp_path / "mnist" / r.entry / "mnist" / f"seed{r.seed}"
+  full = study_lib.plan(study_lib.load_study(str(REPO / "studies/fashion_mnist.py:full")), tmp_path)
+  gans = [r for r in full if r.config.model.family == "gan"]
+  assert gans and all(int(r.config.train.num_steps) >= 20_000 and r.config.model.g_width == 64 for r in gans)
+  assert {r.config.data.name for r in full} == {"fashion_mnist"}
+  with pytest.raises(ConfigError, match="not entries"):
+    study_lib.plan(study, tmp_path, only=["nope"])
+  with pytest.raises(ConfigError, match="unknown variant"):
+    study_lib.load_study(str(REPO / "studies/mnist.py:huge"))
+  with pytest.raises(ConfigError, match="does not exist"):
+    study_lib.load_study("studies/none.py")
+
+
+# --------------------------------------------------------------------------------------------- the tiny study
+def test_tiny_study_resumes_skips_finished_runs_and_reaggregates_from_ledgers_alone(tmp_path, shared_data_dir,
+                                                                                   tfds_cache_dir):
+  from gen_jax import study as study_cli
+  study = study_lib.load_study(str(REPO / "studies/tiny.py"))
+  local = (f"data.data_dir={shared_data_dir}", f"data.tfds_dir={tfds_cache_dir}")
+  out, workdirs = tmp_path / "out", tmp_path / "runs"
+  # "Interrupted" after two of the four runs.
+  first = study_lib.run_study(study, out, workdirs, extra_overrides=local, progress=False, max_runs=2)
+  assert first["ran"] == ["vae__mnist__seed0", "vae__mnist__seed1"] and first["skipped"] == []
+  before = {k: (out / "ledger" / k / "record.json").read_bytes() for k in first["ran"]}
+  # The same command again finishes the study: the recorded runs are skipped, not retrained.
+  args = [str(REPO / "studies/tiny.py"), "--out", str(out), "--workdirs", str(workdirs), "--no_progress"]
+  assert study_cli.main(args + [f"--set={s}" for s in local]) == 0
+  for k, data in before.items():
+    assert (out / "ledger" / k / "record.json").read_bytes() == data
+  record = json.loads((out / "ledger" / "gan__mnist__seed1" / "record.json").read_text())
+  assert record["train"]["steps"] == 8 and record["budget"]["images_seen"] == 320
+  assert record["metrics"]["metrics"]["fd_classifier"] > 0 and record["hardware"]["jax_version"]
+  assert [r["step"] for r in record["curve"]["eval_rows"]] == [4, 8] and "commit" in record["code"]
+  assert (out / "ledger" / "gan__mnist__seed1" / "samples.png").is_file()
+  again = study_lib.run_study(study, out, workdirs, extra_overrides=local, progress=False)
+  assert again["ran"] == [] and len(again["skipped"]) == 4
+  reports = {n: (out / n).read_bytes() for n in ("index.html", "report.md", "report.json")}
+  # Without checkpoints or workdirs the report is rebuilt from the ledger, identically.
+  shutil.rmtree(workdirs)
+  assert study_cli.main(args + ["--aggregate_only"]) == 0
+  for n, data in reports.items():
+    assert (out / n).read_bytes() == data, n
+  agg = json.loads(reports["report.json"])
+  fd = agg["datasets"]["mnist"]["metrics"]["fd_classifier"]
+  assert fd["entries"]["gan"]["n"] == 2 and math.isfinite(fd["entries"]["vae"]["mean"])
+  assert (out / "assets" / "curves_mnist.png").is_file()
+  assert (out / "assets" / "gan__mnist__seed0_samples.png").is_file()
+  # A record made with another config than the study now plans is refused, with the fix.
+  runs = study_lib.plan(study, workdirs, extra_overrides=local)
+  runs[0].config.model.latent_dim = 5
+  with pytest.raises(ConfigError, match="another config"):
+    study_lib.finished(runs[0], out)
