@@ -207,3 +207,21 @@ def test_tiny_study_resumes_skips_finished_runs_and_reaggregates_from_ledgers_al
   runs[0].config.model.latent_dim = 5
   with pytest.raises(ConfigError, match="another config"):
     study_lib.finished(runs[0], out)
+
+
+def test_wall_clock_rule_sets_steps_from_the_probe_and_keeps_them(tmp_path):
+  study = study_lib.load_study(str(REPO / "studies/tiny.py"))
+  study.budget.rule, study.budget.seconds = "wall_clock", 30.0
+  run = study_lib.plan(study, tmp_path, only=["vae"], seeds=[0])[0]
+  calls = []
+
+  def fake_train(config, workdir):   # logs 5 rows: the first (compile) at 1 step/s, then 4 steps/s
+    calls.append(int(config.train.num_steps))
+    workdir.mkdir(parents=True, exist_ok=True)
+    rows = [{"step": 10 * (i + 1), "split": "train", "steps_per_sec": 1.0 if i == 0 else 4.0} for i in range(5)]
+    (workdir / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    return {}
+
+  info = study_lib._probe_steps(run, 30.0, fake_train)
+  assert info["num_steps"] == 120 and info["probe_steps_per_sec"] == 4.0 and calls == [50]
+  assert study_lib._probe_steps(run, 30.0, fake_train) == info and calls == [50]   # kept: no second probe
