@@ -25,8 +25,20 @@ class _EarlyInterrupt:
     raise KeyboardInterrupt
 
 
+def _quiet_unraisable(handler: _EarlyInterrupt, previous):
+  """After a Ctrl-C, drops the 'Exception ignored in: <function _xla_gc_callback>' report of a KeyboardInterrupt
+  swallowed by a callback: the handler's record still stops the run."""
+  def hook(unraisable):
+    if handler.pending and isinstance(unraisable.exc_value, KeyboardInterrupt):
+      return
+    previous(unraisable)
+  return hook
+
+
 if __name__ == "__main__":
-  signal.signal(signal.SIGINT, _EarlyInterrupt())
+  _handler = _EarlyInterrupt()
+  signal.signal(signal.SIGINT, _handler)
+  sys.unraisablehook = _quiet_unraisable(_handler, sys.unraisablehook)
 
 try:
   import argparse

@@ -289,7 +289,8 @@ def from_dict(data: dict) -> ConfigDict:
 
 
 def save_config(config: ConfigDict, path: pathlib.Path) -> None:
-  path.write_text(json.dumps(to_dict(config), indent=2, sort_keys=True))
+  from gen_jax.storage.atomic import write_text_atomic   # config.json is read back at every resume and evaluation
+  write_text_atomic(path, json.dumps(to_dict(config), indent=2, sort_keys=True))
 
 
 def load_saved_config(path: pathlib.Path) -> ConfigDict:

@@ -31,6 +31,7 @@ import sys
 from typing import Sequence
 
 from gen_jax.errors import GenJaxError
+from gen_jax.storage.atomic import write_text_atomic
 from gen_jax.report import curves as curves_lib
 from gen_jax.report import ranking
 from gen_jax.eval import metric_specs as specs
@@ -450,9 +451,9 @@ def build_report(run_dirs: Sequence[str | pathlib.Path], out_dir: str | pathlib.
             + _image_blocks(runs, images) + _curve_blocks(runs, run_curves, compare) + _anomaly_blocks(runs)
             + _definitions_block(table))
   index = out_dir / "index.html"
-  index.write_text(to_html(TITLE, blocks), encoding="utf-8")
+  write_text_atomic(index, to_html(TITLE, blocks))
   markdown = out_dir / "report.md"
-  markdown.write_text(to_markdown(TITLE, blocks), encoding="utf-8")
+  write_text_atomic(markdown, to_markdown(TITLE, blocks))
   data = {
       "generated": generated, "commit": commit,
       "runs": [{"name": r.name, "path": str(r.path), "status": r.status, "family": r.family,
@@ -467,7 +468,7 @@ def build_report(run_dirs: Sequence[str | pathlib.Path], out_dir: str | pathlib.
       "compare_curves": compare,
   }
   report_json = out_dir / "report.json"
-  report_json.write_text(json.dumps(_json_safe(data), indent=2, default=str), encoding="utf-8")
+  write_text_atomic(report_json, json.dumps(_json_safe(data), indent=2, default=str))
   return {"index_html": index, "report_md": markdown, "report_json": report_json, "assets": assets}
 
 

@@ -6,6 +6,8 @@ import json
 import pathlib
 from typing import Callable
 
+from gen_jax.storage.atomic import write_text_atomic
+
 
 def read_eval_report(workdir: pathlib.Path) -> dict:
   """The `<workdir>/eval/metrics.json` that eval.py writes; a missing file says which command makes it."""
@@ -37,4 +39,4 @@ def main(doc: str, row_for: Callable[[pathlib.Path], dict], to_markdown: Callabl
   print(table)
   if args.out:
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(table)
+    write_text_atomic(args.out, table)

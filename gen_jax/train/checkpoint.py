@@ -155,6 +155,7 @@ class Checkpoints:
     if not getattr(sys.unraisablehook, "gen_jax_quiet", False):
       sys.unraisablehook = _quiet_unraisablehook(sys.unraisablehook)
     self._last_good: int | None = None    # the newest step known committed
+    self._failed = False                  # a save failed (reported once; later waits are skipped)
 
   def steps(self) -> list[int]:
     self.manager.reload()
@@ -182,10 +183,12 @@ class Checkpoints:
     self._pending = step
 
   def _finish_pending(self) -> None:
+    if self._failed:
+      return
     try:
       self.manager.wait_until_finished()
     except Exception as e:  # noqa: BLE001
-      step, self._pending = self._pending, None
+      step, self._pending, self._failed = self._pending, None, True
       raise self._save_failed(step, e) from None
     if self._pending is not None:
       self._last_good, self._pending = self._pending, None
@@ -221,7 +224,11 @@ class Checkpoints:
     try:
       self._finish_pending()
     finally:
-      self.manager.close()
+      try:
+        self.manager.close()
+      except Exception:  # noqa: BLE001 - after a failed save orbax re-raises it here; it was reported once
+        if not self._failed:
+          raise
 
   def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
     """(state, meta) of `step`. ConfigError when the checkpoint's structure, shapes or dtypes differ from

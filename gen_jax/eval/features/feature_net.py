@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax.errors import CheckpointError, GenJaxError
+from gen_jax.storage.atomic import write_text_atomic
 from gen_jax.eval.placement import LEFT_TO_JIT, Placement
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -222,7 +223,7 @@ def save_feature_net(directory: str | pathlib.Path, params: Any, arch: Architect
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(directory / PARAMS_DIR, params, force=True)
     ckptr.wait_until_finished()
-  (directory / META_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+  write_text_atomic(directory / META_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
   return record
 
 
