@@ -182,6 +182,38 @@ def _check_resume_config(workdir: pathlib.Path, config) -> None:
                       f"{verb} from {path}). Resume with the same config, or pass a new --workdir.{note}")
 
 
+def _schedule_change_note(workdir: pathlib.Path, config):
+  """When a resume raises (or lowers) train.num_steps and a learning-rate schedule is computed over num_steps, a
+  function step -> the line that says how the rate changes at that step; else None."""
+  path = workdir / "config.json"
+  if not path.exists():
+    return None
+  saved = config_lib.to_dict(config_lib.load_saved_config(path))
+  old_n, new_n = int(saved["train"]["num_steps"]), int(config.train.num_steps)
+  if old_n == new_n:
+    return None
+  current = config_lib.to_dict(config)
+  sections = [s for s, f in current.items() if isinstance(f, dict) and "schedule" in f
+              and f["schedule"] in ("cosine", "warmup_cosine", "constant_cosine")
+              or (isinstance(f, dict) and f.get("schedule") == "burda" and not int(f.get("stage_steps", 0)))]
+  if not sections:
+    return None
+
+  def note(step: int) -> str:
+    parts = []
+    for s in sections:
+      cfg = config[s]
+      scale = int(current.get("gan", {}).get("n_critic", 1)) if s == "d_optimizer" else 1
+      before = float(optim.make_schedule(cfg, old_n * scale)(step * scale))
+      after = float(optim.make_schedule(cfg, new_n * scale)(step * scale))
+      parts.append(f"config.{s}.schedule={cfg.schedule!r} is computed over train.num_steps, so its rate at step {step} "
+                   f"goes from {before:.3g} (the {old_n}-step schedule) to {after:.3g} (a {new_n}-step one)")
+    return (f"note: config.train.num_steps changed from {old_n} to {new_n}: " + "; ".join(parts) + ". Steps 0-"
+            f"{step} followed the {old_n}-step schedule, the rest follow the {new_n}-step one (a straight {new_n}-step "
+            "run differs).")
+  return note
+
+
 def _unread_optimizer_fields(saved: dict, current: dict) -> set[str]:
   """'<section>.<field>' for schedule fields that an optimizer section's schedule (the same in both configs)
   does not read, e.g. optimizer.final_lr_fraction under a constant rate: changing them changes nothing."""
@@ -273,6 +305,7 @@ def _train_locked(config, workdir: pathlib.Path, *, mesh, family, progress, inte
     if moved is not None:
       print(f"--restart: the earlier run's files were moved to {moved}; starting from step 0.", flush=True)
   _check_resume_config(workdir, config)   # before loading data and compiling: a wrong --workdir fails at once
+  schedule_note = _schedule_change_note(workdir, config)
   if main and not checkpoint_lib.has_checkpoints(workdir):
     checkpoint_lib.refuse_silent_restart(workdir, metrics_log_lib.last_step(workdir / "metrics.jsonl"),
                                          int(config.train.checkpoint_every))
@@ -298,6 +331,8 @@ def _train_locked(config, workdir: pathlib.Path, *, mesh, family, progress, inte
     state, meta, start = restored
     wall_base = float(meta.get("train_wall_seconds", 0.0))
     print(f"Resuming from {ckpts.directory / str(start)} (step {start}).", flush=True)
+    if main and schedule_note and start < int(tc.num_steps):
+      print(schedule_note(start), flush=True)
     if main:
       metrics_log_lib.drop_rows_after(log.path, start)   # the steps after the checkpoint are logged again
   if main and start < num_steps:   # a rerun with nothing to train keeps the config.json of the run as trained
