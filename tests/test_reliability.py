@@ -304,3 +304,15 @@ def test_a_loss_that_grows_by_orders_of_magnitude_warns_once():
   assert len(lines) == 1 and lines[0].startswith("WARNING: loss is 3e+06 at step 15, 1.5e+04x its first logged")
   assert watch.check(20, {"loss": 1e12}) == []                     # once per metric
   assert LossWatch().check(5, {"d_loss": -1.0}) == [] and LossWatch().check(5, {"g_loss": float("nan")}) == []
+
+
+def test_raising_num_steps_at_a_resume_names_the_schedule_that_changes(tmp_path):
+  load = lambda *o: config_lib.apply_overrides(config_lib.load_config_file(str(REPO_ROOT / "configs/vae.py")),  # noqa: E731
+                                               list(o))
+  config_lib.save_config(load("train.num_steps=200"), tmp_path / "config.json")
+  note = loop._schedule_change_note(tmp_path, load("train.num_steps=400"))
+  assert note(200).startswith("note: config.train.num_steps changed from 200 to 400: "
+                              "config.optimizer.schedule='constant_cosine' is computed over train.num_steps, so its "
+                              "rate at step 200 goes from 0.0001 (the 200-step schedule) to 0.001 (a 400-step one)")
+  assert loop._schedule_change_note(tmp_path, load("train.num_steps=200")) is None
+  assert loop._schedule_change_note(tmp_path, load("train.num_steps=400", "optimizer.schedule=constant")) is None

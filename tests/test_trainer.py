@@ -126,8 +126,12 @@ def test_interrupted_run_resumes_exactly(make_config, tmp_path):
   part = loop.train(config, tmp_path / "resumed", progress=False, interrupt_at=7)
   assert part["step"] == 7 and part["stopped_by"]
   assert Checkpoints(tmp_path / "resumed").latest_step() == 7
+  with open(tmp_path / "resumed" / "metrics.jsonl", "a") as f:   # rows a killed process logged after step 7
+    f.write('{"step": 10, "split": "train", "loss": 1.0}\n{"step": 11, "spl')
   resumed = loop.train(config, tmp_path / "resumed", progress=False)
   assert resumed["step"] == 20
+  steps = [r["step"] for r in read_metrics(tmp_path / "resumed" / "metrics.jsonl")]
+  assert steps == sorted(set(steps)) and steps[-1] == 20   # no step logged twice, none out of order
   assert_trees_equal(params_of(full), params_of(resumed))
   assert_trees_equal(jax.device_get(full["state"].models["vae"].opt_state),
                      jax.device_get(resumed["state"].models["vae"].opt_state))
