@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Produces results/bench_cpu.md and results/bench_cpu.json (the training benchmark of issue 5 on this CPU).
-# Needs the PyTorch CPU wheel for the reference column: pip install -r requirements-bench.txt
-# Short rounds (>= 3 steps and >= 3 s, 2 rounds) so that the slow conv configs finish on a shared 2-core
-# machine; resnet_gan runs at batch 16 (its main batch 64 with 5 critic steps takes tens of seconds per step
-# on XLA:CPU). Takes ~15-30 minutes there.
+# Re-records results/bench_cpu.md and results/bench_cpu.json (the training benchmark, issues 5 and 22) on this CPU.
+# Needs the PyTorch CPU wheel for the reference columns: pip install -r requirements-bench.txt
+# PyTorch runs in its own processes (eager and torch.compile) at its library defaults, in rounds alternating with
+# JAX's; run it on a quiet machine (the report records the load average: PyTorch's default OpenMP threads collapse
+# when the cores are oversubscribed). Short rounds (>= 3 steps and >= 2 s, 3 rounds) so that the whole run stays
+# within about 10 minutes on 2 cores (not yet timed on a quiet machine; inductor's compiles are most of it);
+# resnet_gan runs at batch 16 on CPU. TORCH_MODES=eager skips torch.compile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHONPATH=. ${PYTHON:-python} -m gen_jax.bench \
-  --configs=mlp_vae,conv_vae,dcgan,resnet_gan@16,vaegan,mlp_vae@1000 \
-  --torch --repeats=3 --min_steps=3 --min_seconds=3 --warmup=1 \
+  --configs=${ENTRIES:-mlp_vae,conv_vae,dcgan,resnet_gan@16,vaegan,mlp_vae@1000} \
+  --torch --torch_modes=${TORCH_MODES:-eager,compile} --repeats=3 --min_steps=3 --min_seconds=2 --warmup=1 \
   --eval_memory --eval_ks=500,5000 --dot_ceiling \
   --scaling=1,2,4,8 --scaling_configs=mlp_vae@128 \
   --json=results/bench_cpu.json --markdown=results/bench_cpu.md

@@ -261,3 +261,42 @@ def test_cpu_sized_batches_for_default_large_configs(monkeypatch):
   with pytest.raises(ConfigError):
     bench_main.main(["--configs=resnet_gan@64", "--no_peak", "--quiet"])
   assert seen["entries"] == "resnet_gan@64"   # an explicit batch is kept
+
+
+# --- rewritten layers of the speed work: the same function and parameters --------------------------------------
+
+@pytest.mark.parametrize("shape,cout,k", [((2, 7, 7, 5), 1, 3), ((3, 8, 6, 4), 3, 3), ((2, 6, 6, 2), 2, 4)])
+def test_conv_same_by_taps_is_the_same_convolution(shape, cout, k):
+  from gen_jax.nets.layers import conv_same_by_taps
+  kx, kk, kg = jax.random.split(jax.random.key(0), 3)
+  x = jax.random.normal(kx, shape)
+  kernel = jax.random.normal(kk, (k, k, shape[-1], cout))
+  ref = lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",   # noqa: E731
+                                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  out_ref, vjp_ref = jax.vjp(ref, x, kernel)
+  out, vjp = jax.vjp(conv_same_by_taps, x, kernel)
+  np.testing.assert_allclose(out, out_ref, rtol=1e-5, atol=1e-5)
+  g = jax.random.normal(kg, out.shape)
+  for a, b in zip(vjp(g), vjp_ref(g)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
+def test_few_channel_conv_has_nn_conv_parameters_and_outputs():
+  import flax.linen as nn
+  from gen_jax.nets.layers import FewChannelConv
+  x = jax.random.normal(jax.random.key(1), (2, 5, 5, 8))
+  ref, new = nn.Conv(1, (3, 3), padding="SAME"), FewChannelConv(1, 3)
+  p_ref, p_new = ref.init(jax.random.key(2), x), new.init(jax.random.key(2), x)
+  assert jax.tree.structure(p_ref) == jax.tree.structure(p_new)
+  for a, b in zip(jax.tree.leaves(p_ref), jax.tree.leaves(p_new)):
+    np.testing.assert_array_equal(a, b)
+  p_ref = jax.tree.map(lambda a: a + 0.1, p_ref)   # a non-zero bias
+  np.testing.assert_allclose(new.apply(p_ref, x), ref.apply(p_ref, x), rtol=1e-5, atol=1e-5)
+
+
+def test_dcgan_generator_parameters_unchanged_by_the_image_layer():
+  """The generator's 'out' layer keeps nn.Conv's parameter paths and shapes (checkpoints stay loadable)."""
+  from gen_jax.nets.dcgan import DCGANGenerator
+  z = jnp.zeros((2, 16))
+  params = DCGANGenerator((28, 28, 1), width=8).init(jax.random.key(0), z, train=False)["params"]
+  assert params["out"]["kernel"].shape == (3, 3, 4, 1) and params["out"]["bias"].shape == (1,)

@@ -172,6 +172,38 @@ class Upsample2x(nn.Module):
     return nn.ConvTranspose(self.features, k, strides=(2, 2), padding="SAME", name="conv")(x)
 
 
+def conv_same_by_taps(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """Stride-1 'SAME' convolution (NHWC, HWIO kernel) as one matmul and a sum of shifted slices.
+
+  The same function as `lax.conv_general_dilated(x, kernel, (1, 1), 'SAME')` (summed in another order):
+  x [.., Cin] @ kernel [Cin, kh*kw*Cout] gives every tap's contribution at every input pixel, and output pixel
+  (i, j) adds tap (a, b)'s contribution from input pixel (i + a - pad, j + b - pad). For a convolution to
+  few output channels (a generator's image layer) XLA:CPU's convolution kernels run at a few GFLOP/s; the
+  matmul and the fused sum (and their gradients) are faster (NOTES.md, speed entries).
+  """
+  kh, kw, cin, cout = kernel.shape
+  n, h, w, _ = x.shape
+  taps = x.reshape(-1, cin) @ kernel.transpose(2, 0, 1, 3).reshape(cin, kh * kw * cout)
+  taps = taps.reshape(n, h, w, kh, kw, cout)
+  ph, pw = (kh - 1) // 2, (kw - 1) // 2
+  taps = jnp.pad(taps, ((0, 0), (ph, kh - 1 - ph), (pw, kw - 1 - pw), (0, 0), (0, 0), (0, 0)))
+  return sum(taps[:, a:a + h, b:b + w, a, b, :] for a in range(kh) for b in range(kw))
+
+
+class FewChannelConv(nn.Module):
+  """``nn.Conv(features, (k, k), padding='SAME')`` (same parameters and initial values) by `conv_same_by_taps`."""
+  features: int
+  kernel_size: int = 3
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    k = self.kernel_size
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, x.shape[-1], self.features))
+    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
+    return conv_same_by_taps(x, kernel) + bias
+
+
 class _DenseParams(nn.Module):
   """The kernel [in, out] and bias [out] of an ``nn.Dense(out)`` (same names, initializers and draw order),
   without applying them."""
