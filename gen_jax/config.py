@@ -258,7 +258,8 @@ def dreg_error(config: ConfigDict) -> ConfigError:
   return ConfigError(f"config.objective.gradient='dreg' is the doubly reparameterized gradient of the IWAE bound; "
                      f"this config has model.family={config.model.family!r}, objective.name="
                      f"{config.objective.name!r}. Use it with the 'vae' family and "
-                     f"objective.name='iwae', or leave it at 'reparam'")
+                     f"objective.name='iwae' (num_samples=1 is the 'sticking the landing' ELBO gradient), or leave "
+                     f"it at 'reparam'")
 
 
 def check_adversarial_family(config: ConfigDict, archs: Sequence[str], sections: Sequence[str]) -> ConfigDict:

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gen_jax import config as config_lib
 from gen_jax.errors import ConfigError
 from gen_jax.objectives.vae import vae_loss
 
@@ -121,13 +122,14 @@ def test_dreg_changes_nothing_but_the_encoder_step_in_training():
   assert not np.allclose(new_d["enc"]["lv"], new_r["enc"]["lv"])
 
 
-def test_dreg_needs_the_iwae_objective_and_a_known_estimator_name():
-  m, params = _model_and_params()
-  x = jnp.asarray(m.sample_x(4))
-  run = functools.partial(vae_loss, lambda x_, y: (jnp.zeros((4, 2)), jnp.zeros((4, 2))),
-                          lambda z, y: jnp.zeros((z.shape[0], 1, 1, 4)), m.likelihood, x, None,
-                          jax.random.key(0), step=0)
-  with pytest.raises(ConfigError, match="objective 'iwae'"):
-    run(objective="elbo", gradient="dreg")
-  with pytest.raises(ConfigError, match="unknown config.objective.gradient 'drg'"):
-    run(objective="iwae", num_samples=2, gradient="drg")
+@pytest.mark.parametrize("overrides,pattern", [
+  (["objective.name=elbo", "objective.gradient=dreg"], r"gradient='dreg' is the doubly reparameterized gradient"),
+  (["objective.name=iwae", "objective.num_samples=2", "objective.gradient=drg"],
+   r"config\.objective\.gradient='drg' is not valid; choose one of reparam, dreg"),
+])
+def test_dreg_needs_the_iwae_objective_and_a_known_estimator_name(overrides, pattern):
+  """Checked once, at start-up (config.validate_config); vae_loss trusts a validated config."""
+  c = config_lib.default_config("vae")
+  config_lib.apply_overrides(c, overrides)
+  with pytest.raises(ConfigError, match=pattern):
+    config_lib.validate_config(c)

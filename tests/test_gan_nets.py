@@ -9,6 +9,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from gen_jax import config as config_lib
 from gen_jax.errors import ConfigError
 from gen_jax.nets import (
   ConditionalBatchNorm, DCGANDiscriminator, DCGANGenerator, ResNetDiscriminator, SNConv, SNDense, build_gan,
@@ -222,16 +223,27 @@ def test_jitted_gan_gradients_are_finite():
     assert sum(float(jnp.sum(jnp.abs(g))) for g in leaves) > 0
 
 
+@pytest.mark.parametrize("family, override, pattern", [
+  ("gan", "model.arch=vae", r"config\.model\.arch='vae' is not available.*mlp, dcgan, resnet"),
+  ("vaegan", "model.arch=mlp", r"config\.model\.arch='mlp' is not available.*dcgan, resnet"),
+  ("gan", "model.upsample=bilinear", r"config\.model\.upsample='bilinear' is not valid"),
+  ("gan", "model.activation=sigmoid", r"config\.model\.activation='sigmoid' is not valid"),
+])
+def test_gan_config_errors_name_the_key_at_start_up(family, override, pattern):
+  """The choices of arch, upsample and activation are checked once, by config.validate_config, not in build_gan."""
+  c = config_lib.default_config(family)
+  config_lib.apply_overrides(c, [override])
+  with pytest.raises(ConfigError, match=pattern):
+    config_lib.validate_config(c)
+
+
 @pytest.mark.parametrize("overrides, shape, num_classes, match", [
-  (dict(arch="vae"), (28, 28, 1), None, "config.model.arch"),
   (dict(arch="mlp"), (28, 28, 1), None, "config.model.arch"),
   (dict(arch="dcgan"), (2,), None, "config.model.arch"),
   (dict(arch="resnet"), (30, 30, 3), None, "image size 30x30"),
   (dict(arch="dcgan", conditional=True), (28, 28, 1), None, "no labels"),
   (dict(arch="dcgan", feature_layer=2), (28, 28, 1), None, "config.model.feature_layer"),
   (dict(arch="mlp", feature_layer=-3), (2,), None, "config.model.feature_layer"),
-  (dict(arch="resnet", upsample="bilinear"), (32, 32, 3), None, "config.model.upsample"),
-  (dict(arch="mlp", activation="sigmoid"), (2,), None, "config.model.activation"),
   (dict(arch="dcgan", g_width=0), (28, 28, 1), None, "config.model.g_width"),
   (dict(arch="dcgan", spectral_norm="yes"), (28, 28, 1), None, "config.model.spectral_norm"),
 ])

@@ -8,6 +8,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from gen_jax import config as config_lib
 from gen_jax.errors import ConfigError
 from gen_jax.nets import (
   ACTIVATIONS, LOGVAR_MAX, LOGVAR_MIN, UPSAMPLE_METHODS, VAE, MLPDecoder, MLPEncoder, Upsample2x, activation,
@@ -160,13 +161,21 @@ def test_unconditional_ignores_labels():
   np.testing.assert_array_equal(out, jax.jit(model.apply)(params, x, jnp.array([3, 4])))
 
 
-def test_config_errors_name_the_key():
-  with pytest.raises(ConfigError, match=r"config\.model\.arch='resnet'.*conv"):
-    build_vae(model_cfg(arch="resnet"), (28, 28, 1), None)
-  with pytest.raises(ConfigError, match=r"config\.model\.activation"):
-    build_vae(model_cfg(activation="sigmoidish"), (28, 28, 1), None)
-  with pytest.raises(ConfigError, match=r"config\.model\.upsample"):
-    build_vae(model_cfg(upsample="bilinear"), (28, 28, 1), None)
+@pytest.mark.parametrize("override,pattern", [
+  ("model.arch=resnet", r"config\.model\.arch='resnet'.*mlp, conv"),
+  ("model.activation=sigmoidish", r"config\.model\.activation='sigmoidish' is not valid"),
+  ("model.upsample=bilinear", r"config\.model\.upsample='bilinear' is not valid"),
+  ("model.latent_dim=0", r"config\.model\.latent_dim must be > 0"),
+])
+def test_vae_config_errors_name_the_key_at_start_up(override, pattern):
+  """The rules on config.model's choices are checked once, by config.validate_config (not again in build_vae)."""
+  c = config_lib.default_config("vae")
+  config_lib.apply_overrides(c, ["model.arch=conv", override])
+  with pytest.raises(ConfigError, match=pattern):
+    config_lib.validate_config(c)
+
+
+def test_conditional_vae_needs_labelled_data():
   with pytest.raises(ConfigError, match="no labels"):
     build_vae(model_cfg(conditional=True), (28, 28, 1), None)
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from gen_jax import config as config_lib
 from gen_jax.errors import ConfigError
 from gen_jax.objectives import distributions as D
 from gen_jax.objectives.likelihoods import make_likelihood
@@ -206,16 +207,18 @@ def test_iwae_bound_is_above_elbo_and_non_decreasing_in_k():
   assert log_px - iwae[64][0] < log_px - elbo
 
 
-def test_iwae_rejects_kl_reweighting_and_unknown_objectives():
-  model, x = _small_model_and_data()
-  run = functools.partial(vae_loss, model.encode_fn, model.decode_fn, model.likelihood, x, None, jax.random.key(0),
-                          step=0)
-  for kwargs in ({"beta": 0.5}, {"kl_warmup_steps": 10}, {"free_bits": 0.1}):
-    with pytest.raises(ConfigError, match="iwae"):
-      run(objective="iwae", num_samples=2, **kwargs)
-  with pytest.raises(ConfigError, match="elbo"):
-    run(objective="vi")
-  with pytest.raises(ConfigError):
-    run(num_samples=0)
-  with pytest.raises(ConfigError):
-    run(free_bits=-1.0)
+@pytest.mark.parametrize("overrides,pattern", [
+  (["objective.name=iwae", "objective.beta=0.5"], r"config\.objective\.beta has no meaning for the IWAE"),
+  (["objective.name=iwae", "objective.kl_warmup_steps=10"], r"config\.objective\.kl_warmup_steps has no meaning"),
+  (["objective.name=iwae", "objective.free_bits=0.1"], r"config\.objective\.free_bits has no meaning"),
+  (["objective.name=vi"], r"config\.objective\.name='vi' is not valid; choose one of elbo, iwae"),
+  (["objective.num_samples=0"], r"config\.objective\.num_samples must be > 0"),
+  (["objective.free_bits=-1.0"], r"config\.objective\.free_bits must be >= 0"),
+  (["objective.kl_warmup_steps=-1"], r"config\.objective\.kl_warmup_steps must be >= 0"),
+])
+def test_iwae_rejects_kl_reweighting_and_unknown_objectives(overrides, pattern):
+  """Checked once, at start-up (config.validate_config); vae_loss trusts a validated config."""
+  c = config_lib.default_config("vae")
+  config_lib.apply_overrides(c, overrides)
+  with pytest.raises(ConfigError, match=pattern):
+    config_lib.validate_config(c)

@@ -1,9 +1,10 @@
 """``build_gan``: the (generator, discriminator) pair named by ``config.model``.
 
-Fields read (each with a default, so older configs keep working): arch ('mlp' for 1-D toy data,
-'dcgan' or 'resnet' for images), g_width, d_width (image archs; default 64 for dcgan, 128 for resnet),
-hidden and activation (mlp), upsample, spectral_norm (D; default False except for resnet),
-conditional, feature_layer.
+Fields read: arch ('mlp' for 1-D toy data, 'dcgan' or 'resnet' for images), g_width, d_width (image archs;
+where absent or None: 64 for dcgan, 128 for resnet), hidden and activation (mlp), upsample, spectral_norm (D;
+where absent: False except for resnet), conditional, feature_layer. The choices of arch, activation and
+upsample are checked once, at start-up, by `gen_jax.config.validate_config`; what depends on the data (its
+shape, its labels) is checked here.
 """
 from typing import Any, Optional, Sequence
 
@@ -13,7 +14,7 @@ import numpy as np
 from gen_jax.errors import ConfigError
 from gen_jax.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gen_jax.nets.gan_layers import check_feature_layer, num_stages
-from gen_jax.nets.layers import DEFAULT_UPSAMPLE, activation, check_upsample_method, positive_int
+from gen_jax.nets.layers import DEFAULT_UPSAMPLE, positive_int
 from gen_jax.nets.resnet_gan import ResNetDiscriminator, ResNetGenerator
 from gen_jax.nets.toy import ToyDiscriminator, ToyGenerator
 
@@ -46,9 +47,7 @@ def build_gan(model_cfg: Any, data_shape: Sequence[int], num_classes: Optional[i
   ``model_cfg.conditional``.
   """
   shape = tuple(int(s) for s in data_shape)
-  arch = _get(model_cfg, "arch", None)
-  if arch not in GAN_ARCHS:
-    raise ConfigError(f"config.model.arch={arch!r} is unknown for GANs; valid archs: {', '.join(GAN_ARCHS)}")
+  arch = model_cfg.arch
   classes = None
   if _bool(_get(model_cfg, "conditional", False), "conditional"):
     if num_classes is None:
@@ -68,7 +67,6 @@ def build_gan(model_cfg: Any, data_shape: Sequence[int], num_classes: Optional[i
     if not hidden:
       raise ConfigError("config.model.hidden must list at least one layer width for arch='mlp'")
     act = _get(model_cfg, "activation", "relu")
-    activation(act)  # ConfigError naming config.model.activation.
     check_feature_layer(feature_layer, len(hidden))
     sn = _bool(_get(model_cfg, "spectral_norm", False), "spectral_norm")
     return (ToyGenerator(hidden, shape[0], act, classes),
@@ -81,7 +79,7 @@ def build_gan(model_cfg: Any, data_shape: Sequence[int], num_classes: Optional[i
   check_feature_layer(feature_layer, num_stages(shape[0], shape[1]))
   g_width = _positive_int(_get(model_cfg, "g_width", default_width), "g_width")
   d_width = _positive_int(_get(model_cfg, "d_width", default_width), "d_width")
-  upsample = check_upsample_method(_get(model_cfg, "upsample", DEFAULT_UPSAMPLE))
+  upsample = _get(model_cfg, "upsample", DEFAULT_UPSAMPLE)
   sn = _bool(_get(model_cfg, "spectral_norm", default_sn), "spectral_norm")
   return (gen_cls(shape, g_width, upsample, classes),
           disc_cls(d_width, sn, classes, feature_layer))

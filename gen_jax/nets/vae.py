@@ -7,7 +7,7 @@ import flax.linen as nn
 
 from gen_jax.errors import ConfigError
 from gen_jax.nets.conv import ConvDecoder, ConvEncoder, decoder_base_shape
-from gen_jax.nets.layers import DEFAULT_UPSAMPLE, activation, check_upsample_method, positive_int
+from gen_jax.nets.layers import positive_int
 from gen_jax.nets.mlp import MLPDecoder, MLPEncoder
 
 LOGVAR_MIN = -30.0
@@ -78,15 +78,14 @@ def build_vae(model_cfg: Any, image_shape: Sequence[int], num_classes: Optional[
   """
   h, w, c = (int(s) for s in image_shape)
   out_shape = (h, w, c * positive_int(params_per_channel, "params_per_channel"))
-  latent_dim = positive_int(_required(model_cfg, "latent_dim"), "config.model.latent_dim")
-  act = model_cfg.get("activation", "relu")
-  activation(act)  # Validates the name (ConfigError naming config.model.activation).
+  latent_dim = int(model_cfg.latent_dim)
+  act = model_cfg.activation
   classes = None
-  if model_cfg.get("conditional", False):
+  if model_cfg.conditional:
     if num_classes is None:
       raise ConfigError("config.model.conditional=True but the dataset has no labels; set it to False")
     classes = positive_int(num_classes, "num_classes")
-  arch = model_cfg.get("arch", None)
+  arch = model_cfg.arch   # one of ARCHS: config.validate_config checks arch, activation, upsample, latent_dim
   if arch == "mlp":
     hidden = _int_tuple(_required(model_cfg, "hidden"), "hidden")
     encoder = MLPEncoder(hidden=hidden, latent_dim=latent_dim, activation=act)
@@ -94,12 +93,12 @@ def build_vae(model_cfg: Any, image_shape: Sequence[int], num_classes: Optional[
   elif arch == "conv":
     features = _int_tuple(_required(model_cfg, "features"), "features")
     decoder_base_shape(out_shape, len(features))  # Fail now, not at init, on sizes it cannot produce.
-    method = check_upsample_method(model_cfg.get("upsample", DEFAULT_UPSAMPLE))
+    method = model_cfg.upsample
     kernel_size = positive_int(model_cfg.get("kernel_size", 3), "config.model.kernel_size")
     encoder = ConvEncoder(features=features, latent_dim=latent_dim, activation=act,
                           dense=model_cfg.get("dense", None), kernel_size=kernel_size)
     decoder = ConvDecoder(features=features[::-1], out_shape=out_shape, activation=act,
                           upsample_method=method, kernel_size=kernel_size)
   else:
-    raise ConfigError(f"config.model.arch={arch!r} is unknown; valid archs: {', '.join(ARCHS)}")
+    raise ValueError(f"build_vae: arch {arch!r} is not one of {ARCHS} (config.validate_config checks it)")
   return VAE(encoder=encoder, decoder=decoder, num_classes=classes)

@@ -33,7 +33,6 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
-from gen_jax.errors import ConfigError
 from gen_jax.objectives import distributions
 from gen_jax.objectives.likelihoods import Likelihood, bits_per_dim
 
@@ -87,35 +86,6 @@ def log_importance_weights(
   return log_px_z + log_pz - log_qz, log_px_z
 
 
-def _check_config(objective: str, num_samples: int, beta: Any, kl_warmup_steps: int, free_bits: Any,
-                  gradient: str = "reparam") -> None:
-  if objective not in OBJECTIVES:
-    raise ConfigError(
-        f"unknown config.objective.name {objective!r}; valid objectives: {', '.join(map(repr, OBJECTIVES))}")
-  if gradient not in GRADIENT_ESTIMATORS:
-    raise ConfigError(f"unknown config.objective.gradient {gradient!r}; valid estimators: "
-                      f"{', '.join(map(repr, GRADIENT_ESTIMATORS))}")
-  if gradient == "dreg" and objective != "iwae":
-    raise ConfigError(f"config.objective.gradient='dreg' estimates the gradient of the IWAE bound; got "
-                      f"config.objective.name={objective!r}. Use objective 'iwae' (num_samples=1 is the "
-                      f"'sticking the landing' ELBO gradient) or gradient 'reparam'")
-  if not isinstance(num_samples, numbers.Integral) or num_samples < 1:
-    raise ConfigError(f"config.objective.num_samples must be an integer >= 1; got {num_samples!r}")
-  if kl_warmup_steps < 0:
-    raise ConfigError(f"config.objective.kl_warmup_steps must be >= 0; got {kl_warmup_steps}")
-  if isinstance(free_bits, numbers.Real) and free_bits < 0:
-    raise ConfigError(f"config.objective.free_bits must be >= 0 nats per latent dimension; got {free_bits}")
-  if objective == "iwae":
-    if not (isinstance(beta, numbers.Real) and isinstance(free_bits, numbers.Real)):
-      raise ConfigError("objective 'iwae' needs Python numbers for beta and free_bits (they must stay at 1.0 and 0.0)")
-    defaults = (("beta", beta, 1.0), ("kl_warmup_steps", kl_warmup_steps, 0), ("free_bits", free_bits, 0.0))
-    bad = [f"config.objective.{name}={value}" for name, value, default in defaults if value != default]
-    if bad:
-      raise ConfigError(
-          f"objective 'iwae' is a bound on log p(x) and has no KL term to reweight; got {', '.join(bad)}. "
-          "Use beta=1.0, kl_warmup_steps=0, free_bits=0.0 with 'iwae', or the objective 'elbo'")
-
-
 def dreg_log_importance_weights(
     decode_fn: DecodeFn, likelihood: Likelihood, x: Array, y: Array | None,
     mean: Array, logvar: Array, key: Array, num_samples: int) -> tuple[Array, Array, Array]:
@@ -148,14 +118,14 @@ def vae_loss(
     Without free bits KL_loss = (1/B) sum_b sum_j KL_bj; with free bits lambda (Kingma et al. 2016)
     KL_loss = sum_j max(lambda, (1/B) sum_b KL_bj), which stops pushing latent j below lambda nats.
   'iwae': loss = -(1/B) sum_b [ logsumexp_k log w_bk - log K ] (Burda et al. 2015); beta, warm-up and
-    free bits do not apply and raise ConfigError when set. With gradient='dreg' the loss has the same value
-    and the doubly reparameterized gradient (`dreg_log_importance_weights`).
+    free bits do not apply (config.validate_config refuses them at start-up, with the choice of objective and
+    estimator). With gradient='dreg' the loss has the same value and the doubly reparameterized gradient
+    (`dreg_log_importance_weights`).
 
   Metrics (means over the batch, nats; 'kl' is the true, positive KL whatever the loss uses):
   'loss', 'elbo', 'recon_log_prob' (E_q log p(x | z)), 'kl', 'kl_weight', 'bits_per_dim'
   (from -elbo for 'elbo', from -iwae_bound for 'iwae') and, for 'iwae', 'iwae_bound'.
   """
-  _check_config(objective, num_samples, beta, kl_warmup_steps, free_bits, gradient)
   mean, logvar = encode_fn(x, y)
   num_dims = x.shape[1] * x.shape[2] * x.shape[3]
   kl_per_dim = distributions.gaussian_kl_to_standard(mean, logvar)  # [B, L]
