@@ -68,8 +68,10 @@ def main() -> int:
     lock = FolderLock(args.workdir, "train.py").acquire()
   from gen_jax import parallel
   parallel.maybe_initialize_distributed()
+  from gen_jax.eval.suite import validate_eval_config
   from gen_jax.train.loop import done_message, train
   try:
+    validate_eval_config(config)   # evaluation's own keys: wrong ones fail now, not after training
     summary = train(config, args.workdir, progress=not args.no_progress, restart=args.restart)
   finally:
     if lock is not None:

@@ -172,10 +172,7 @@ def _choices() -> dict[str, tuple]:
       "data.binarization": data_registry.BINARIZATIONS,
       "train.compute_dtype": tuple(precision.COMPUTE_DTYPES),
       "train.cpu_conv_kernels": cpu_kernels.CPU_CONV_KERNELS,
-      "eval.reference_split": ("test", "train"),
   }
-
-EVAL_SUITES = ("likelihood", "samples", "modes", "latent", "imputation", "cas")
 
 _POSITIVE = ("data.batch_size", "train.num_steps", "train.log_every", "train.checkpoint_every",
              "train.keep_checkpoints", "model.latent_dim", "objective.num_samples",
@@ -199,7 +196,8 @@ def get_by_path(config: ConfigDict, dotted_key: str, default: Any = None) -> Any
 
 
 def validate_config(config: ConfigDict) -> ConfigDict:
-  """Checks required fields, allowed choices and ranges; raises ConfigError naming the key."""
+  """Checks required fields, allowed choices and ranges; raises ConfigError naming the key. Evaluation's own
+  keys (eval.suites, eval.reference_split) are checked by gen_jax.eval.suite.validate_eval_config."""
   for key in ("seed", "data.name", "data.batch_size", "train.num_steps", "train.log_every",
               "train.checkpoint_every", "model.family", "optimizer.name", "optimizer.learning_rate"):
     if get_by_path(config, key, _MISSING) is _MISSING:
@@ -219,10 +217,6 @@ def validate_config(config: ConfigDict) -> ConfigDict:
     value = get_by_path(config, key, _MISSING)
     if value is not _MISSING and value < 0:
       raise ConfigError(f"config.{key} must be >= 0, got {value!r}")
-  suites = get_by_path(config, "eval.suites", ())
-  unknown = [s for s in (suites or ()) if s not in EVAL_SUITES]
-  if unknown:
-    raise ConfigError(f"config.eval.suites has unknown group(s) {unknown}; choose from {', '.join(EVAL_SUITES)}")
   for section in ("optimizer", "d_optimizer"):
     for key, low_open in (("decay_fraction", True), ("final_lr_fraction", False)):
       value = get_by_path(config, f"{section}.{key}", _MISSING)

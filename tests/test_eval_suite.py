@@ -173,3 +173,45 @@ def test_kid_from_a_single_subset_reports_no_spread_and_says_why(make_config):
   # The report and eval.py print it as '± n/a'.
   from gen_jax.eval.metric_text import cell_text
   assert cell_text("kid", {"kid": 0.05, "kid_std": None}) == "0.0500 ± n/a"
+
+
+@pytest.mark.parametrize("override,pattern", [
+    ("eval.suites=('likelihood', 'fid')", r"config\.eval\.suites has unknown group\(s\) \['fid'\]; choose from"),
+    ("eval.reference_split=val", r"config\.eval\.reference_split='val' is not valid; choose one of test, train"),
+])
+def test_eval_keys_are_checked_by_eval_at_start_up(override, pattern):
+  """eval.suites / eval.reference_split are evaluation's keys: eval/suite.py owns their choices and checks them."""
+  from gen_jax import config as config_lib
+  from gen_jax.errors import ConfigError
+  config = config_lib.default_config("vae")
+  config_lib.apply_overrides(config, [override])
+  config_lib.validate_config(config)   # the model's checks do not know evaluation's keys
+  with pytest.raises(ConfigError, match=pattern):
+    suite_lib.validate_eval_config(config)
+  suite_lib.validate_eval_config(config_lib.default_config("vae"))
+
+
+def test_static_skips_ask_the_familys_capabilities_not_its_name():
+  """No encoder -> likelihood skipped up front; not conditional -> cas skipped; a family that cannot tell its
+  capabilities before it is built skips nothing up front (its groups decide when they run)."""
+  from gen_jax import config as config_lib
+  from gen_jax.models import registry
+  from gen_jax.models.vae import VaeFamily
+  gan = config_lib.default_config("gan")
+  assert suite_lib.static_skips(gan, ("likelihood", "cas")) == {
+      "likelihood": "a gan has no encoder", "cas": "the model is not class-conditional"}
+  config_lib.apply_overrides(gan, ["model.conditional=true"])
+  assert suite_lib.static_skips(gan, ("likelihood", "cas")) == {"likelihood": "a gan has no encoder"}
+  assert suite_lib.static_skips(config_lib.default_config("vaegan"), ("likelihood",)) == {}
+
+  class Opaque(VaeFamily):   # a registered family without capabilities_for
+    name = "opaque_test_family"
+    capabilities_for = classmethod(lambda cls, config: None)
+
+  registry.register(Opaque.name, Opaque)
+  try:
+    config = config_lib.default_config("vae")
+    config.model.family = Opaque.name
+    assert suite_lib.static_skips(config, ("likelihood", "cas")) == {}
+  finally:
+    registry._FAMILIES.pop(Opaque.name)

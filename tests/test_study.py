@@ -225,3 +225,15 @@ def test_wall_clock_rule_sets_steps_from_the_probe_and_keeps_them(tmp_path):
   info = study_lib._probe_steps(run, 30.0, fake_train)
   assert info["num_steps"] == 120 and info["probe_steps_per_sec"] == 4.0 and calls == [50]
   assert study_lib._probe_steps(run, 30.0, fake_train) == info and calls == [50]   # kept: no second probe
+
+
+def test_images_per_step_asks_the_family():
+  """A GAN step draws n_critic real batches, a VAE or VAE-GAN step one (the family's capabilities_for)."""
+  from gen_jax import config as config_lib
+  gan = config_lib.default_config("gan")
+  config_lib.apply_overrides(gan, ["gan.n_critic=5", "data.batch_size=16"])
+  assert study_lib.batches_per_step(gan) == 5 and study_lib.images_per_step(gan) == 80
+  for family in ("vae", "vaegan"):
+    config = config_lib.default_config(family)
+    assert study_lib.batches_per_step(config) == 1
+    assert study_lib.images_per_step(config) == int(config.data.batch_size)

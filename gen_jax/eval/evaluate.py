@@ -21,7 +21,7 @@ from gen_jax import parallel
 from gen_jax.errors import CheckpointError, ConfigError, GenJaxError
 from gen_jax.eval.metrics_file import merge_reports, now, read_previous
 from gen_jax.eval.params import count_params
-from gen_jax.eval.suite import GROUPS, Suite, static_skips
+from gen_jax.eval.suite import GROUPS, Suite, static_skips, validate_eval_config
 from gen_jax.train.checkpoint import Checkpoints
 from gen_jax.train.loop import RESUMABLE_CHANGES, setup, write_images
 from gen_jax.train.checkpoint import has_checkpoints
@@ -122,6 +122,7 @@ def _evaluate_workdir(workdir: pathlib.Path, step: int | None, overrides: Sequen
                           f"python train.py --config=configs/vae.py --workdir={workdir}")
   config = config_lib.load_saved_config(workdir / "config.json")
   config_lib.apply_overrides(config, overrides)
+  validate_eval_config(config)
   run = setup(config_for_loading(config))
   ckpts = Checkpoints(workdir, async_save=False)
   try:

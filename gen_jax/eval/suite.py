@@ -23,11 +23,24 @@ import numpy as np
 
 from gen_jax import rng
 from gen_jax.data.synthetic import MixtureDataset, StackedMnist
-from gen_jax.errors import GenJaxError
+from gen_jax.errors import ConfigError, GenJaxError
 from gen_jax.eval.model_api import EvalModel
 from gen_jax.eval.placement import eval_placement
 
 GROUPS = ("likelihood", "samples", "modes", "latent", "imputation", "cas")
+EVAL_SUITES = GROUPS   # the choices of config.eval.suites
+REFERENCE_SPLITS = ("test", "train")   # the choices of config.eval.reference_split
+
+
+def validate_eval_config(config) -> None:
+  """The checks of evaluation's own keys (eval.suites, eval.reference_split), made at start-up by train.py,
+  eval.py and studies; a ConfigError naming the key and its choices."""
+  unknown = [s for s in (config.eval.suites or ()) if s not in EVAL_SUITES]
+  if unknown:
+    raise ConfigError(f"config.eval.suites has unknown group(s) {unknown}; choose from {', '.join(EVAL_SUITES)}")
+  if config.eval.reference_split not in REFERENCE_SPLITS:
+    raise ConfigError(f"config.eval.reference_split={config.eval.reference_split!r} is not valid; choose one of "
+                      f"{', '.join(REFERENCE_SPLITS)}")
 
 
 class _Skip(Exception):
@@ -57,7 +70,9 @@ def static_skips(config, groups) -> dict[str, str]:
   says the same when it runs), so that eval.py need not load a whole dataset to learn that nothing runs."""
   from gen_jax.data.synthetic import MIXTURE_NAMES
   from gen_jax.eval.features import feature_net as feature_net_lib
+  from gen_jax.models.registry import family_class
   name, family = config.data.name, config.model.family
+  caps = family_class(family).capabilities_for(config)   # None: the family cannot tell before it is built
   toy, stacked = name in MIXTURE_NAMES, name == "stacked_mnist"
   no_net = None
   if not config.eval.get("feature_net", ""):
@@ -68,44 +83,15 @@ def static_skips(config, groups) -> dict[str, str]:
   image_only = "2-D toy data" if toy else ("Stacked MNIST: measured by its 1000-mode count" if stacked else None)
   reasons = {}
   for group in groups:
-    if group == "likelihood" and family == "gan":
-      reasons[group] = "a gan has no encoder"
+    if group == "likelihood" and caps is not None and not caps.has_encoder:
+      reasons[group] = f"a {family} has no encoder"
     elif group == "modes" and not (toy or stacked):
       reasons[group] = "mode counts need a dataset with known modes (ring8, grid25, stacked_mnist)"
     elif group in ("samples", "latent", "imputation", "cas") and image_only:
       reasons[group] = image_only
     elif group in ("samples", "latent") and no_net:
       reasons[group] = no_net
-    elif group == "cas" and not config.model.get("conditional", False):
-      reasons[group] = "the model is not class-conditional"
-  return reasons
-
-
-def static_skips(config, groups) -> dict[str, str]:
-  """{group: reason} for the groups of `groups` that the config alone shows will be skipped (each group's own check
-  says the same when it runs), so that eval.py need not load a whole dataset to learn that nothing runs."""
-  from gen_jax.data.synthetic import MIXTURE_NAMES
-  from gen_jax.eval.features import feature_net as feature_net_lib
-  name, family = config.data.name, config.model.family
-  toy, stacked = name in MIXTURE_NAMES, name == "stacked_mnist"
-  no_net = None
-  if not config.eval.get("feature_net", ""):
-    if name in feature_net_lib.OWN_DATA:
-      no_net = f"no feature classifier for your own data ({name})"
-    elif not (feature_net_lib.default_feature_net_dir(name) / feature_net_lib.META_FILE).is_file():
-      no_net = f"no feature classifier in {feature_net_lib.default_feature_net_dir(name)}"
-  image_only = "2-D toy data" if toy else ("Stacked MNIST: measured by its 1000-mode count" if stacked else None)
-  reasons = {}
-  for group in groups:
-    if group == "likelihood" and family == "gan":
-      reasons[group] = "a gan has no encoder"
-    elif group == "modes" and not (toy or stacked):
-      reasons[group] = "mode counts need a dataset with known modes (ring8, grid25, stacked_mnist)"
-    elif group in ("samples", "latent", "imputation", "cas") and image_only:
-      reasons[group] = image_only
-    elif group in ("samples", "latent") and no_net:
-      reasons[group] = no_net
-    elif group == "cas" and not config.model.get("conditional", False):
+    elif group == "cas" and caps is not None and not caps.conditional:
       reasons[group] = "the model is not class-conditional"
   return reasons
 

@@ -165,9 +165,11 @@ class PlannedRun:
 
 
 def batches_per_step(config) -> int:
-  """Real batches one update step draws: n_critic for a GAN (each critic step has its own batch), else 1
-  (as models/gan.py's and models/vaegan.py's `batches_per_step`)."""
-  return int(config.gan.n_critic) if str(config.model.family) == "gan" else 1
+  """Real batches one update step draws, as the config's family says (a GAN: n_critic, each critic step has its
+  own batch); 1 where the family cannot tell before it is built."""
+  from gen_jax.models import registry  # noqa: PLC0415 (imports jax: keep `import gen_jax.jobs.study` light)
+  caps = registry.family_class(str(config.model.family)).capabilities_for(config)
+  return int(caps.batches_per_step) if caps is not None else 1
 
 
 def images_per_step(config) -> int:
@@ -203,6 +205,7 @@ def plan(study, workdirs: str | pathlib.Path, only: Sequence[str] | None = None,
     unknown = sorted(set(seeds) - set(study.seeds))
     if unknown:
       raise ConfigError(f"--seeds {unknown} are not seeds of study {study.name} {tuple(study.seeds)}")
+  from gen_jax.eval import suite as eval_suite  # noqa: PLC0415 (imports jax)
   runs = []
   for entry in study.entries:
     if only and entry.name not in only:
@@ -215,6 +218,7 @@ def plan(study, workdirs: str | pathlib.Path, only: Sequence[str] | None = None,
         if study.budget.rule == "images":
           config.train.num_steps = max(1, math.ceil(int(study.budget.images) / images_per_step(config)))
         config_lib.validate_config(config)
+        eval_suite.validate_eval_config(config)
         workdir = pathlib.Path(workdirs) / str(study.name) / str(entry.name) / dataset / f"seed{seed}"
         runs.append(PlannedRun(str(entry.name), dataset, int(seed), config, workdir,
                                {"config": str(entry.config), "overrides": list(entry.get("overrides", ()))}))

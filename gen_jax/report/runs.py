@@ -23,6 +23,7 @@ from gen_jax.report import ranking
 from gen_jax.eval import metric_specs as specs
 from gen_jax.eval.metric_text import cell_text
 from gen_jax.eval.params import count_params
+from gen_jax.eval.suite import EVAL_SUITES
 
 # The capabilities of the built-in families, for metrics.json files written before eval.py recorded them (and runs
 # not evaluated yet). A family added later records its own: it needs no line here.
@@ -206,7 +207,7 @@ def recorded_groups(report: dict | None) -> list[str]:
   """Evaluation groups a metrics.json holds (measured or skipped with a reason), in suite order."""
   report = report or {}
   names = set((report.get("protocol") or {})) | set(report.get("groups") or {})
-  return [g for g in config_lib.EVAL_SUITES if g in names]
+  return [g for g in EVAL_SUITES if g in names]
 
 
 def expected_groups(run: RunInfo, overrides: Sequence[str] = ()) -> list[str]:
@@ -218,7 +219,7 @@ def expected_groups(run: RunInfo, overrides: Sequence[str] = ()) -> list[str]:
   holder = config_lib.ConfigDict({"eval": {"suites": tuple(suites)}})
   config_lib.apply_overrides(holder, [o for o in overrides
                                       if o.partition("=")[0].strip().removeprefix("config.") == "eval.suites"])
-  return [g for g in holder.eval.suites if g in config_lib.EVAL_SUITES]
+  return [g for g in holder.eval.suites if g in EVAL_SUITES]
 
 
 def missing_groups(run: RunInfo, overrides: Sequence[str] = ()) -> list[str]:
