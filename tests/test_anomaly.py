@@ -1,6 +1,8 @@
 """Tests of the one-class anomaly protocol: AUROC, the train-class filter, anomaly scores, the end-to-end run."""
+import importlib.util
 import json
 import pathlib
+import sys
 
 import jax
 import ml_collections
@@ -14,7 +16,16 @@ from gen_jax.jobs import anomaly
 from gen_jax.eval.metrics.auroc import auroc
 from gen_jax.eval.model_api import from_run
 from gen_jax.train import loop
-from tests.conftest import TINY
+from tests.conftest import REPO_ROOT, TINY
+
+
+def _eval_cli():
+  """eval.py as a module (it is a script, not part of the package)."""
+  spec = importlib.util.spec_from_file_location("gen_jax_eval_cli_anomaly", REPO_ROOT / "eval.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
 
 GAN_TINY = ("model.g_width=8", "model.d_width=8", "data.batch_size=16")
 
@@ -195,12 +206,16 @@ def test_protocol_end_to_end_gan(make_config, tmp_path, monkeypatch):
   assert all(s.shape == (64,) and np.all(np.isfinite(s)) for _, _, out in seen for s in out.values())
 
 
-def test_protocol_errors_are_clear(make_config, tmp_path):
+def test_protocol_errors_are_clear(make_config, tmp_path, monkeypatch):
   workdir = _base_workdir(make_config, tmp_path, "configs/vae.py")
   with pytest.raises(ConfigError, match=r"\[0, 10\)"):
     anomaly.run_anomaly_protocol(workdir, classes=(10,), progress=False)
   with pytest.raises(ConfigError, match="config.json not found"):
     anomaly.run_anomaly_protocol(tmp_path / "nothing", progress=False)
-  with pytest.raises(SystemExit):
-    anomaly.main(["--workdir", str(workdir), "--classes", "0,x"])
-  assert anomaly._parse_classes("3, 1") == (3, 1)
+  # The command line is eval.py's --anomaly (the one entry point): a bad --classes fails before any slow work.
+  eval_cli = _eval_cli()
+  monkeypatch.setattr(sys, "argv", ["eval.py", "--anomaly", f"--workdir={workdir}", "--classes=0,x"])
+  with pytest.raises(ConfigError, match=r"--classes=0,x is not a list of class ids"):
+    eval_cli.main()
+  assert eval_cli.parse_classes("3, 1") == [3, 1]
+  assert not hasattr(anomaly, "main")

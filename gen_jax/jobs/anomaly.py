@@ -14,16 +14,14 @@ would give the answer away. Results go to `<workdir>/anomaly/anomaly.json` (per 
 classes, protocol) and `anomaly.md` (a table). Training resumes if interrupted; a class whose final
 checkpoint exists is not trained again.
 
-  python -m gen_jax.jobs.anomaly --workdir=runs/vae [--classes=0,1] [--steps=2000] [--no_progress]
+  python eval.py --anomaly --workdir=runs/vae [--classes=0,1] [--steps=2000] [--no_progress]
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import functools
 import json
 import pathlib
-import sys
 import time
 import types
 from typing import Sequence
@@ -32,7 +30,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax import cli
 from gen_jax import config as config_lib
 from gen_jax import parallel
 from gen_jax.data import load_dataset
@@ -254,30 +251,3 @@ def run_anomaly_protocol(workdir: str | pathlib.Path, classes: Sequence[int] | N
   if stopped_by:
     print(f"Anomaly protocol stopped by {stopped_by}; rerun the same command to resume.", flush=True)
   return report
-
-
-def _parse_classes(text: str) -> tuple[int, ...]:
-  try:
-    classes = tuple(int(t) for t in text.split(",") if t.strip())
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"--classes must be comma-separated class ids such as 0,1; got {text!r}")
-  if not classes:
-    raise argparse.ArgumentTypeError("--classes is empty; give ids such as --classes=0,1 or leave it out for all")
-  return classes
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m gen_jax.jobs.anomaly", description=__doc__.split("\n")[0])
-  parser.add_argument("--workdir", required=True, help="a trained run (its config.json is the template)")
-  parser.add_argument("--classes", type=_parse_classes, default=None, help="normal classes, e.g. 0,1 (default all)")
-  parser.add_argument("--steps", type=int, default=None, help="training steps per class (default: the run's)")
-  parser.add_argument("--no_progress", action="store_true", help="no progress bars")
-  args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-  report = run_anomaly_protocol(args.workdir, args.classes, args.steps, progress=not args.no_progress)
-  print((pathlib.Path(args.workdir) / "anomaly" / "anomaly.md").read_text() if report["per_class"] else
-        "no class finished")
-  return 0 if report["complete"] else 1
-
-
-if __name__ == "__main__":
-  cli.main_guard(main)
