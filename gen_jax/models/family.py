@@ -85,6 +85,13 @@ class ModelFamily(abc.ABC):
   def validate_config(cls, config) -> None:
     """Family-specific checks of a filled config; a ConfigError naming the key and the fix."""
 
+  @classmethod
+  def capabilities_for(cls, config) -> Capabilities | None:
+    """The capabilities a family built from `config` will have, known before any data is loaded (what eval.py
+    skips up front, how many real batches a study's step draws); None where the family cannot tell (then
+    nothing is skipped before the model is built, and a step draws one batch)."""
+    return None
+
   # --- trainer --------------------------------------------------------------------------------------------
   @abc.abstractmethod
   def init_models(self, key: jax.Array, example_batch: dict) -> Models:

@@ -128,10 +128,14 @@ class GanFamily(ModelFamily):
     self.d_tx = optim.make_optimizer(config.d_optimizer, num_steps * self.n_critic)
     self.ema_decay = float(config.train.get("ema_decay", 0.0))
 
+  @classmethod
+  def capabilities_for(cls, config) -> Capabilities:
+    return Capabilities(can_sample=True, has_encoder=False, has_likelihood=False, has_discriminator=True,
+                        conditional=bool(config.model.conditional), batches_per_step=int(config.gan.n_critic))
+
   @property
   def capabilities(self) -> Capabilities:
-    return Capabilities(can_sample=True, has_encoder=False, has_likelihood=False, has_discriminator=True,
-                        conditional=self.conditional, batches_per_step=self.n_critic)
+    return self.capabilities_for(self.config)
 
   # --- data space --------------------------------------------------------------------------
   def to_gan_space(self, x):

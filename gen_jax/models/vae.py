@@ -72,10 +72,14 @@ class VaeFamily(ModelFamily):
     self.latent_dim = int(config.model.latent_dim)
     self.precision = precision_lib.from_config(config)
 
+  @classmethod
+  def capabilities_for(cls, config) -> Capabilities:
+    return Capabilities(can_sample=True, has_encoder=True, has_likelihood=True, has_discriminator=False,
+                        conditional=bool(config.model.conditional), batches_per_step=1)
+
   @property
   def capabilities(self) -> Capabilities:
-    return Capabilities(can_sample=True, has_encoder=True, has_likelihood=True, has_discriminator=False,
-                        conditional=self.conditional, batches_per_step=1)
+    return self.capabilities_for(self.config)
 
   # --- binding parameters -------------------------------------------------------------------
   def encode_fn(self, params):

@@ -78,10 +78,14 @@ class VaeGanFamily(ModelFamily):
     self.feature_sigma = float(config.vaegan.get("feature_sigma", 1.0))
     self.ema_decay = float(config.train.get("ema_decay", 0.0))
 
+  @classmethod
+  def capabilities_for(cls, config) -> Capabilities:
+    return Capabilities(can_sample=True, has_encoder=True, has_likelihood=False, has_discriminator=True,
+                        conditional=bool(config.model.conditional), batches_per_step=1)
+
   @property
   def capabilities(self) -> Capabilities:
-    return Capabilities(can_sample=True, has_encoder=True, has_likelihood=False, has_discriminator=True,
-                        conditional=self.conditional, batches_per_step=1)
+    return self.capabilities_for(self.config)
 
   def labels_for(self, y):
     return y if self.conditional else None
