@@ -27,23 +27,7 @@ from gen_jax.train.loop import RESUMABLE_CHANGES, setup, write_images
 from gen_jax.train.checkpoint import has_checkpoints
 from gen_jax.storage.atomic import write_text_atomic
 from gen_jax.storage.lock import FolderLock
-
-def config_for_loading(config):
-  """`config`, or, when every requested group will be skipped for reasons the config alone shows
-  (`suite.static_skips`), a copy that loads only the few examples restoring the model needs: a skip must not wait
-  for a whole dataset to be decoded. The report keeps `config` itself."""
-  groups = tuple(config.eval.get("suites", GROUPS))
-  skips = static_skips(config, groups)
-  if not groups or len(skips) < len(groups):
-    return config
-  print("eval: every requested group is skipped (" + "; ".join(f"{g}: {r}" for g, r in skips.items())
-        + "); loading only a few examples to restore the model.", flush=True)
-  small = copy.deepcopy(config)
-  gan = config.get("gan", None)
-  n_critic = int(gan.get("n_critic", 1)) if gan is not None else 1
-  small.data.num_train = int(config.data.batch_size) * max(1, n_critic)
-  small.data.num_test = 1
-  return small
+from gen_jax.models.registry import family_class
 
 
 def config_for_loading(config):
@@ -57,9 +41,8 @@ def config_for_loading(config):
   print("eval: every requested group is skipped (" + "; ".join(f"{g}: {r}" for g, r in skips.items())
         + "); loading only a few examples to restore the model.", flush=True)
   small = copy.deepcopy(config)
-  gan = config.get("gan", None)
-  n_critic = int(gan.get("n_critic", 1)) if gan is not None else 1
-  small.data.num_train = int(config.data.batch_size) * max(1, n_critic)
+  caps = family_class(config.model.family).capabilities_for(config)   # a step's real batches: n_critic for a GAN
+  small.data.num_train = int(config.data.batch_size) * max(1, caps.batches_per_step if caps is not None else 1)
   small.data.num_test = 1
   return small
 
