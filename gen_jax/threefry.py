@@ -3,10 +3,8 @@
 The hash is JAX's own generator (Threefry-2x32, 20 rounds; Salmon et al. 2011), bit for bit
 (tests/test_threefry.py compares it with `jax.extend.random.threefry_2x32` and the published known
 answers), written out unrolled. On CPU, JAX lowers its threefry as a rolled 5-iteration `while` loop
-whose carried copies cost more than the hash itself: [1000, 392] words took 1.08 ms with
-`jax.random.bits` and 0.41 ms unrolled, and the [1, 1000, 50] reparameterization noise of an MLP VAE
-step 0.40 ms with `jax.random.normal` against 0.15 ms with `normal` here (each jitted alone), on the
-2-core sandbox CPU.
+whose carried copies cost more than the hash itself; unrolled, the draws of a train step take a fraction
+of the time (numbers: NOTES.md, "Measurements moved from docstrings").
 
 The streams differ from `jax.random`'s (the counters are laid out differently); the distributions are
 the same. Every function is a pure function of (key, shape) and of element indices only, so a result
@@ -60,8 +58,7 @@ def uniform_uint16(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
   into words a_j, b_j; the flattened row is [a_0 low, a_0 high, a_1 low, ..., a_{L-1} high, b_0 low, ...,
   b_{L-1} high][:row size]. The words are concatenated and then split into halves by a bitcast: on
   XLA:CPU the concatenation keeps the hash from being fused into (and recomputed by) the per-pixel
-  consumer, which a stack or a shift-and-mask per pixel did not (9 ms instead of 0.5 ms in the MLP VAE
-  step).
+  consumer, which a stack or a shift-and-mask per pixel did not.
   """
   k1, k2 = _key_words(key)
   rows, per_row = shape[0], int(np.prod(shape[1:]))

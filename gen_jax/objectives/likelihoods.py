@@ -91,7 +91,7 @@ class BernoulliLikelihood:
 
   def log_prob(self, x: Array, out: Array) -> Array:
     # On [..., H*W*C] rows: on [S, B, H, W, C] XLA:CPU gave the elementwise loops non-default layouts
-    # with copies inside (MLP VAE step, batch 1000: the log-likelihood's loop took 1.4 ms, now 0.65 ms).
+    # with copies inside (slower; NOTES.md).
     return jnp.sum(distributions.bernoulli_log_prob(_flat_event(x), _flat_event(out)), axis=-1)
 
   def mean(self, out: Array) -> Array:
