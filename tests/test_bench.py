@@ -300,3 +300,17 @@ def test_dcgan_generator_parameters_unchanged_by_the_image_layer():
   z = jnp.zeros((2, 16))
   params = DCGANGenerator((28, 28, 1), width=8).init(jax.random.key(0), z, train=False)["params"]
   assert params["out"]["kernel"].shape == (3, 3, 4, 1) and params["out"]["bias"].shape == (1,)
+
+
+def test_step_profile_attributes_op_time_to_kinds_and_layers(make_config):
+  """python -m gen_jax.bench.step_profile: XLA's per-op times of traced steps, by op kind and by layer."""
+  from gen_jax.bench import step_profile
+  assert step_profile.layer_of("jit(train_step)/transpose(jvp(DCGANDiscriminator))/conv_1/conv") == \
+      "bwd DCGANDiscriminator/conv_1"
+  assert step_profile.layer_of("jit(train_step)/jvp(DCGANGenerator)/out/dot_general") == "fwd DCGANGenerator/out"
+  config = make_config("configs/vae.py", *TINY)
+  text = step_profile.profile(config, steps=2)
+  total = float(text.split("op time per step: ")[1].split(" ms")[0])
+  assert total > 0 and "by op kind:" in text and "top ops:" in text
+  layers = text.split("by layer:")[1].split("top ops:")[0]
+  assert "fwd VAE" in layers and "bwd VAE" in layers   # the model's forward and gradient ops, by module

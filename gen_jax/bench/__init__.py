@@ -1,10 +1,11 @@
 """`python -m gen_jax.bench`: training throughput, FLOP/s against the measured matmul peak, memory, and the
-PyTorch-eager reference of the same five architectures (see README, section "Benchmark").
+PyTorch references (eager, torch.compile) of the same five architectures (see README, section "Benchmark").
 
 Modules: peak (matmul peak, FLOPs from XLA's cost analysis), hardware (what the numbers were measured on),
 runner (the JAX measurement of one config), torch_reference (the same architectures in PyTorch, run as a
 child process), torch_process (starts and drives that child),
-memory (bounded-memory importance sampling), scaling (1/2/4/8 fake-device table), report (table, JSON),
+step_profile (where a step's time goes, from a jax.profiler trace), memory (bounded-memory importance
+sampling), scaling (1/2/4/8 fake-device table), report (table, JSON),
 __main__ (the command line).
 """
 from __future__ import annotations
