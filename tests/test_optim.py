@@ -1,20 +1,20 @@
 """Optimizers and schedules from config.optimizer."""
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 import pytest
 
 from gen_jax.errors import ConfigError
+from gen_jax import schema
 from gen_jax.models import optim
 
 
 def cfg(**kw):
-  base = dict(name="adam", learning_rate=1e-3, schedule="constant", warmup_steps=0, b1=0.9, b2=0.999, eps=1e-8,
-              weight_decay=0.0, grad_clip_norm=0.0, decay_steps=1000, decay_rate=0.5, momentum=0.0)
+  """config.optimizer as the schema defines it (schema.base()), with `kw` set."""
+  base = schema.base().optimizer
   base.update(kw)
-  return ml_collections.ConfigDict(base)
+  return base
 
 
 def test_burda_schedule_has_eight_stages_in_3_to_the_i_proportions():

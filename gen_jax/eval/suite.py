@@ -51,7 +51,7 @@ def _feature_net(dataset, eval_cfg, placement, data_path: str = ""):
   """The dataset's classifier on the evaluation mesh. No classifier at the default place skips the groups that need
   one; a config.eval.feature_net that does not load is an error (a typo must not turn numbers into skips)."""
   from gen_jax.eval.features import feature_net as feature_net_lib
-  configured = eval_cfg.get("feature_net", "")
+  configured = eval_cfg.feature_net
   if not configured and dataset.name in feature_net_lib.OWN_DATA:
     cmd = feature_net_lib.train_command(dataset.name, data_path=data_path)
     raise _Skip(f"no feature classifier for your own data ({dataset.name}): train one with "
@@ -75,7 +75,7 @@ def static_skips(config, groups) -> dict[str, str]:
   caps = family_class(family).capabilities_for(config)   # None: the family cannot tell before it is built
   toy, stacked = name in MIXTURE_NAMES, name == "stacked_mnist"
   no_net = None
-  if not config.eval.get("feature_net", ""):
+  if not config.eval.feature_net:
     if name in feature_net_lib.OWN_DATA:
       no_net = f"no feature classifier for your own data ({name})"
     elif not (feature_net_lib.default_feature_net_dir(name) / feature_net_lib.META_FILE).is_file():
@@ -114,7 +114,7 @@ class Suite:
   def __init__(self, run, models: dict, key: jax.Array, eval_cfg, seed: int, progress: bool = False):
     self.run = run
     self.dataset = run.dataset
-    self.placement = eval_placement(int(eval_cfg.get("num_devices", 0)))
+    self.placement = eval_placement(int(eval_cfg.num_devices))
     self.model = EvalModel(run.family, models, run.dataset, self.placement)
     self.models = self.model.models      # on the evaluation mesh
     # Batches split evenly over the evaluation devices: config.eval.batch_size rounded up to a multiple of their count.
@@ -161,7 +161,7 @@ class Suite:
                                   progress=self.progress)
     metrics, protocol = out["metrics"], out["protocol"]
     from gen_jax.eval.features import inception
-    requested = self.cfg.get("inception_weights", "")
+    requested = self.cfg.inception_weights
     path = inception.resolve_weights_path(requested)
     if path is None and requested:   # asked for explicitly: a wrong path is an error, not a silent skip
       raise inception.InceptionWeightsMissing(inception.missing_weights_message(requested))
@@ -217,7 +217,7 @@ class Suite:
     images, labels = self._test()
     out = latent_smoothness(self.model, net.features, images, labels, key, num_pairs=int(self.cfg.ppl_samples),
                             epsilon=float(self.cfg.ppl_epsilon), batch_size=self.batch_size,
-                            subset_seed=int(self.cfg.get("subset_seed", 0)))
+                            subset_seed=int(self.cfg.subset_seed))
     out["protocol"]["feature_network_sha256"] = net.sha256
     return out
 
@@ -228,8 +228,8 @@ class Suite:
     return evaluate_imputation(self.model, images, labels, key, num_examples=int(self.cfg.imputation_examples),
                                steps=int(self.cfg.imputation_steps), batch_size=self.batch_size,
                                train_images=self.dataset.train.images, progress=self.progress,
-                               num_imputations=int(self.cfg.get("imputation_samples", 8)),
-                               subset_seed=int(self.cfg.get("subset_seed", 0)))
+                               num_imputations=int(self.cfg.imputation_samples),
+                               subset_seed=int(self.cfg.subset_seed))
 
   def cas(self, key):
     self._image_model()
@@ -239,7 +239,7 @@ class Suite:
     out = classification_accuracy_score(self.model, self.dataset, key, num_samples=int(self.cfg.cas_samples),
                                         real_subset=int(self.cfg.cas_real_subset), num_steps=int(self.cfg.cas_steps),
                                         batch_size=128, include_full_real=False, progress=self.progress,
-                                        subset_seed=int(self.cfg.get("subset_seed", 0)))
+                                        subset_seed=int(self.cfg.subset_seed))
     if "skipped" in out:
       raise _Skip(out["skipped"])
     return out
@@ -250,7 +250,7 @@ class Suite:
     for group in groups:
       if group not in GROUPS:
         raise GenJaxError(f"unknown evaluation group {group!r}; choose from {', '.join(GROUPS)}")
-    requested = self.cfg.get("inception_weights", "")
+    requested = self.cfg.inception_weights
     if "samples" in groups and requested:
       from gen_jax.eval.features import inception
       if inception.resolve_weights_path(requested) is None:   # named explicitly: a wrong path is an error
@@ -282,5 +282,5 @@ class Suite:
 
 
 def run_suite(run, models: dict, key: jax.Array, eval_cfg, seed: int, progress: bool = False) -> dict[str, Any]:
-  groups = tuple(eval_cfg.get("suites", GROUPS))
+  groups = tuple(eval_cfg.suites)
   return Suite(run, models, key, eval_cfg, seed, progress).run_groups(groups)

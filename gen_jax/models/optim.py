@@ -66,24 +66,24 @@ def constant_cosine_schedule(lr: float, num_steps: int, decay_fraction: float,
 
 def make_schedule(cfg, num_steps: int) -> optax.Schedule:
   lr = float(cfg.learning_rate)
-  name = cfg.get("schedule", "constant")
-  warmup = int(cfg.get("warmup_steps", 0))
+  name = cfg.schedule
+  warmup = int(cfg.warmup_steps)
   if name == "constant":
     sched = optax.constant_schedule(lr)
     if warmup:
       sched = optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), sched], [warmup])
     return sched
-  final = float(cfg.get("final_lr_fraction", 0.0))
+  final = float(cfg.final_lr_fraction)
   if name == "cosine":
     return optax.cosine_decay_schedule(lr, max(1, num_steps), alpha=final)
   if name == "warmup_cosine":
     return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(warmup + 1, num_steps), end_value=final * lr)
   if name == "constant_cosine":
-    return constant_cosine_schedule(lr, num_steps, float(cfg.get("decay_fraction", 0.3)), final)
+    return constant_cosine_schedule(lr, num_steps, float(cfg.decay_fraction), final)
   if name == "exponential":
-    return optax.exponential_decay(lr, int(cfg.get("decay_steps", 1000)), float(cfg.get("decay_rate", 0.5)))
+    return optax.exponential_decay(lr, int(cfg.decay_steps), float(cfg.decay_rate))
   if name == "burda":
-    return burda_schedule(lr, num_steps, int(cfg.get("stage_steps", 0)))
+    return burda_schedule(lr, num_steps, int(cfg.stage_steps))
   raise ConfigError(f"config.optimizer.schedule={name!r} is not valid; choose one of {', '.join(SCHEDULES)}")
 
 
@@ -91,20 +91,20 @@ def make_optimizer(cfg, num_steps: int) -> optax.GradientTransformation:
   """The full transformation: clipping -> (L2) -> optimizer with schedule."""
   sched = make_schedule(cfg, num_steps)
   name = cfg.name
-  wd = float(cfg.get("weight_decay", 0.0))
-  b1, b2, eps = float(cfg.get("b1", 0.9)), float(cfg.get("b2", 0.999)), float(cfg.get("eps", 1e-8))
+  wd = float(cfg.weight_decay)
+  b1, b2, eps = float(cfg.b1), float(cfg.b2), float(cfg.eps)
   if name == "adam":
     opt = optax.adam(sched, b1=b1, b2=b2, eps=eps)
   elif name == "adamw":
     opt = optax.adamw(sched, b1=b1, b2=b2, eps=eps, weight_decay=wd)
   elif name == "sgd":
-    opt = optax.sgd(sched, momentum=float(cfg.get("momentum", 0.0)) or None)
+    opt = optax.sgd(sched, momentum=float(cfg.momentum) or None)
   elif name == "rmsprop":
     opt = optax.rmsprop(sched, eps=eps)
   else:
     raise ConfigError(f"config.optimizer.name={name!r} is not valid; choose one of {', '.join(OPTIMIZERS)}")
   chain = []
-  clip = float(cfg.get("grad_clip_norm", 0.0))
+  clip = float(cfg.grad_clip_norm)
   if clip > 0:
     chain.append(optax.clip_by_global_norm(clip))
   if wd > 0 and name != "adamw":

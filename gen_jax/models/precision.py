@@ -105,4 +105,4 @@ def make_precision(name: str) -> Precision:
 
 def from_config(config) -> Precision:
   """The policy of `config.train.compute_dtype` (float32 when the key is absent)."""
-  return make_precision(str(config.train.get("compute_dtype", "float32")))
+  return make_precision(str(config.train.compute_dtype))

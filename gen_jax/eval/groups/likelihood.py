@@ -224,9 +224,9 @@ def evaluate_likelihood_group(family, models, dataset, key: Array, eval_cfg, pro
 
 def _likelihood_model_metrics(family, models, dataset, key, eval_cfg, progress, placement) -> dict[str, Any]:
   """Test ELBO (recon + KL), importance-sampled NLL, active units, reconstruction error."""
-  split = getattr(dataset, eval_cfg.get("split", "test"))
-  n = min(int(eval_cfg.get("num_examples", 0)) or len(split.images), len(split.images))
-  _, images, labels = subsets.subset(split, n, int(eval_cfg.get("subset_seed", 0)), "likelihood")
+  split = getattr(dataset, eval_cfg.split)
+  n = min(int(eval_cfg.num_examples) or len(split.images), len(split.images))
+  _, images, labels = subsets.subset(split, n, int(eval_cfg.subset_seed), "likelihood")
   model = family.likelihood_model(models)
   k = int(eval_cfg.num_importance_samples)
   batch_size = placement.round_batch(min(int(eval_cfg.batch_size), n))   # as evaluated
@@ -235,7 +235,7 @@ def _likelihood_model_metrics(family, models, dataset, key, eval_cfg, progress, 
       num_importance_samples=k, chunk_size=int(eval_cfg.chunk_size),
       binarize=dataset.binarization or "none", progress=progress, placement=placement)
   protocol = {
-      "split": eval_cfg.get("split", "test"), "num_examples": n, "batch_size": batch_size,
+      "split": eval_cfg.split, "num_examples": n, "batch_size": batch_size,
       "examples": _describe_examples(split, n, eval_cfg),
       "devices": placement.describe(),
       "num_importance_samples": k, "elbo_samples": 1,
@@ -250,10 +250,10 @@ def _likelihood_model_metrics(family, models, dataset, key, eval_cfg, progress, 
 
 def _reconstruction_metrics(family, models, dataset, eval_cfg, placement) -> dict[str, Any]:
   """Test reconstruction error (pixel MSE in [0, 1]) of the posterior mean."""
-  split = getattr(dataset, eval_cfg.get("split", "test"))
-  n = min(int(eval_cfg.get("num_examples", 0)) or len(split.images), len(split.images))
-  _, images, labels = subsets.subset(split, n, int(eval_cfg.get("subset_seed", 0)), "likelihood")
-  bs = placement.round_batch(int(eval_cfg.get("batch_size", 500)))
+  split = getattr(dataset, eval_cfg.split)
+  n = min(int(eval_cfg.num_examples) or len(split.images), len(split.images))
+  _, images, labels = subsets.subset(split, n, int(eval_cfg.subset_seed), "likelihood")
+  bs = placement.round_batch(int(eval_cfg.batch_size))
   put = placement.batch
   labels = labels if labels is not None else np.zeros(n, np.int32)
 
@@ -268,12 +268,12 @@ def _reconstruction_metrics(family, models, dataset, eval_cfg, placement) -> dic
     errors.append(recon_fn(models, put(xb), put(jnp.asarray(labels[start:min(n, start + bs)]))))
   mse = float(jnp.mean(jnp.concatenate(errors)))
   return {"metrics": {"recon_mse": mse},
-          "protocol": {"split": eval_cfg.get("split", "test"), "num_examples": n,
+          "protocol": {"split": eval_cfg.split, "num_examples": n,
                        "examples": _describe_examples(split, n, eval_cfg),
                        "recon_mse": "per-pixel squared error in [0, 1] of Dec(mean of q(z|x))"}}
 
 
 def _describe_examples(split, n: int, eval_cfg) -> str:
   """Which test examples: all of the split, or a seeded class-balanced draw (gen_jax/data/subsets.py)."""
-  return subsets.describe_subset(n, len(split.images), int(eval_cfg.get("subset_seed", 0)), "likelihood",
+  return subsets.describe_subset(n, len(split.images), int(eval_cfg.subset_seed), "likelihood",
                                  split.labels is not None)
