@@ -24,15 +24,20 @@ def test_gan_logs_the_frechet_distance_every_n_steps_with_its_protocol(make_conf
                        evaluator=make_training_evaluator)
   rows = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r["split"] == "eval"]
   assert [r["step"] for r in rows] == [2, 4]
-  assert all(set(r) == {"step", "split", "fd_classifier"} and np.isfinite(r["fd_classifier"]) for r in rows)
+  # The EMA generator (standing BN statistics) and the raw one, both scored: they differ early in a run.
+  assert all(set(r) == {"step", "split", "fd_classifier", "fd_classifier_raw"} for r in rows)
+  assert all(np.isfinite(r["fd_classifier"]) and np.isfinite(r["fd_classifier_raw"]) for r in rows)
+  assert rows[0]["fd_classifier"] != rows[0]["fd_classifier_raw"]
   assert rows[0]["fd_classifier"] != rows[1]["fd_classifier"]       # the weights moved between the two
   protocol = json.loads((tmp_path / "training_eval.json").read_text())
   assert protocol["num_samples"] == 64 and protocol["every_steps"] == 2 and protocol["params"] == "ema"
-  assert protocol["reference"] == "mnist test split, first 64 images" and len(protocol["feature_network_sha256"]) == 64
+  assert protocol["reference"] == "mnist test split: all 64 images of the split, in its order"
+  assert len(protocol["feature_network_sha256"]) == 64
   # The logged number is the final weights' score, reproduced from them with the same draws.
   run = loop.setup(config, parallel.make_mesh(jax.devices()[:2]))
   again = TrainingEval.create(run, config).measure(summary["state"].models)
   assert again["fd_classifier"] == pytest.approx(rows[1]["fd_classifier"], rel=1e-5)
+  assert again["fd_classifier_raw"] == pytest.approx(rows[1]["fd_classifier_raw"], rel=1e-5)
   drawn = curves.plot_run_curves(read_metrics(tmp_path / "metrics.jsonl"), tmp_path / "curves", split="eval")
   assert set(drawn) == {"sample_quality"} and drawn["sample_quality"].stat().st_size > 0
 
@@ -72,5 +77,5 @@ def test_eval_samples_beyond_the_reference_split_are_clamped_with_a_note(make_co
   config = make_config("configs/gan.py", *TINY, *GAN_TINY, "train.eval_every=10", "train.eval_samples=2000")
   te = TrainingEval.create(loop.setup(config, parallel.make_mesh(jax.devices()[:1])), config)
   assert te.num_samples == te.protocol["num_samples"] == 64               # TINY keeps 64 test images
-  assert te.protocol["reference"] == "mnist test split, first 64 images"
+  assert te.protocol["reference"] == "mnist test split: all 64 images of the split, in its order"
   assert "eval_samples=2000 exceeds the 64 images of the mnist test split" in capsys.readouterr().out

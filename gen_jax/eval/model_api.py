@@ -45,7 +45,8 @@ class EvalModel:
   def __init__(self, family: ModelFamily, models: dict, dataset, placement: Placement | None = None):
     self.family = family
     self.placement = placement if placement is not None else eval_placement()
-    self.models = self.placement.replicate(models)
+    # EMA weights are sampled with batch-norm statistics computed for them (ModelFamily.sampling_models).
+    self.models = self.placement.replicate(family.sampling_models(models))
     self.dataset = dataset
     self.family_name: str = family.name
     self.data_shape = tuple(dataset.image_shape)

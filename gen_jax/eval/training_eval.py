@@ -1,8 +1,9 @@
 """Sample quality measured while training: the curve that shows how stable a run is.
 
 Every `config.train.eval_every` steps (0 = off) and at the last step, `config.train.eval_samples` samples
-are drawn with the weights used for sampling (EMA where kept), always from the same prior draws, and scored
-with the instruments of `gen_jax/eval`:
+are drawn with the weights used for sampling (EMA where kept, with batch-norm statistics recomputed for them;
+then also the raw weights, logged as <metric>_raw), always from the same prior draws, and scored with the
+instruments of `gen_jax/eval`:
 
   images with a feature classifier (mnist, fashion_mnist, binarized_mnist, or eval.feature_net):
       fd_classifier: Frechet distance in the classifier's features to eval_samples images of the reference split
@@ -52,6 +53,11 @@ class TrainingEval:
     self.protocol = {"every_steps": self.every, "num_samples": self.num_samples, "seed": int(config.seed),
                      "draws": "the same prior draws at every evaluation (key fold_in(root, 'training_eval'))",
                      "params": "ema" if float(config.train.get("ema_decay", 0.0)) > 0 else "raw",
+                     "raw_params": ("also the raw weights, as <metric>_raw"
+                                    if float(config.train.get("ema_decay", 0.0)) > 0 else "-"),
+                     "batch_norm_statistics": "where the sampled network has batch norm: recomputed for the "
+                                              "EMA weights on 2048 fixed prior draws (standing statistics); "
+                                              "the raw weights use their running averages",
                      "dataset": run.dataset.name}
     if kind == "images":
       split = str(config.eval.get("reference_split", "test"))
@@ -117,7 +123,18 @@ class TrainingEval:
     return np.asarray(self.feature_net.features(images, batch_size=self.batch_size), np.float64)
 
   def measure(self, models) -> dict[str, float]:
-    """The metrics of the current weights (every process calls this: the weights may span all of them)."""
+    """The metrics of the current weights (every process calls this: the weights may span all of them).
+
+    Where EMA parameters are kept, the EMA weights (with batch-norm statistics recomputed for them) give the
+    plain names and the raw weights (with their running statistics) the same metrics suffixed `_raw`, so the
+    curve shows whether a change is the model's or the average's."""
+    family = self.run.family
+    out = self._measure(models)
+    if family.params_kind(models) == "ema":
+      out.update({f"{k}_raw": v for k, v in self._measure(family.raw_models(models)).items()})
+    return out
+
+  def _measure(self, models) -> dict[str, float]:
     model = EvalModel(self.run.family, models, self.run.dataset, self.placement)
     samples = batching.generate(lambda k, m: model.sample(k, m), self.key, self.num_samples, self.batch_size)
     if self.kind == "images":

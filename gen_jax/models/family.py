@@ -18,7 +18,9 @@ from typing import Any, Callable, ClassVar, Mapping, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from gen_jax import rng
 from gen_jax.models import latent_paths
+from gen_jax.models import standing_stats
 from gen_jax.objectives import distributions
 from gen_jax.objectives.vae import log_importance_weights_from_posterior
 from gen_jax.models.state import ModelState
@@ -150,6 +152,46 @@ class ModelFamily(abc.ABC):
   def params_kind(self, models: Models) -> str:
     """'ema' when the sampled network keeps EMA parameters (those are evaluated), else 'raw'."""
     return "ema" if models[self.sampled_model].ema_params is not None else "raw"
+
+  # --- the weights that are sampled -------------------------------------------------------------------------
+  def apply_sampled_train(self, params, collections, z: jax.Array, labels: jax.Array):
+    """The sampled network in train mode on (z, labels): the collections it returns (batch-norm running
+    averages updated once). Families whose sampled network has batch norm implement this."""
+    raise NotImplementedError(f"the {self.name} family keeps batch-norm statistics in its sampled network "
+                              f"but does not implement apply_sampled_train")
+
+  def sampling_models(self, models: Models, key: jax.Array | None = None) -> Models:
+    """`models` as sampled and evaluated: where the sampled network keeps EMA parameters and batch-norm
+    statistics, those statistics are recomputed for the EMA parameters on fixed prior draws (standing
+    statistics, models/standing_stats.py); otherwise `models` unchanged. Call once before sampling."""
+    model = models[self.sampled_model]
+    if model.ema_params is None or not standing_stats.has_batch_stats(model.collections):
+      return models
+    if key is None:
+      key = rng.for_purpose(rng.root_key(0), "standing_stats")
+    fn = self.__dict__.get("_standing_stats_fn")
+    if fn is None:
+      fn = self.__dict__["_standing_stats_fn"] = jax.jit(self._with_standing_stats)
+    return fn(models, key)
+
+  def _with_standing_stats(self, models: Models, key: jax.Array) -> Models:
+    model = models[self.sampled_model]
+    classes = int(getattr(self, "num_classes", None) or 1)
+
+    def draw(k, n):
+      return self.prior(k, n), jnp.arange(n, dtype=jnp.int32) % classes
+
+    collections = standing_stats.recompute_batch_stats(
+        lambda coll, z, y: self.apply_sampled_train(model.ema_params, coll, z, y), model.collections, draw, key)
+    return {**models, self.sampled_model: model.replace(collections=collections)}
+
+  def raw_models(self, models: Models) -> Models:
+    """`models` with the sampled network's EMA parameters dropped: sampling them uses the raw weights and
+    the running statistics those weights accumulated."""
+    model = models[self.sampled_model]
+    if model.ema_params is None:
+      return models
+    return {**models, self.sampled_model: model.replace(ema_params=None)}
 
   def _missing(self, flag: str, what: str) -> NotImplementedError:
     return NotImplementedError(f"the {self.name} family has no {what} (capabilities.{flag} is False); "

@@ -195,7 +195,7 @@ class GanFamily(ModelFamily):
       disc = disc.replace(params=gan_objective.clip_weights(disc.params, self.clip_value))
     return disc, aux
 
-  def generator_step(self, gen: ModelState, disc: ModelState, y, key):
+  def generator_step(self, gen: ModelState, disc: ModelState, y, key, step=0):
     z = self.prior(key, y.shape[0])
 
     def loss_fn(g_params):
@@ -205,7 +205,7 @@ class GanFamily(ModelFamily):
 
     (loss, (coll, fake)), grads = jax.value_and_grad(loss_fn, has_aux=True)(gen.params)
     grad_norm = optax.tree.norm(grads)
-    gen = gen.apply_gradients(grads, self.g_tx, self.ema_decay, collections=coll, after=grad_norm)
+    gen = gen.apply_gradients(grads, self.g_tx, self.ema_decay, collections=coll, after=grad_norm, ema_step=step)
     return gen, {"g_loss": loss, "g_grad_norm": grad_norm}, fake
 
   def update_models(self, models, batch, key, step):
@@ -227,7 +227,7 @@ class GanFamily(ModelFamily):
       disc, aux = critic_body(disc, (i, xs[i], ys[i]))
       per_step.append(aux)
     metrics = {k: jnp.mean(jnp.stack([m[k] for m in per_step])) for k in per_step[0]}
-    gen, g_metrics, fake = self.generator_step(gen, disc, ys[-1], jax.random.fold_in(key, self.n_critic))
+    gen, g_metrics, fake = self.generator_step(gen, disc, ys[-1], jax.random.fold_in(key, self.n_critic), step)
     metrics.update(g_metrics)
     metrics["sample_diversity"] = gan_objective.sample_diversity(fake, xs[-1])
     return {"generator": gen, "discriminator": disc}, metrics
@@ -241,6 +241,9 @@ class GanFamily(ModelFamily):
     out, _ = self.generator(gen.eval_params(), gen.collections, self.prior(key, n), self.labels_for(labels),
                             train=False)
     return self.from_gan_space(out)
+
+  def apply_sampled_train(self, params, collections, z, labels):
+    return self.generator(params, collections, z, self.labels_for(labels), train=True)[1]
 
   def decode(self, models, z, labels):
     gen = models["generator"]

@@ -32,22 +32,47 @@ class ModelState:
                collections=collections)
 
   def apply_gradients(self, grads: Any, tx: optax.GradientTransformation, ema_decay: float = 0.0,
-                      collections: Any = None, after: Any = None) -> "ModelState":
+                      collections: Any = None, after: Any = None, ema_step: Any = None) -> "ModelState":
     """One optimizer update. `after`: scalars that read the old parameters (metrics such as the gradient
     and parameter norms); the update is ordered after them (see `ordered_after`), so that XLA overwrites
-    the donated parameters in place instead of copying them first."""
+    the donated parameters in place instead of copying them first. `ema_step`: the number of updates done
+    before this one (the train state's step), which sets the EMA's warm-up (`ema_decay_at`); required
+    when EMA parameters are kept."""
     old = self.params if after is None else ordered_after(self.params, after)
     updates, opt_state = tx.update(grads, self.opt_state, old)
     params = optax.apply_updates(old, updates)
     ema = self.ema_params
     if ema is not None:
-      ema = optax.incremental_update(params, ema, step_size=1.0 - ema_decay)
+      if ema_step is None:
+        raise TypeError("apply_gradients keeps EMA parameters: pass ema_step (the updates done before this one)")
+      ema = ema_update(ema, params, ema_decay_at(ema_decay, ema_step))
     return self.replace(params=params, opt_state=opt_state, ema_params=ema,
                         collections=self.collections if collections is None else collections)
 
   def eval_params(self) -> Any:
     """EMA parameters when kept (used for sampling and evaluation), else the raw ones."""
     return self.params if self.ema_params is None else self.ema_params
+
+
+EMA_WARMUP = 10.0
+
+
+def ema_decay_at(decay: Any, step: Any) -> jax.Array:
+  """The decay of the EMA update that follows `step` earlier updates: min(decay, step / (step + 10)).
+
+  A warm-up in the manner of TF's ExponentialMovingAverage(num_updates) (min(decay, (1 + t) / (10 + t))),
+  shifted by one update so that the first update gives decay 0: the EMA after update 1 equals the
+  parameters, and the random initialisation has weight exactly zero from then on. While the warm-up
+  binds, the average spans roughly the last 10% of the updates (not the last 1 / (1 - decay)), so a short
+  or mid-length run's EMA is not a long average dominated by its first steps.
+  """
+  t = jnp.asarray(step, jnp.float32)
+  return jnp.minimum(jnp.asarray(decay, jnp.float32), t / (t + EMA_WARMUP))
+
+
+def ema_update(ema: Any, params: Any, decay: Any) -> Any:
+  """decay * ema + (1 - decay) * params, leaf by leaf, in each leaf's dtype."""
+  return jax.tree.map(lambda e, p: (decay * e + (1.0 - decay) * p).astype(e.dtype), ema, params)
 
 
 def ordered_after(tree: Any, deps: Any) -> Any:

@@ -115,7 +115,7 @@ class VaeFamily(ModelFamily):
     metrics["grad_norm"] = optax.tree.norm(grads)
     metrics["param_norm"] = optax.tree.norm(vae.params)
     return {"vae": vae.apply_gradients(grads, self.tx, self.ema_decay,
-                                       after=(metrics["grad_norm"], metrics["param_norm"]))}, metrics
+                                       after=(metrics["grad_norm"], metrics["param_norm"]), ema_step=step)}, metrics
 
   def visualize(self, models, batch, key, num: int = 64, interp_pairs: int = 8, interp_steps: int = 10):
     """Image grids (values in [0, 1]): prior samples, reconstructions, latent interpolations."""

@@ -142,7 +142,8 @@ class VaeGanFamily(ModelFamily):
     g_dis = vjp(jnp.array([0.0, 0.0, 1.0]))[2]
     norms = (optax.tree.norm(g_enc), optax.tree.norm(g_dec), optax.tree.norm(g_dis))
     new = {"encoder": enc.apply_gradients(g_enc, self.tx, after=norms),
-           "decoder": dec.apply_gradients(g_dec, self.tx, self.ema_decay, collections=aux["g_coll"], after=norms),
+           "decoder": dec.apply_gradients(g_dec, self.tx, self.ema_decay, collections=aux["g_coll"], after=norms,
+                                          ema_step=step),
            "discriminator": dis.apply_gradients(g_dis, self.d_tx, collections=aux["d_coll"], after=norms)}
     losses = aux["losses"]
     metrics = {"enc_loss": losses["encoder"], "dec_loss": losses["decoder"], "dis_loss": losses["discriminator"],
@@ -153,6 +154,9 @@ class VaeGanFamily(ModelFamily):
     return new, metrics
 
   # --- images and evaluation ----------------------------------------------------------------
+  def apply_sampled_train(self, params, collections, z, labels):
+    return self.decoder(params, collections, z, self.labels_for(labels), train=True)[1]
+
   def decode(self, models, z, y):
     dec = models["decoder"]
     out, _ = self.decoder(dec.eval_params(), dec.collections, z, self.labels_for(y), train=False)

@@ -14,8 +14,11 @@ import pathlib
 import re
 from typing import Iterable, Mapping, Sequence
 
-# Keys that are bookkeeping, not curves.
-_NOT_CURVES = ("step", "split")
+# Keys that are bookkeeping, not curves ('averaged_over': the steps a train row's means cover).
+_NOT_CURVES = ("step", "split", "averaged_over")
+# A metric logged for the EMA weights as K and for the raw weights as K + RAW_SUFFIX is drawn as two lines of one
+# panel in a run's curves.
+RAW_SUFFIX = "_raw"
 # Named metric sets, first match wins; the rest go to "other". Each is (file name, title, predicate).
 _SETS: tuple[tuple[str, str, object], ...] = (
     ("throughput", "Throughput", lambda k: k in ("steps_per_sec", "examples_per_sec", "wall_seconds")),
@@ -24,7 +27,8 @@ _SETS: tuple[tuple[str, str, object], ...] = (
      lambda k: k in ("d_real", "d_fake", "d_recon", "d_prior") or k.startswith("d_out")),
     ("losses", "Losses", lambda k: k == "loss" or k.endswith("_loss") or k in ("gan_d", "gan_g", "gp", "r1")),
     ("sample_quality", "Sample quality (Frechet distance in classifier features, mode counts)",
-     lambda k: k in ("fd_classifier", "modes_covered", "high_quality_fraction", "kl_to_uniform")),
+     lambda k: k.removesuffix(RAW_SUFFIX) in ("fd_classifier", "modes_covered", "high_quality_fraction",
+                                              "kl_to_uniform")),
     ("vae_terms", "ELBO terms (KL, reconstruction)",
      lambda k: k in ("elbo", "kl", "recon_log_prob", "llike", "recon_mse", "bits_per_dim", "kl_weight",
                      "active_units", "nll")),
@@ -137,15 +141,27 @@ def plot_run_curves(rows: Sequence[Mapping], out_dir: str | pathlib.Path, title:
   plt = _pyplot()
   paths = {}
   for name, set_title, keys in metric_sets(numeric_keys(rows, split)):
-    panels = [(k, *series(rows, k, split)) for k in keys]
-    panels = [p for p in panels if p[1]]
+    paired = {k for k in keys if k.endswith(RAW_SUFFIX) and k.removesuffix(RAW_SUFFIX) in keys}
+    panels = []
+    for k in keys:
+      if k in paired:
+        continue
+      lines = [(k, *series(rows, k, split))]
+      if k + RAW_SUFFIX in paired:   # EMA and raw weights in one panel
+        lines = [(f"{k} (EMA weights)", *lines[0][1:]),
+                 (f"{k} (raw weights)", *series(rows, k + RAW_SUFFIX, split))]
+      lines = [line for line in lines if line[1]]
+      if lines:
+        panels.append((k, lines))
     if not panels:
       continue
     ncol = min(3, len(panels))
     nrow = -(-len(panels) // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.4 * nrow), squeeze=False)
-    for ax, (key, steps, values) in zip(axes.flat, panels):
-      _plot_lines(ax, [(key, steps, values)], key)
+    for ax, (key, lines) in zip(axes.flat, panels):
+      _plot_lines(ax, lines, key)
+      if len(lines) > 1:
+        ax.legend(fontsize=6)
     for ax in list(axes.flat)[len(panels):]:
       ax.axis("off")
     fig.suptitle(f"{title}: {set_title}" if title else set_title, fontsize=10)

@@ -1,8 +1,9 @@
 """The training loop: set-up, resume, the hot loop, logging, checkpoints, signals.
 
-Python only dispatches the jitted step in the hot loop; metrics are fetched
-from the device every `config.train.log_every` steps (and before each
-checkpoint), never per step.
+Python only dispatches the jitted step in the hot loop; metrics are summed on
+device and fetched every `config.train.log_every` steps (and before each
+checkpoint), never per step: each train row of metrics.jsonl holds the means
+over the steps since the previous row (`averaged_over` says how many).
 
 With `config.train.steps_per_dispatch = S > 1` each dispatch runs S update
 steps in one `lax.scan` call, as long as those S steps do not cross a step at
@@ -76,9 +77,9 @@ class Run:
     choice = self.config.train.get("cpu_conv_kernels", cpu_kernels.DEFAULT_CPU_CONV_KERNELS)
     return cpu_kernels.compiler_options(choice, self.mesh.devices.flat[0].platform)
 
-  def compile_train_step(self, steps_per_call: int = 1):
+  def compile_train_step(self, steps_per_call: int = 1, accumulate: bool = False):
     return step_lib.compile_train_step(self.family, self.sampler, self.mesh, steps_per_call=steps_per_call,
-                                       compiler_options=self.compiler_options())
+                                       compiler_options=self.compiler_options(), accumulate=accumulate)
 
 
 
@@ -232,7 +233,8 @@ def _visual_batch(run: Run, n: int = 64) -> dict:
 
 def write_images(run: Run, models, directory: pathlib.Path, step: int, log: MetricsLog | None = None) -> dict:
   """PNG grids (images) or scatter plots (2-D data) of what `family.visualize` returns."""
-  images = run.visualize(models, _visual_batch(run), jax.random.fold_in(run.keys["visualize"], 1))
+  images = run.visualize(run.family.sampling_models(models), _visual_batch(run),
+                         jax.random.fold_in(run.keys["visualize"], 1))
   images = jax.device_get(images)
   layout = run.family.visualize_layout()
   paths = {}
@@ -341,8 +343,12 @@ def _train_locked(config, workdir: pathlib.Path, *, mesh, family, progress, inte
   # One compiled function per call size; the S-step one is used whenever S steps fit before the next event,
   # the 1-step one (compiled on first use) to land exactly on an event step.
   # Nothing is compiled when the run is already at num_steps (a rerun of a finished run).
-  step_fns = ({n: run.compile_train_step(steps_per_call=n) for n in sorted({1, steps_per_dispatch})}
-              if start < num_steps else {})
+  step_fns = ({n: run.compile_train_step(steps_per_call=n, accumulate=True)
+               for n in sorted({1, steps_per_dispatch})} if start < num_steps else {})
+  # Every step's metrics are summed on device over the logging window; a log row holds their means.
+  zero_sums = (jax.device_get(step_lib.zero_metric_sums(run.family, run.sampler, state, run.data, run.keys,
+                                                        run.mesh)) if start < num_steps else {})
+  replicated = parallel.replicated(run.mesh)
   training_eval = evaluator(run, config) if evaluator is not None else None
   if training_eval is not None and main:
     training_eval.write_protocol(workdir)
@@ -378,6 +384,7 @@ def _train_locked(config, workdir: pathlib.Path, *, mesh, family, progress, inte
   t_start = time.time()
   t_log, step_log = t_start, start
   latest: dict[str, float] = {}
+  sums, window = jax.device_put(zero_sums, replicated), 0
   loss_watch = metrics_log_lib.LossWatch()
   stopped_by = None
   bar = tqdm(total=num_steps, initial=start, disable=not (progress and main), desc=f"train {run.family.name}",
@@ -389,17 +396,20 @@ def _train_locked(config, workdir: pathlib.Path, *, mesh, family, progress, inte
       while step < num_steps:
         n = steps_for_next_call(step, next_event_step(step, num_steps, event_periods, interrupt_at),
                                 steps_per_dispatch)
-        state, metrics = step_fns[n](state, run.data, run.keys)
+        state, sums = step_fns[n](state, sums, run.data, run.keys)
         if sync_each_call:
           jax.block_until_ready(state.step)
         step += n
+        window += n
         bar.update(n)
         if interrupt_at is not None and step >= interrupt_at:
           stop.signal_name = "SIGTERM (simulated)"
         stopping = stop.signal_name is not None
         last = step == num_steps
         if step % log_every == 0 or last or stopping or step % ckpt_every == 0:
-          latest = {k: float(v) for k, v in jax.device_get(metrics).items()}
+          latest = {k: float(v) / window for k, v in jax.device_get(sums).items()}
+          latest["averaged_over"] = window   # steps since the last row: every metric above is their mean
+          sums, window = jax.device_put(zero_sums, replicated), 0
           now = time.time()
           latest["steps_per_sec"] = (step - step_log) / max(now - t_log, 1e-9)
           latest["examples_per_sec"] = latest["steps_per_sec"] * int(config.data.batch_size)

@@ -14,7 +14,9 @@ mesh's data axis. With `steps_per_call=S > 1` one call runs S train steps in
 a `jax.lax.scan` (`make_multi_step`), so Python and dispatch overhead is paid
 once per S steps; each step inside is exactly the 1-step `train_step` (its keys
 still come from `fold_in(train_key, state.step)`), and the call returns the
-metrics of the last step only.
+metrics of the last step only. The training loop compiles the accumulating
+form (`accumulate=True`, `make_accumulating_step`): the call also adds every
+step's metrics into on-device sums, so logged rows are means over the window.
 """
 from __future__ import annotations
 
@@ -71,6 +73,42 @@ def make_multi_step(family: ModelFamily, sampler: BatchSampler, steps: int):
   return multi_step
 
 
+def make_accumulating_step(family: ModelFamily, sampler: BatchSampler, steps: int):
+  """(state, sums, data, keys) -> (state, sums + the metrics of each of `steps` train steps).
+
+  The metrics are summed on device (float32), so the loop can log the mean over a logging window without
+  fetching anything per step; the steps are exactly those of `make_multi_step`."""
+  if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+    raise ConfigError(f"steps per call must be an int >= 1 (config.train.steps_per_dispatch); got {steps!r}")
+  train_step = make_train_step(family, sampler)
+
+  def add(sums, metrics):
+    return jax.tree.map(lambda s, m: s + jnp.asarray(m, jnp.float32), sums, metrics)
+
+  def accumulating_step(state: TrainState, sums: Metrics, data: DeviceData, keys: dict[str, jax.Array]):
+    if steps == 1:
+      state, metrics = train_step(state, data, keys)
+      return state, add(sums, metrics)
+
+    def body(carry, _):
+      state, sums = carry
+      state, metrics = train_step(state, data, keys)
+      return (state, add(sums, metrics)), None
+
+    (state, sums), _ = jax.lax.scan(body, (state, sums), None, length=int(steps))
+    return state, sums
+
+  return accumulating_step
+
+
+def zero_metric_sums(family: ModelFamily, sampler: BatchSampler, state: Any, data: DeviceData, keys: dict,
+                     mesh: Mesh) -> Metrics:
+  """Zeros shaped like one step's metrics (float32), replicated over the mesh: the start of a logging window."""
+  shapes = jax.eval_shape(make_train_step(family, sampler), state, data, keys)[1]
+  rep = parallel.replicated(mesh)
+  return jax.tree.map(lambda s: jax.device_put(jnp.zeros(s.shape, jnp.float32), rep), shapes)
+
+
 def run_keys(seed: int) -> dict[str, jax.Array]:
   """The run's purpose keys, all derived from one root key."""
   root = rng.root_key(seed)
@@ -78,13 +116,18 @@ def run_keys(seed: int) -> dict[str, jax.Array]:
 
 
 def compile_train_step(family: ModelFamily, sampler: BatchSampler, mesh: Mesh, steps_per_call: int = 1,
-                       compiler_options: dict[str, str] | None = None):
+                       compiler_options: dict[str, str] | None = None, accumulate: bool = False):
   """jit of `steps_per_call` train steps per call, the state donated, explicit replicated shardings.
 
   (state, data, keys) -> (state after the steps, metrics of the last step). Compiles once per shape.
+  With `accumulate` (the training loop's form): (state, sums, data, keys) -> (state, sums + every step's
+  metrics), state and sums donated (`make_accumulating_step`).
   `compiler_options` go to XLA as they are (see cpu_kernels.py for the ones the trainer passes).
   """
   rep = parallel.replicated(mesh)
+  if accumulate:
+    step = make_accumulating_step(family, sampler, steps_per_call)
+    return jax.jit(step, donate_argnums=(0, 1), out_shardings=(rep, rep), compiler_options=compiler_options)
   step = make_multi_step(family, sampler, steps_per_call)
   return jax.jit(step, donate_argnums=0, out_shardings=(rep, rep), compiler_options=compiler_options)
 
