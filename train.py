@@ -10,19 +10,26 @@ import sys
 
 class _EarlyInterrupt:
   """SIGINT handler for the seconds before the training loop (imports, data loading, compiling), installed before
-  JAX is imported: it records the Ctrl-C (`pending`, checked at the loop's start) and raises KeyboardInterrupt.
-  The record matters because a KeyboardInterrupt raised inside a garbage-collection callback (XLA's) is printed
-  and swallowed, and training used to go on."""
+  JAX is imported. It records the Ctrl-C (`pending`, checked after the imports and at the loop's start), and once
+  `armed` (after the imports) also raises KeyboardInterrupt. The record matters because a KeyboardInterrupt raised
+  inside a garbage-collection callback (XLA's) is printed and swallowed, and training used to go on; not raising
+  during the imports matters because one raised inside a half-imported extension module can crash the process."""
 
   def __init__(self):
     self.pending = False
+    self.armed = False
 
   def __call__(self, signum, frame):
     if self.pending:   # a second Ctrl-C: out at once
       print("\ninterrupted (Ctrl-C)", file=sys.stderr, flush=True)
       os._exit(130)
     self.pending = True
-    raise KeyboardInterrupt
+    if self.armed:
+      raise KeyboardInterrupt
+
+  def check(self) -> None:
+    if self.pending:
+      raise KeyboardInterrupt
 
 
 def _quiet_unraisable(handler: _EarlyInterrupt, previous):
@@ -35,18 +42,14 @@ def _quiet_unraisable(handler: _EarlyInterrupt, previous):
   return hook
 
 
+_handler = _EarlyInterrupt()
 if __name__ == "__main__":
-  _handler = _EarlyInterrupt()
   signal.signal(signal.SIGINT, _handler)
   sys.unraisablehook = _quiet_unraisable(_handler, sys.unraisablehook)
 
-try:
-  import argparse
+import argparse  # noqa: E402
 
-  from gen_jax import cli   # does not import JAX
-except KeyboardInterrupt:
-  print("\ninterrupted (Ctrl-C) while starting; nothing was written", file=sys.stderr, flush=True)
-  os._exit(130)
+from gen_jax import cli  # noqa: E402 - does not import JAX
 
 
 def _distributed() -> bool:
@@ -60,6 +63,7 @@ def main() -> int:
   parser.add_argument("--restart", action="store_true",
                       help="move the workdir's earlier run (checkpoints, metrics, ...) into a dated folder inside it "
                            "and start from step 0")
+  _handler.check()
   config, _, args = cli.parse(sys.argv[1:], parser, need_config=True)
   lock = None
   if not _distributed():   # one process: check and lock the workdir before JAX is even imported
@@ -70,6 +74,8 @@ def main() -> int:
   parallel.maybe_initialize_distributed()
   from gen_jax.eval.suite import validate_eval_config
   from gen_jax.train.loop import done_message, train
+  _handler.armed = True   # imports done: from here a Ctrl-C also raises (data loading is Python)
+  _handler.check()
   try:
     validate_eval_config(config)   # evaluation's own keys: wrong ones fail now, not after training
     summary = train(config, args.workdir, progress=not args.no_progress, restart=args.restart)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import pathlib
 import shutil
 import signal
@@ -17,7 +16,6 @@ import subprocess
 import sys
 import time
 
-import jax
 import numpy as np
 import pytest
 
@@ -307,8 +305,9 @@ def test_a_loss_that_grows_by_orders_of_magnitude_warns_once():
 
 
 def test_raising_num_steps_at_a_resume_names_the_schedule_that_changes(tmp_path):
-  load = lambda *o: config_lib.apply_overrides(config_lib.load_config_file(str(REPO_ROOT / "configs/vae.py")),  # noqa: E731
-                                               list(o))
+  def load(*overrides):
+    return config_lib.apply_overrides(config_lib.load_config_file(str(REPO_ROOT / "configs/vae.py")), list(overrides))
+
   config_lib.save_config(load("train.num_steps=200"), tmp_path / "config.json")
   note = loop._schedule_change_note(tmp_path, load("train.num_steps=400"))
   assert note(200).startswith("note: config.train.num_steps changed from 200 to 400: "

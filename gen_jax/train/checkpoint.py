@@ -18,6 +18,7 @@ orbax's temporary folder is removed.
 """
 from __future__ import annotations
 
+import ast
 import datetime
 import errno
 import hashlib
@@ -38,6 +39,7 @@ from gen_jax.storage.lock import check_writable_folder as check_workdir  # noqa:
 log = logging.getLogger(__name__)
 
 FORMAT = 2            # meta["gen_jax_checkpoint_format"]: 2 = state_spec + state_digest recorded
+MODEL_LEAVES = ".models"   # the leaves whose shapes the config decides
 CORRUPT_DIR = "checkpoints_corrupt"
 _TMP_MARK = ".orbax-checkpoint-tmp"
 
@@ -58,22 +60,28 @@ def state_spec(tree: Any) -> list[list[str]]:
           for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
-def state_digest(tree: Any) -> str | None:
-  """sha256 over every leaf's path, shape, dtype and bytes; None when some leaf lives partly on other hosts."""
-  h = hashlib.sha256()
+def state_digest(tree: Any) -> tuple[str, dict[str, str]] | None:
+  """(sha256 over every leaf's path, shape, dtype and bytes; {path: sha256 of that leaf}); None when some leaf lives
+  partly on other hosts. Per leaf, so that a restore of a slice of a leaf (eval.py reads only the part of the data
+  order it loaded) still verifies the others."""
+  whole, leaves = hashlib.sha256(), {}
   for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
     if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
       return None
     arr = np.ascontiguousarray(_host_leaf(leaf))
-    h.update(f"{jax.tree_util.keystr(path)}|{arr.shape}|{arr.dtype}|".encode())
+    key = jax.tree_util.keystr(path)
+    h = hashlib.sha256(f"{key}|{arr.shape}|{arr.dtype}|".encode())
     h.update(arr.tobytes())
-  return h.hexdigest()
+    leaves[key] = h.hexdigest()
+    whole.update(leaves[key].encode())
+  return whole.hexdigest(), leaves
 
 
 def _spec_mismatch(saved: list, target: list) -> str | None:
-  """None when the two specs agree, else a short description of the first difference."""
-  saved = [tuple(x) for x in saved]
-  target = [tuple(x) for x in target]
+  """None when the networks and their optimizer states (the leaves under .models) agree, else a short description
+  of the first difference. Other leaves (the data order, keys) may differ in shape: eval.py restores a slice."""
+  saved = [tuple(x) for x in saved if x[0].startswith(MODEL_LEAVES)]
+  target = [tuple(x) for x in target if x[0].startswith(MODEL_LEAVES)]
   if saved == target:
     return None
   saved_by_path = {p: (s, d) for p, s, d in saved}
@@ -90,6 +98,43 @@ def _spec_mismatch(saved: list, target: list) -> str | None:
   return "the leaves are in another order"
 
 
+def _at_saved_shapes(abstract_state: Any, spec: list | None) -> tuple[Any, set[str]]:
+  """`abstract_state` with the leaves outside .models whose shape differs from the checkpoint's (the data order
+  when eval.py loads fewer examples than training did) at the saved shape, replicated; and their paths. They are
+  read whole (and verified), then cut to the requested shape by `_to_shapes`."""
+  if not spec:
+    return abstract_state, set()
+  saved = {p: shape for p, shape, _ in spec}
+  resized = set()
+
+  def fix(path, leaf):
+    key = jax.tree_util.keystr(path)
+    if key.startswith(MODEL_LEAVES) or key not in saved or str(tuple(leaf.shape)) == saved[key]:
+      return leaf
+    resized.add(key)
+    sharding = getattr(leaf, "sharding", None)
+    if isinstance(sharding, jax.sharding.NamedSharding):
+      sharding = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+    return jax.ShapeDtypeStruct(ast.literal_eval(saved[key]), leaf.dtype, sharding=sharding)
+
+  return jax.tree_util.tree_map_with_path(fix, abstract_state), resized
+
+
+def _to_shapes(state: Any, abstract_state: Any, resized: set[str]) -> Any:
+  """The leaves in `resized` cut (or zero-filled) to the shapes of `abstract_state`, on its shardings."""
+  def fix(path, leaf, want):
+    if jax.tree_util.keystr(path) not in resized:
+      return leaf
+    arr = np.asarray(jax.device_get(leaf))
+    if arr.ndim and arr.shape[1:] == tuple(want.shape[1:]) and arr.shape[0] >= want.shape[0]:
+      arr = arr[: want.shape[0]]
+    else:
+      arr = np.zeros(want.shape, arr.dtype)
+    return jax.device_put(arr, want.sharding) if getattr(want, "sharding", None) is not None else arr
+
+  return jax.tree_util.tree_map_with_path(fix, state, abstract_state)
+
+
 def _is_disk_full(e: BaseException) -> bool:
   seen = 0
   while e is not None and seen < 20:
@@ -104,11 +149,16 @@ def _is_disk_full(e: BaseException) -> bool:
 
 
 class _QuietOrbaxErrors(logging.Filter):
-  """Drops the tracebacks orbax's background save threads log (about ten for one full disk): the failure reaches
-  the main thread as an exception, which Checkpoints turns into one line."""
+  """Drops the tracebacks orbax's background save threads log (about ten for one full disk) and asyncio's reports
+  of the other reads of a failed restore: the failure reaches the main thread as an exception, which Checkpoints
+  turns into one line."""
 
   def filter(self, record: logging.LogRecord) -> bool:
-    return not (record.levelno >= logging.ERROR and f"{os.sep}orbax{os.sep}" in (record.pathname or ""))
+    if record.levelno < logging.ERROR:
+      return True
+    if record.name == "asyncio":   # "Future exception was never retrieved" of the sibling reads of a failed restore
+      return "tensorstore_spec" not in record.getMessage()
+    return f"{os.sep}orbax{os.sep}" not in (record.pathname or "")
 
 
 _QUIET = _QuietOrbaxErrors()
@@ -147,7 +197,7 @@ class Checkpoints:
                                              enable_async_checkpointing=async_save),
         item_names=("state", "meta"))
     self._pending: int | None = None      # the step whose async save may still be running
-    for name in ("absl", "orbax"):
+    for name in ("absl", "orbax", "asyncio"):
       if _QUIET not in logging.getLogger(name).filters:
         logging.getLogger(name).addFilter(_QUIET)
     if not getattr(sys.excepthook, "gen_jax_quiet", False):
@@ -170,7 +220,7 @@ class Checkpoints:
     self._finish_pending()
     digest = state_digest(state)
     meta = dict(meta, gen_jax_checkpoint_format=FORMAT, state_spec=state_spec(state),
-                state_digest=({"sha256": digest} if digest is not None
+                state_digest=({"sha256": digest[0], "leaves": digest[1]} if digest is not None
                               else {"skipped": "state spread over several hosts"}))
     if self._last_good is None:
       steps = [s for s in self.steps() if s != step]
@@ -244,8 +294,9 @@ class Checkpoints:
         raise self._mismatch(step, problem)
     elif int(meta.get("gen_jax_checkpoint_format", 1)) >= FORMAT:
       raise CorruptCheckpoint("its meta item lacks the state_spec this version writes")
+    target, resized = _at_saved_shapes(abstract_state, meta.get("state_spec"))
     try:
-      restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
+      restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
     except Exception as e:  # noqa: BLE001
       if "state_spec" not in meta:   # written before fingerprints: a shape mismatch shows only here
         problem = self._legacy_mismatch(step, abstract_state)
@@ -254,14 +305,21 @@ class Checkpoints:
       raise CorruptCheckpoint(f"{type(e).__name__}: {_short(e)}") from e
     state = restored["state"]
     recorded = meta.get("state_digest")
-    if isinstance(recorded, dict) and "sha256" in recorded:
+    if isinstance(recorded, dict) and isinstance(recorded.get("leaves"), dict):
       actual = state_digest(state)
-      if actual is not None and actual != recorded["sha256"]:
-        raise CorruptCheckpoint(f"its arrays do not match the sha256 recorded at save ({actual[:12]}... != "
-                                f"{recorded['sha256'][:12]}...): bytes changed on disk")
+      saved_shapes = {p: shape for p, shape, _ in meta.get("state_spec", ())}
+      restored_shapes = {p: shape for p, shape, _ in state_spec(state)}
+      if actual is not None:
+        changed = [p for p, h in actual[1].items() if p in recorded["leaves"] and h != recorded["leaves"][p]
+                   and saved_shapes.get(p) == restored_shapes.get(p)]
+        if changed:
+          raise CorruptCheckpoint(f"{len(changed)} of its arrays ({changed[0]}{', ...' if len(changed) > 1 else ''}) "
+                                  "do not match the sha256 recorded at save: bytes changed on disk")
     elif recorded is None:
       print(f"note: checkpoint {self.directory / str(step)} was written before checkpoints carried a checksum; "
             "restored without verifying it.", flush=True)
+    if resized:
+      state = _to_shapes(state, abstract_state, resized)
     return state, meta
 
   def _mismatch(self, step: int, problem: str) -> ConfigError:
