@@ -48,6 +48,10 @@ class VaeGanFamily(ModelFamily):
     c.vaegan = ml_collections.ConfigDict()
     c.vaegan.gamma = 0.01             # weight of content (feature reconstruction) vs style (GAN) for the decoder
     c.vaegan.feature_sigma = 1.0      # std of the Gaussian on discriminator features
+    # Dis_l: the second-to-last conv block, so a conv layer lies between the compared features and D's logit. At
+    # the last block (-1, the GAN default) the logit is linear in exactly the features the encoder and decoder
+    # match, and D could not tell reconstructions from data (NOTES.md, issue 19 part 3).
+    c.model.feature_layer = -2
     return c
 
   @classmethod
