@@ -232,3 +232,137 @@ def test_cas_labels_are_balanced_and_unconditional_models_are_skipped(mnist):
   out = augmentation.classification_accuracy_score(Unconditional(), mnist, jax.random.key(0), num_samples=10,
                                                    real_subset=10, num_steps=1, batch_size=4)
   assert "conditional" in out["skipped"]
+
+
+# --- the colour-data network (FeatureResNet) and its resumable recipe ----------------------------------------
+
+# The committed classifiers (classifiers/README.md): the resnet kind must leave their architecture and hash alone.
+COMMITTED_SHA256 = {
+    "mnist": "6901d83c0ce01972693d314e7a936787623a69b124e00a9246c09a2b8d176cbc",
+    "fashion_mnist": "7542099fb6a30f7a4714a295638d1d81ac0f3c3854aadac2e373eefdcbf5868a",
+}
+TINY_WIDTHS = (4, 8, 8, 16)
+
+
+def _colour_data(n: int, seed: int = 0, size: int = 16, classes: int = 4) -> tuple[np.ndarray, np.ndarray]:
+  """uint8 colour images whose class is a colour (brighter channel) plus a stripe orientation, with noise."""
+  rng = np.random.default_rng(seed)
+  labels = np.arange(n) % classes
+  x = rng.uniform(0, 90, (n, size, size, 3))
+  x[np.arange(n), :, :, labels % 3] += 110
+  stripes = (np.arange(size) // 2 % 2 == 0)
+  x[labels >= 3] += 50 * stripes[None, :, None, None]
+  return np.clip(x, 0, 255).astype(np.uint8), labels.astype(np.int32)
+
+
+def test_committed_classifiers_load_unchanged_with_their_recorded_sha256():
+  for name, sha in COMMITTED_SHA256.items():
+    net = fn_lib.load_feature_net(fn_lib.CLASSIFIERS_DIR / name, dataset=name)
+    assert net.sha256 == sha and net.arch.kind == "cnn" and net.feature_dim == 128
+    record = json.loads((fn_lib.CLASSIFIERS_DIR / name / fn_lib.META_FILE).read_text())
+    assert net.arch.to_json() == record["architecture"]  # the cnn JSON gained no field
+
+
+def test_resnet_builds_for_32x32_colour_with_256_features_in_inference_mode():
+  arch = fn_lib.resnet_architecture((32, 32, 3), 10)
+  assert arch.feature_dim == 256 and arch.kind == "resnet"
+  assert fn_lib.Architecture.from_json(arch.to_json()) == arch
+  state = fn_lib.init_params(arch, jax.random.key(0))
+  assert set(state) == {"params", "batch_stats"}
+  x = np.random.default_rng(0).uniform(size=(5, 32, 32, 3)).astype(np.float32)
+  feats, logits = fn_lib.apply_net(arch.module(), state, x)
+  assert feats.shape == (5, 256) and logits.shape == (5, 10)
+  # Batch norm uses the running statistics: an image's features do not depend on the rest of its batch.
+  alone, _ = fn_lib.apply_net(arch.module(), state, x[:1])
+  np.testing.assert_allclose(np.asarray(alone)[0], np.asarray(feats)[0], rtol=1e-5, atol=1e-5)
+  with pytest.raises(fn_lib.ConfigError, match="divisible by 8"):
+    fn_lib.resnet_architecture((28, 28, 3))
+  with pytest.raises(fn_lib.ConfigError, match="4 widths"):
+    fn_lib.Architecture(widths=(8, 16), feature_dim=16, image_shape=(32, 32, 3), kind="resnet")
+
+
+def test_augment_keeps_shapes_and_is_a_function_of_the_key():
+  x, _ = _colour_data(8)
+  a = np.asarray(tfn.augment(jax.random.key(1), x))
+  assert a.shape == x.shape and a.dtype == np.float32 and 0.0 <= a.min() and a.max() <= 1.0
+  np.testing.assert_array_equal(a, np.asarray(tfn.augment(jax.random.key(1), x)))
+  assert not np.array_equal(a, np.asarray(tfn.augment(jax.random.key(2), x)))
+  # Without padding the only change is the flip: each output is its image or its mirror image.
+  flat = np.asarray(tfn.augment(jax.random.key(3), x, pad=0)) * 255.0
+  same = [np.allclose(f, im) for f, im in zip(flat, x)]
+  mirrored = [np.allclose(f, im[:, ::-1]) for f, im in zip(flat, x)]
+  assert all(s or m for s, m in zip(same, mirrored)) and any(mirrored) and any(same)
+  # With padding, the centre crop of the padded image is among the 81 crops; every crop keeps the image's content.
+  crops = np.asarray(tfn.augment(jax.random.key(4), np.repeat(x[:1], 64, 0), pad=4))
+  assert len({c.tobytes() for c in crops}) > 20
+
+
+def _tiny_recipe(**kw) -> "tfn.ResNetRecipe":
+  return tfn.ResNetRecipe(**dict(dict(epochs=2, batch_size=32, peak_lr=0.2, widths=TINY_WIDTHS, pad=2), **kw))
+
+
+def test_resnet_recipe_lowers_the_loss_and_learns_tiny_colour_data():
+  x, y = _colour_data(256)
+  xt, yt = _colour_data(128, seed=1)
+  state, history = tfn.train_resnet_classifier(x, y, 4, _tiny_recipe(epochs=4), eval_images=xt, eval_labels=yt)
+  losses = [e["loss"] for e in history["epochs"]]
+  assert len(losses) == 4 and losses[-1] < 0.8 * losses[0], losses
+  assert history["eval_accuracy"] > 0.6, history  # 4 classes: chance is 0.25
+  assert history["architecture"].feature_dim == 16
+
+
+def _leaves(tree):
+  return [np.asarray(a) for a in jax.tree.leaves(jax.device_get(tree))]
+
+
+def test_resnet_resume_reproduces_an_uninterrupted_run(tmp_path):
+  x, y = _colour_data(64)
+  recipe = _tiny_recipe()  # 2 epochs of 2 steps
+  whole, h_whole = tfn.train_resnet_classifier(x, y, 4, recipe, work_dir=tmp_path / "whole")
+  _, h_first = tfn.train_resnet_classifier(x, y, 4, recipe, work_dir=tmp_path / "split", stop_after_epochs=1)
+  assert h_first["done_epochs"] == 1 and h_first["eval_accuracy"] is None
+  resumed, h_resumed = tfn.train_resnet_classifier(x, y, 4, recipe, work_dir=tmp_path / "split")
+  assert h_resumed["steps_per_epoch"] == 2 and [e["epoch"] for e in h_resumed["epochs"]] == [1, 2]
+  for a, b in zip(_leaves(whole), _leaves(resumed), strict=True):
+    np.testing.assert_array_equal(a, b)
+  assert [e["loss"] for e in h_resumed["epochs"]] == [e["loss"] for e in h_whole["epochs"]]
+  with pytest.raises(fn_lib.ConfigError, match="another recipe"):
+    tfn.train_resnet_classifier(x, y, 4, _tiny_recipe(peak_lr=0.1), work_dir=tmp_path / "split")
+
+
+def test_resnet_save_load_round_trip_and_the_hash_covers_running_statistics(tmp_path):
+  x, y = _colour_data(64)
+  state, history = tfn.train_resnet_classifier(x, y, 4, _tiny_recipe(epochs=1))
+  record = fn_lib.save_feature_net(tmp_path / "c", state, history["architecture"], {"dataset": "npz"})
+  net = fn_lib.load_feature_net(tmp_path / "c")
+  assert net.sha256 == record["sha256"] and net.arch == history["architecture"] and net.feature_dim == 16
+  xf = x[:10].astype(np.float32) / 255.0
+  np.testing.assert_array_equal(net.features(xf), np.asarray(fn_lib.apply_net(net.module, state, xf)[0]))
+  changed = jax.tree.map(np.array, jax.device_get(state))
+  changed["batch_stats"]["stem_bn"]["mean"][0] += 1e-3
+  assert fn_lib.params_sha256(changed) != record["sha256"]
+
+
+def test_command_trains_the_resnet_resumably_and_refuses_cnn_flags(tmp_path, monkeypatch):
+  import dataclasses
+
+  @dataclasses.dataclass(frozen=True)
+  class Tiny(tfn.ResNetRecipe):
+    widths: tuple = TINY_WIDTHS
+
+  monkeypatch.setattr(tfn, "ResNetRecipe", Tiny)
+  x, y = _colour_data(80)
+  data = tmp_path / "colour.npz"
+  np.savez(data, x_train=x[:64], y_train=y[:64], x_test=x[64:], y_test=y[64:])
+  out, work = tmp_path / "clf", tmp_path / "work"
+  args = ["--dataset=npz", f"--data_path={data}", f"--out={out}", "--arch=resnet", "--epochs=2", "--batch_size=16",
+          f"--work_dir={work}", "--allow_below_target"]
+  assert tfn.main(args + ["--stop_after_epochs=1"]) == 0
+  assert not out.exists() and json.loads((work / tfn.HISTORY_FILE).read_text())[0]["epoch"] == 1
+  assert tfn.main(args) == 0
+  net = fn_lib.load_feature_net(out)
+  assert net.arch.kind == "resnet" and net.meta["train_epochs"] == 2 and net.meta["train_steps"] == 8
+  with pytest.raises(fn_lib.ConfigError, match="--epochs"):
+    tfn.main(args + ["--steps=5"])
+  with pytest.raises(fn_lib.ConfigError, match="resnet recipe"):
+    tfn.main(["--dataset=npz", f"--data_path={data}", "--epochs=2"])

@@ -4,20 +4,26 @@ Inception features are meaningless on 28x28 grey digits, so on MNIST-scale data 
 for FID is a Frechet distance in the penultimate layer of a classifier trained on the dataset itself (TF-GAN's
 "MNIST Frechet distance"). This module holds that classifier:
 
-  FeatureCNN          the network (Flax linen): three conv stages (conv3x3 + ReLU + 2x2 average pool, widths
-                      32-64-128), dense(feature_dim) + ReLU = the features, dense(num_classes) = the logits.
-                      Works for any H x W x C (the dense layer is sized from the image shape).
+  FeatureCNN          the grey-data network (Flax linen, Architecture.kind "cnn"): three conv stages (conv3x3 +
+                      ReLU + 2x2 average pool, widths 32-64-128), dense(feature_dim) + ReLU = the features,
+                      dense(num_classes) = the logits. Works for any H x W x C (the dense layer is sized from it).
+  FeatureResNet       the colour-data network (kind "resnet"): a ResNet-9-style net with batch norm; the global
+                      max-pooled last stage (widths[-1] values) = the features. Batch norm runs in inference mode
+                      (running statistics) whenever features or logits are computed.
   FeatureNet          a trained classifier loaded from disk: .features / .logits / .probs of float images
                       [N, H, W, C] in [0, 1], batched (bounded memory); .sha256 identifies the weights;
                       .place(placement) puts it on the evaluation mesh (batches split over its devices).
   load_feature_net    directory -> FeatureNet; save_feature_net writes one.
 
 Stored format of a classifier folder (e.g. <repo>/classifiers/mnist, committed to git):
-  params/             an orbax StandardCheckpointer checkpoint of the parameter pytree
+  params/             an orbax StandardCheckpointer checkpoint of the network's state: the parameter pytree for
+                      "cnn"; {"params": ..., "batch_stats": ...} (weights and batch-norm running statistics) for
+                      "resnet"
   classifier.json     dataset, architecture fields, num_classes, image_shape, test accuracy, train steps, seed,
                       sha256 of the parameters, the command that trained it, date
 
-The sha256 is taken over the parameter arrays in a canonical order (sorted key paths; for each leaf its path,
+The sha256 is taken over that whole stored state (so for "resnet" it covers the batch-norm running statistics
+too; one hash, no second one) in a canonical order (sorted key paths; for each leaf its path,
 dtype, shape and little-endian C-order bytes), so it does not depend on the checkpoint's file layout, survives a
 save/load round trip, and changes when any weight changes. Every number computed with these features should
 record it (`FeatureNet.describe()`).
@@ -37,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax.errors import CheckpointError, GenJaxError
+from gen_jax.errors import CheckpointError, ConfigError, GenJaxError
 from gen_jax.storage.atomic import write_text_atomic
 from gen_jax.eval.placement import LEFT_TO_JIT, Placement
 
@@ -51,28 +57,66 @@ DATASET_ALIASES = {"binarized_mnist": "mnist", "stacked_mnist": "mnist"}
 EVAL_BATCH = 500
 
 
+ARCH_KINDS = ("cnn", "resnet")
+_ARCH_NAMES = {"cnn": "FeatureCNN", "resnet": "FeatureResNet"}
+
+
 @dataclasses.dataclass(frozen=True)
 class Architecture:
-  """The fields that rebuild a FeatureCNN; stored in classifier.json."""
+  """The fields that rebuild a feature network; stored in classifier.json.
+
+  kind "cnn": FeatureCNN (widths = its conv stages); kind "resnet": FeatureResNet (widths = stem, stage 1, 2, 3;
+  feature_dim must equal widths[-1], the pooled last stage). The "cnn" JSON has no kind field, as before, so the
+  committed MNIST / Fashion-MNIST records read unchanged."""
   widths: tuple[int, ...] = (32, 64, 128)
   feature_dim: int = 128
   num_classes: int = 10
   image_shape: tuple[int, int, int] = (28, 28, 1)
+  kind: str = "cnn"
+
+  def __post_init__(self):
+    if self.kind not in ARCH_KINDS:
+      raise ConfigError(f"feature network kind {self.kind!r} is unknown. Fix: use one of {', '.join(ARCH_KINDS)}.")
+    if self.kind == "resnet":
+      if len(self.widths) != 4 or self.feature_dim != self.widths[-1]:
+        raise ConfigError(f"a resnet feature network takes 4 widths (stem, stage 1, 2, 3) and feature_dim = the last "
+                          f"width; got widths {self.widths}, feature_dim {self.feature_dim}. Fix: e.g. widths "
+                          f"{RESNET_WIDTHS}, feature_dim {RESNET_WIDTHS[-1]}.")
+      h, w = self.image_shape[:2]
+      if h % 8 or w % 8:
+        raise ConfigError(f"a resnet feature network halves the image three times; {h}x{w} is not divisible by 8. "
+                          "Fix: resize the images (e.g. to 32x32) or use --arch=cnn.")
 
   def to_json(self) -> dict:
-    return {"name": "FeatureCNN", "widths": list(self.widths), "feature_dim": self.feature_dim,
+    return {"name": _ARCH_NAMES[self.kind], "widths": list(self.widths), "feature_dim": self.feature_dim,
             "num_classes": self.num_classes, "image_shape": list(self.image_shape)}
 
   @classmethod
   def from_json(cls, d: dict) -> "Architecture":
-    if d.get("name") != "FeatureCNN":
+    kinds = {name: kind for kind, name in _ARCH_NAMES.items()}
+    if d.get("name") not in kinds:
       raise CheckpointError(f"classifier.json names architecture {d.get('name')!r}; this version of gen_jax reads "
-                            "'FeatureCNN' only. Fix: retrain with python -m gen_jax.eval.train_feature_net.")
+                            f"{' or '.join(map(repr, kinds))} only. Fix: retrain with python -m "
+                            "gen_jax.eval.train_feature_net.")
     return cls(widths=tuple(int(w) for w in d["widths"]), feature_dim=int(d["feature_dim"]),
-               num_classes=int(d["num_classes"]), image_shape=tuple(int(s) for s in d["image_shape"]))
+               num_classes=int(d["num_classes"]), image_shape=tuple(int(s) for s in d["image_shape"]),
+               kind=kinds[d["name"]])
 
-  def module(self) -> "FeatureCNN":
+  def module(self) -> "FeatureCNN | FeatureResNet":
+    if self.kind == "resnet":
+      return FeatureResNet(widths=tuple(self.widths), num_classes=self.num_classes)
     return FeatureCNN(widths=self.widths, feature_dim=self.feature_dim, num_classes=self.num_classes)
+
+
+# The colour-data default (a half-width ResNet-9: about 1.6 M parameters); features = 256 values.
+RESNET_WIDTHS = (32, 64, 128, 256)
+
+
+def resnet_architecture(image_shape: Sequence[int], num_classes: int = 10,
+                        widths: Sequence[int] = RESNET_WIDTHS) -> Architecture:
+  widths = tuple(int(w) for w in widths)
+  return Architecture(widths=widths, feature_dim=widths[-1], num_classes=int(num_classes),
+                      image_shape=tuple(int(s) for s in image_shape), kind="resnet")
 
 
 class FeatureCNN(nn.Module):
@@ -98,9 +142,57 @@ class FeatureCNN(nn.Module):
     return features, logits
 
 
+def _max_pool2(x: jax.Array) -> jax.Array:
+  """2x2 max pool, stride 2, as a reshape and a max: its gradient is elementwise (no select-and-scatter)."""
+  n, h, w, c = x.shape
+  return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
+class FeatureResNet(nn.Module):
+  """ResNet-9-style classifier for colour images (Page's DAWNBench net, narrower by default).
+
+  stem conv-BN-ReLU (widths[0]); three stages of conv3x3 -> 2x2 max pool -> BN -> ReLU (widths[1..3]), stages 1
+  and 3 followed by a residual block x + (conv-BN-ReLU)^2(x); global max pool = the features [N, widths[-1]];
+  dense(num_classes, no bias) * 0.125 = the logits. Pooling before batch norm applies BN to a quarter of the
+  values. Input: float images [N, H, W, C] in [0, 1], H and W divisible by 8. `train=True` normalises with the
+  batch's statistics and updates the `batch_stats` collection; the default uses the running statistics.
+  """
+  widths: Sequence[int] = RESNET_WIDTHS
+  num_classes: int = 10
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
+    """Returns (features [N, widths[-1]], logits [N, num_classes])."""
+    def conv_bn(h, width, name, pool=False):
+      h = nn.Conv(width, (3, 3), padding="SAME", use_bias=False, name=f"{name}_conv")(h)
+      if pool:
+        h = _max_pool2(h)
+      h = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(h)
+      return nn.relu(h)
+
+    h = jnp.asarray(x, jnp.float32) * 2.0 - 1.0
+    h = conv_bn(h, self.widths[0], "stem")
+    for i, width in enumerate(self.widths[1:], start=1):
+      h = conv_bn(h, width, f"stage{i}", pool=True)
+      if i in (1, 3):
+        h = h + conv_bn(conv_bn(h, width, f"res{i}a"), width, f"res{i}b")
+    features = jnp.max(h, axis=(1, 2))
+    logits = nn.Dense(self.num_classes, use_bias=False, name="logits")(features) * 0.125
+    return features, logits
+
+
+def variables_of(module: nn.Module, state: Any) -> dict:
+  """The flax variables dict of a stored state (see init_params)."""
+  return state if isinstance(module, FeatureResNet) else {"params": state}
+
+
 def init_params(arch: Architecture, key: jax.Array) -> Any:
+  """The network's stored state: the parameter pytree ("cnn"), or {"params", "batch_stats"} ("resnet")."""
   dummy = jnp.zeros((1,) + tuple(arch.image_shape), jnp.float32)
-  return arch.module().init(key, dummy)["params"]
+  variables = arch.module().init(key, dummy)
+  if arch.kind == "resnet":
+    return {"params": variables["params"], "batch_stats": variables["batch_stats"]}
+  return variables["params"]
 
 
 def params_sha256(params: Any) -> str:
@@ -146,13 +238,15 @@ def train_command(dataset_name: str, directory: str | pathlib.Path | None = None
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def apply_net(module: FeatureCNN, params: Any, images: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """(features, logits) of float images in [0, 1]; jitted once per module and input shape."""
-  return module.apply({"params": params}, images)
+def apply_net(module: nn.Module, params: Any, images: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(features, logits) of float images in [0, 1] (batch norm in inference mode); jitted once per module and shape.
+
+  `params`: the stored state (init_params)."""
+  return module.apply(variables_of(module, params), images)
 
 
 class FeatureNet:
-  """A trained FeatureCNN and its record. Inputs: float images [N, H, W, C] in [0, 1] (numpy or jax)."""
+  """A trained feature network (FeatureCNN or FeatureResNet) and its record; `params` is its stored state. Inputs: float images [N, H, W, C] in [0, 1] (numpy or jax)."""
 
   def __init__(self, params: Any, arch: Architecture, meta: dict, directory: pathlib.Path | None = None):
     self.params = params
@@ -236,7 +330,7 @@ def load_feature_net(directory: str | pathlib.Path, dataset: str | None = None) 
   import orbax.checkpoint as ocp
 
   directory = pathlib.Path(directory).expanduser().resolve()
-  guess = dataset or (directory.name if directory.name in ("mnist", "fashion_mnist") else "<dataset>")
+  guess = dataset or (directory.name if directory.name in ("mnist", "fashion_mnist", "cifar10") else "<dataset>")
   meta_path = directory / META_FILE
   if not meta_path.is_file():
     what = "no such folder" if not directory.exists() else f"no {META_FILE} in it"
