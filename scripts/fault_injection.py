@@ -272,7 +272,7 @@ def bad_inputs(run_dir: pathlib.Path) -> tuple[int, int]:
     good = one_line_error(proc)
     ok += good
     last = proc.stderr.strip().splitlines()[-1:] or [""]
-    log(f"  {name}: exit {proc.returncode}, {'one line' if good else 'NOT one line'}: {last[0][:110]}")
+    log(f"  {name}: exit {proc.returncode}, {'one message' if good else 'NOT one message'}: {last[0][:110]}")
   return ok, len(cases)
 
 
