@@ -73,12 +73,14 @@ def main() -> int:
   from gen_jax import parallel
   parallel.maybe_initialize_distributed()
   from gen_jax.eval.suite import validate_eval_config
+  from gen_jax.eval.training_eval import make_training_evaluator
   from gen_jax.train.loop import done_message, train
   _handler.armed = True   # imports done: from here a Ctrl-C also raises (data loading is Python)
   _handler.check()
   try:
     validate_eval_config(config)   # evaluation's own keys: wrong ones fail now, not after training
-    summary = train(config, args.workdir, progress=not args.no_progress, restart=args.restart)
+    summary = train(config, args.workdir, progress=not args.no_progress, restart=args.restart,
+                    evaluator=make_training_evaluator)
   finally:
     if lock is not None:
       lock.release()

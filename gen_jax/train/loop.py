@@ -104,22 +104,6 @@ def data_summary_line(dataset) -> str:
   return f"Data: {dataset.name} (generated on device: {type(dataset).__name__})"
 
 
-def data_summary_line(dataset) -> str:
-  """The one line train.py prints about the data it loaded (name, examples per split, classes, shape, source)."""
-  describe = getattr(dataset, "summary_line", None)
-  if describe is not None:
-    return describe()
-  return f"Data: {dataset.name} (generated on device: {type(dataset).__name__})"
-
-
-def data_summary_line(dataset) -> str:
-  """The one line train.py prints about the data it loaded (name, examples per split, classes, shape, source)."""
-  describe = getattr(dataset, "summary_line", None)
-  if describe is not None:
-    return describe()
-  return f"Data: {dataset.name} (generated on device: {type(dataset).__name__})"
-
-
 class _StopFlag:
   """Turns SIGTERM/SIGINT into a request to checkpoint and stop at the next call boundary."""
 
