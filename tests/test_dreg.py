@@ -3,7 +3,6 @@
 A parametric version of tests/linear_gaussian.py's model: encoder params (A, c, logvar), decoder params (W, b),
 so that both gradients can be compared with the plain reparameterized ones.
 """
-import functools
 
 import jax
 import jax.numpy as jnp

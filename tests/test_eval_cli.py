@@ -12,7 +12,7 @@ import pytest
 
 from gen_jax.errors import ConfigError
 from gen_jax.eval import eval_summary, evaluate, metrics_file
-from gen_jax.report import build
+from gen_jax.report import build as report
 from gen_jax.eval.params import count_params
 
 from conftest import REPO_ROOT, TINY

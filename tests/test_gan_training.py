@@ -6,12 +6,10 @@ import sys
 import chex
 import jax
 import numpy as np
-import pytest
 
 from gen_jax import parallel
 from gen_jax.train import loop
 from gen_jax.train import step as step_lib
-from gen_jax.train.checkpoint import Checkpoints
 from gen_jax.train.metrics_log import read_metrics
 
 from conftest import REPO_ROOT, TINY, cli_env

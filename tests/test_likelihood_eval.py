@@ -1,5 +1,4 @@
 """Importance-sampled log-likelihood, active units and the split evaluator, on a model with a known marginal."""
-import dataclasses
 import functools
 import math
 
@@ -7,7 +6,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import stats
 
 from gen_jax.eval.groups.likelihood import (active_units, evaluate_encoder_model, importance_log_weights,
                                      importance_sampled_log_likelihood)
@@ -15,7 +13,7 @@ from gen_jax.objectives import distributions as D
 from gen_jax.objectives.likelihoods import make_likelihood
 
 
-from linear_gaussian import ContinuousGaussian, LinearGaussian
+from linear_gaussian import LinearGaussian
 
 
 def _is_ll(model, x, key, num_samples, chunk_size):

@@ -1,5 +1,4 @@
 """Optimizers and schedules from config.optimizer."""
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax

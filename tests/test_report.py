@@ -17,7 +17,7 @@ from conftest import TINY
 from gen_jax.errors import GenJaxError
 from gen_jax.eval import metric_specs
 from gen_jax.report import curves
-from gen_jax.report import build
+from gen_jax.report import build as report
 from gen_jax.train.metrics_log import read_metrics
 
 VOID = {"meta", "img", "br", "hr", "link", "input"}

@@ -1,5 +1,4 @@
 """VAE objectives: KL warm-up, free bits, the sign of the reported KL, and the IWAE >= ELBO ordering."""
-import dataclasses
 import functools
 import math
 
@@ -7,7 +6,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import stats
 
 from gen_jax import config as config_lib
 from gen_jax.errors import ConfigError
@@ -16,7 +14,7 @@ from gen_jax.objectives.likelihoods import make_likelihood
 from gen_jax.objectives.vae import kl_weight, log_importance_weights_from_posterior, vae_loss
 
 
-from linear_gaussian import ContinuousGaussian, LinearGaussian
+from linear_gaussian import LinearGaussian
 
 
 # ---------------------------------------------------------------- KL weight

@@ -6,7 +6,6 @@ eval.py prints: `gen_jax/eval/eval_summary.py`.
 from __future__ import annotations
 
 import copy
-import copy
 import json
 import pathlib
 import platform
@@ -21,7 +20,7 @@ from gen_jax import parallel
 from gen_jax.errors import CheckpointError, ConfigError, GenJaxError
 from gen_jax.eval.metrics_file import merge_reports, now, read_previous
 from gen_jax.eval.params import count_params
-from gen_jax.eval.suite import GROUPS, Suite, static_skips, validate_eval_config
+from gen_jax.eval.suite import Suite, static_skips, validate_eval_config
 from gen_jax.train.checkpoint import Checkpoints
 from gen_jax.train.loop import RESUMABLE_CHANGES, setup, write_images
 from gen_jax.train.checkpoint import has_checkpoints
@@ -34,7 +33,7 @@ def config_for_loading(config):
   """`config`, or, when every requested group will be skipped for reasons the config alone shows
   (`suite.static_skips`), a copy that loads only the few examples restoring the model needs: a skip must not wait
   for a whole dataset to be decoded. The report keeps `config` itself."""
-  groups = tuple(config.eval.get("suites", GROUPS))
+  groups = tuple(config.eval.suites)
   skips = static_skips(config, groups)
   if not groups or len(skips) < len(groups):
     return config
@@ -118,7 +117,7 @@ def _evaluate_workdir(workdir: pathlib.Path, step: int | None, overrides: Sequen
   state, meta, restored_step = restored
   t0 = time.time()
   suite = Suite(run, state.models, run.keys["eval"], config.eval, int(config.seed), progress=progress)
-  per_group = _run_groups(suite, tuple(config.eval.get("suites", GROUPS)))
+  per_group = _run_groups(suite, tuple(config.eval.suites))
   devices = suite.placement.describe()
   out_dir = workdir / "eval"
   images = write_images(run, state.models, out_dir, restored_step)

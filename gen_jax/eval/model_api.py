@@ -129,5 +129,5 @@ _discriminate = jax.jit(lambda family, models, x, labels: family.discriminate(mo
 def from_run(run: Any, models: dict) -> EvalModel:
   """The EvalModel of a `gen_jax.train.loop.Run` and its restored `state.models`, on the mesh of
   `config.eval.num_devices` (see `gen_jax.eval.placement`)."""
-  placement = eval_placement(int(run.config.eval.get("num_devices", 0)))
+  placement = eval_placement(int(run.config.eval.num_devices))
   return EvalModel(run.family, models, run.dataset, placement)

@@ -46,27 +46,27 @@ class TrainingEval:
     self.kind = kind                       # "images" | "mixture" | "stacked"
     self.every = int(config.train.eval_every)
     self.num_samples = int(config.train.eval_samples)
-    self.placement = eval_placement(int(config.eval.get("num_devices", 0)))
-    self.batch_size = self.placement.round_batch(int(config.eval.get("batch_size", 500)))
+    self.placement = eval_placement(int(config.eval.num_devices))
+    self.batch_size = self.placement.round_batch(int(config.eval.batch_size))
     self.feature_net = feature_net.place(self.placement) if feature_net is not None else None
     self.key = rng.for_purpose(rng.root_key(int(config.seed)), "training_eval")
     self.protocol = {"every_steps": self.every, "num_samples": self.num_samples, "seed": int(config.seed),
                      "draws": "the same prior draws at every evaluation (key fold_in(root, 'training_eval'))",
-                     "params": "ema" if float(config.train.get("ema_decay", 0.0)) > 0 else "raw",
+                     "params": "ema" if float(config.train.ema_decay) > 0 else "raw",
                      "raw_params": ("also the raw weights, as <metric>_raw"
-                                    if float(config.train.get("ema_decay", 0.0)) > 0 else "-"),
+                                    if float(config.train.ema_decay) > 0 else "-"),
                      "batch_norm_statistics": "where the sampled network has batch norm: recomputed for the "
                                               "EMA weights on 2048 fixed prior draws (standing statistics); "
                                               "the raw weights use their running averages",
                      "dataset": run.dataset.name}
     if kind == "images":
-      split = str(config.eval.get("reference_split", "test"))
+      split = str(config.eval.reference_split)
       images = getattr(run.dataset, split).images
       if len(images) < self.num_samples:
         print(f"Note: config.train.eval_samples={self.num_samples} exceeds the {len(images)} images of the "
               f"{run.dataset.name} {split} split; measuring {len(images)} samples against all of them.", flush=True)
         self.num_samples = self.protocol["num_samples"] = len(images)
-      subset_seed = int(config.eval.get("subset_seed", 0))
+      subset_seed = int(config.eval.subset_seed)
       ref_split = getattr(run.dataset, split)
       _, ref_images, _ = subsets.subset(ref_split, self.num_samples, subset_seed, "reference")
       self.reference = frechet.feature_stats(self._features(unit_images(ref_images)))
@@ -87,20 +87,20 @@ class TrainingEval:
 
   @classmethod
   def create(cls, run, config) -> "TrainingEval | None":
-    if int(config.train.get("eval_every", 0)) <= 0:
+    if int(config.train.eval_every) <= 0:
       return None
     dataset = run.dataset
     if isinstance(dataset, MixtureDataset):
       return cls(run, config, "mixture")
     from gen_jax.eval.features import feature_net as feature_net_lib
-    if not config.eval.get("feature_net", "") and dataset.name in feature_net_lib.OWN_DATA:
+    if not config.eval.feature_net and dataset.name in feature_net_lib.OWN_DATA:
       print(f"Note: config.train.eval_every={config.train.eval_every} but your own data ({dataset.name}) has no "
             f"feature classifier yet: train one with "
-            f"`{feature_net_lib.train_command(dataset.name, data_path=config.data.get('path', ''))}`, then pass "
+            f"`{feature_net_lib.train_command(dataset.name, data_path=config.data.path)}`, then pass "
             "--config.eval.feature_net=<that folder>.",
             flush=True)
       return None
-    directory = config.eval.get("feature_net", "") or feature_net_lib.default_feature_net_dir(dataset.name)
+    directory = config.eval.feature_net or feature_net_lib.default_feature_net_dir(dataset.name)
     try:
       net = feature_net_lib.load_feature_net(directory)
     except GenJaxError as e:

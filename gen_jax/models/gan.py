@@ -108,7 +108,7 @@ class GanFamily(ModelFamily):
     self.data_shape = tuple(dataset.image_shape)
     self.is_image = len(self.data_shape) == 3
     self.num_classes = dataset.num_classes
-    self.conditional = bool(config.model.get("conditional", False))
+    self.conditional = bool(config.model.conditional)
     generator, discriminator = build_gan(config.model, self.data_shape, dataset.num_classes)
     self.generator, self.discriminator = Networks(generator), Networks(discriminator)   # float32: sampling, eval
     # The same networks in the training compute dtype (config.train.compute_dtype), used inside the losses.
@@ -118,15 +118,15 @@ class GanFamily(ModelFamily):
     gc = config.gan
     self.loss_kind = gc.loss
     self.n_critic = int(gc.n_critic)
-    self.gp_weight = float(gc.get("gp_weight", 0.0))
-    self.r1_weight = float(gc.get("r1_weight", 0.0))
-    self.clip_value = float(gc.get("clip_value", 0.0))
+    self.gp_weight = float(gc.gp_weight)
+    self.r1_weight = float(gc.r1_weight)
+    self.clip_value = float(gc.clip_value)
     self.batch_size = int(config.data.batch_size)
     self.latent_dim = int(config.model.latent_dim)
     num_steps = int(config.train.num_steps)
     self.g_tx = optim.make_optimizer(config.optimizer, num_steps)
     self.d_tx = optim.make_optimizer(config.d_optimizer, num_steps * self.n_critic)
-    self.ema_decay = float(config.train.get("ema_decay", 0.0))
+    self.ema_decay = float(config.train.ema_decay)
 
   @classmethod
   def capabilities_for(cls, config) -> Capabilities:

@@ -63,12 +63,12 @@ class VaeFamily(ModelFamily):
 
   def __init__(self, config, dataset: Dataset):
     self.config = config
-    self.likelihood = make_likelihood(config.model.likelihood, float(config.model.get("gaussian_sigma", 0.1)))
+    self.likelihood = make_likelihood(config.model.likelihood, float(config.model.gaussian_sigma))
     self.num_classes = dataset.num_classes
-    self.conditional = bool(config.model.get("conditional", False))
+    self.conditional = bool(config.model.conditional)
     self.model = build_vae(config.model, dataset.image_shape, dataset.num_classes, self.likelihood.params_per_channel)
     self.tx = optim.make_optimizer(config.optimizer, config.train.num_steps)
-    self.ema_decay = float(config.train.get("ema_decay", 0.0))
+    self.ema_decay = float(config.train.ema_decay)
     self.latent_dim = int(config.model.latent_dim)
     self.precision = precision_lib.from_config(config)
 
@@ -104,9 +104,9 @@ class VaeFamily(ModelFamily):
     encode, decode = p.wrap(self.encode_fn(compute_params)), p.wrap(self.decode_fn(compute_params))
     return vae_objective.vae_loss(
         encode, decode, self.likelihood, batch["image"], batch["label"], key,
-        step=step, objective=obj.name, num_samples=int(obj.num_samples), beta=float(obj.get("beta", 1.0)),
-        kl_warmup_steps=int(obj.get("kl_warmup_steps", 0)), free_bits=float(obj.get("free_bits", 0.0)),
-        gradient=str(obj.get("gradient", "reparam")))
+        step=step, objective=obj.name, num_samples=int(obj.num_samples), beta=float(obj.beta),
+        kl_warmup_steps=int(obj.kl_warmup_steps), free_bits=float(obj.free_bits),
+        gradient=str(obj.gradient))
 
   def update_models(self, models, batch, key, step):
     vae = models["vae"]

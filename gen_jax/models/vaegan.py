@@ -65,11 +65,11 @@ class VaeGanFamily(ModelFamily):
     self.config = config
     self.data_shape = tuple(dataset.image_shape)
     self.num_classes = dataset.num_classes
-    self.conditional = bool(config.model.get("conditional", False))
+    self.conditional = bool(config.model.conditional)
     self.latent_dim = int(config.model.latent_dim)
     generator, discriminator = build_gan(config.model, self.data_shape, dataset.num_classes)
     self.encoder_module = ConvEncoder(features=tuple(config.model.features), latent_dim=self.latent_dim,
-                                      activation=config.model.get("activation", "relu"))
+                                      activation=config.model.activation)
     self.decoder, self.discriminator = Networks(generator), Networks(discriminator)   # float32: sampling, eval
     # The same networks in the training compute dtype (config.train.compute_dtype), used inside the losses.
     self.precision = precision_lib.from_config(config)
@@ -79,8 +79,8 @@ class VaeGanFamily(ModelFamily):
     self.tx = optim.make_optimizer(config.optimizer, num_steps)          # encoder and decoder
     self.d_tx = optim.make_optimizer(config.d_optimizer, num_steps)
     self.gamma = float(config.vaegan.gamma)
-    self.feature_sigma = float(config.vaegan.get("feature_sigma", 1.0))
-    self.ema_decay = float(config.train.get("ema_decay", 0.0))
+    self.feature_sigma = float(config.vaegan.feature_sigma)
+    self.ema_decay = float(config.train.ema_decay)
 
   @classmethod
   def capabilities_for(cls, config) -> Capabilities:

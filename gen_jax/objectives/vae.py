@@ -27,7 +27,7 @@ Gradient estimators of the IWAE bound (``gradient``)
 """
 import math
 import numbers
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp

@@ -56,18 +56,18 @@ def evaluate_sample_quality(model, dataset, feature_net, key: jax.Array, eval_cf
                             progress: bool = False, samples: np.ndarray | None = None) -> dict[str, Any]:
   """Generated-vs-real metrics of `model` (an EvalModel) in `feature_net`'s space, with floors and protocol."""
   n_req = int(eval_cfg.num_samples)
-  ref_name = str(eval_cfg.get("reference_split", "test"))
+  ref_name = str(eval_cfg.reference_split)
   floor_name = "train" if ref_name == "test" else "test"
   reference = getattr(dataset, ref_name)
   other = getattr(dataset, floor_name)
   n = min(n_req, len(reference.images), len(other.images))
   # An EvalModel's evaluation mesh: batches split evenly over it (a plain sampler has none).
-  batch_size = getattr(model, "placement", LEFT_TO_JIT).round_batch(int(eval_cfg.get("batch_size", 500)))
+  batch_size = getattr(model, "placement", LEFT_TO_JIT).round_batch(int(eval_cfg.batch_size))
   if samples is None:
     samples = batching.generate(lambda k, m: model.sample(k, m), key, n, batch_size,
                                 progress="samples" if progress else None)
   samples = np.asarray(samples[:n], np.float32)
-  subset_seed = int(eval_cfg.get("subset_seed", 0))
+  subset_seed = int(eval_cfg.subset_seed)
   _, real, _ = subsets.subset(reference, n, subset_seed, "reference")
   _, floor_set, _ = subsets.subset(other, n, subset_seed, "floor")
   real, floor_set = unit_images(real), unit_images(floor_set)
