@@ -128,17 +128,19 @@ def test_eval_on_a_workdir_without_checkpoints_creates_nothing(tiny_run, tmp_pat
 def test_a_workdir_with_quarantined_checkpoints_or_metrics_is_not_restarted_silently(make_config, tmp_path):
   config = make_config("configs/vae.py", *TINY, "train.num_steps=30")
   (tmp_path / "checkpoints_corrupt" / "20").mkdir(parents=True)
-  (tmp_path / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in (5, 10, 15)))
+  (tmp_path / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in (5, 10, 15, 20, 25)))
   with pytest.raises(ConfigError, match=r"holds an earlier run but no readable checkpoint \(unreadable checkpoints "
-                                        r"moved to .*checkpoints_corrupt \(20\); .*logged up to step 15\).*--restart"):
+                                        r"moved to .*checkpoints_corrupt \(20\); .*logged up to step 25\).*--restart"):
     loop.train(config, tmp_path, progress=False)
   moved = checkpoint_lib.move_run_aside(tmp_path)
   assert moved.name.startswith("restarted_")
   assert sorted(p.name for p in moved.iterdir()) == ["checkpoints_corrupt", "metrics.jsonl"]
   assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [moved.name]
-  # Rows of a run stopped before its first checkpoint are no such trace.
-  (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 5, "loss": 1.0}) + "\n")
-  checkpoint_lib.refuse_silent_restart(tmp_path, 5, 10)
+  # Rows of a run stopped before its first checkpoint committed (killed during that save, which runs in the
+  # background while training goes on to the second) are no such trace.
+  checkpoint_lib.refuse_silent_restart(tmp_path, 20, 10)
+  with pytest.raises(ConfigError, match="logged up to step 25"):
+    checkpoint_lib.refuse_silent_restart(tmp_path, 25, 10)
 
 
 # 4. Atomic writes -----------------------------------------------------------------------------------------------

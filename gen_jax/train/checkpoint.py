@@ -407,15 +407,16 @@ def has_checkpoints(workdir: str | os.PathLike) -> bool:
 
 def refuse_silent_restart(workdir: str | os.PathLike, last_logged_step: int, checkpoint_every: int) -> None:
   """Called when `workdir` has no checkpoint to resume from: a ConfigError if it holds traces of an earlier run
-  that got past a checkpoint (quarantined checkpoints; metrics logged at or after the first checkpoint step),
-  which a silent start from step 0 would mix with the new one. Rows of a run stopped before its first checkpoint
-  are not such a trace (that run is simply started again)."""
+  that got past a checkpoint (quarantined checkpoints; metrics logged after step 2 * checkpoint_every: the second
+  save waits for the first to commit, so such a run had a checkpoint), which a silent start from step 0 would mix
+  with the new one. Rows of a run stopped before its first checkpoint committed are not such a trace (that run is
+  simply started again)."""
   workdir = pathlib.Path(workdir)
   found = []
   corrupt = workdir / CORRUPT_DIR
   if corrupt.is_dir() and any(corrupt.iterdir()):
     found.append(f"unreadable checkpoints moved to {corrupt} ({', '.join(sorted(p.name for p in corrupt.iterdir()))})")
-  if last_logged_step >= checkpoint_every:
+  if last_logged_step > 2 * checkpoint_every:
     found.append(f"{workdir / 'metrics.jsonl'} logged up to step {last_logged_step}")
   if found:
     raise ConfigError(f"{workdir} holds an earlier run but no readable checkpoint ({'; '.join(found)}); not starting "
