@@ -181,7 +181,7 @@ _POSITIVE = ("data.batch_size", "train.num_steps", "train.log_every", "train.che
              "eval.ppl_epsilon", "eval.cas_steps", "train.eval_samples")
 _NON_NEGATIVE = ("objective.beta", "objective.kl_warmup_steps", "objective.free_bits",
                  "optimizer.grad_clip_norm", "optimizer.weight_decay", "optimizer.warmup_steps",
-                 "train.ema_decay", "train.sample_every", "train.eval_every", "eval.num_importance_samples", "gan.gp_weight",
+                 "train.ema_decay", "train.schedule_steps", "train.sample_every", "train.eval_every", "eval.num_importance_samples", "gan.gp_weight",
                  "gan.r1_weight", "gan.clip_value", "vaegan.gamma", "eval.ppl_samples", "eval.imputation_examples",
                  "eval.imputation_steps", "eval.cas_samples", "eval.cas_real_subset", "eval.num_devices")
 

@@ -35,7 +35,7 @@ def base() -> ml_collections.ConfigDict:
   c.model.features = (32, 64)       # conv widths, one stride-2 stage each
   c.model.latent_dim = 50
   c.model.activation = "tanh"
-  c.model.upsample = "nearest"     # conv decoder: nearest | pixel_shuffle | transpose (measured: nets/layers.py)
+  c.model.upsample = "nearest"     # conv decoder: nearest | pixel_shuffle | transpose (measured: NOTES.md)
   c.model.likelihood = "bernoulli"  # bernoulli | gaussian | gaussian_fixed | logistic
   c.model.gaussian_sigma = 0.1      # gaussian_fixed only
   c.model.conditional = False       # class label into encoder and decoder (conditional VAE)
@@ -68,6 +68,8 @@ def base() -> ml_collections.ConfigDict:
 
   c.train = ml_collections.ConfigDict()
   c.train.num_steps = 20_000
+  c.train.schedule_steps = 0        # steps the learning-rate schedules span; 0 = train.num_steps (set it to
+                                     # the old num_steps to extend a finished run on its original schedule)
   c.train.log_every = 100
   c.train.checkpoint_every = 5_000
   c.train.keep_checkpoints = 3

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from gen_jax import config as config_lib
+from gen_jax.models import optim
 from gen_jax.errors import CheckpointError, ConfigError, DatasetError
 from gen_jax.storage import atomic
 from gen_jax.storage.lock import FolderLock, FolderLockedError
@@ -306,14 +307,23 @@ def test_a_loss_that_grows_by_orders_of_magnitude_warns_once():
   assert LossWatch().check(5, {"d_loss": -1.0}) == [] and LossWatch().check(5, {"g_loss": float("nan")}) == []
 
 
-def test_raising_num_steps_at_a_resume_names_the_schedule_that_changes(tmp_path):
+def test_raising_num_steps_at_a_resume_names_the_schedule_that_changes_and_schedule_steps_keeps_it(tmp_path):
   def load(*overrides):
     return config_lib.apply_overrides(config_lib.load_config_file(str(REPO_ROOT / "configs/vae.py")), list(overrides))
 
   config_lib.save_config(load("train.num_steps=200"), tmp_path / "config.json")
   note = loop._schedule_change_note(tmp_path, load("train.num_steps=400"))
-  assert note(200).startswith("note: config.train.num_steps changed from 200 to 400: "
-                              "config.optimizer.schedule='constant_cosine' is computed over train.num_steps, so its "
+  assert note(200).startswith("note: the learning-rate schedules now span 400 steps instead of 200: "
+                              "config.optimizer.schedule='constant_cosine' spans the run's steps, so its "
                               "rate at step 200 goes from 0.0001 (the 200-step schedule) to 0.001 (a 400-step one)")
+  assert note(200).endswith("add --config.train.schedule_steps=200.")
   assert loop._schedule_change_note(tmp_path, load("train.num_steps=200")) is None
   assert loop._schedule_change_note(tmp_path, load("train.num_steps=400", "optimizer.schedule=constant")) is None
+  # Extending with schedule_steps = the old num_steps keeps the schedule: no note, and the optimizer's rate at every
+  # step is the 200-step schedule's (held at its final value past step 200).
+  kept = load("train.num_steps=400", "train.schedule_steps=200")
+  assert loop._schedule_change_note(tmp_path, kept) is None
+  assert optim.schedule_horizon(kept) == 200 and optim.schedule_horizon(load("train.num_steps=400")) == 400
+  original = optim.make_schedule(load("train.num_steps=200").optimizer, 200)
+  extended = optim.make_schedule(kept.optimizer, optim.schedule_horizon(kept))
+  assert [float(extended(t)) for t in (0, 150, 199, 300)] == [float(original(t)) for t in (0, 150, 199, 300)]

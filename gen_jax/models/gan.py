@@ -123,7 +123,7 @@ class GanFamily(ModelFamily):
     self.clip_value = float(gc.clip_value)
     self.batch_size = int(config.data.batch_size)
     self.latent_dim = int(config.model.latent_dim)
-    num_steps = int(config.train.num_steps)
+    num_steps = optim.schedule_horizon(config)
     self.g_tx = optim.make_optimizer(config.optimizer, num_steps)
     self.d_tx = optim.make_optimizer(config.d_optimizer, num_steps * self.n_critic)
     self.ema_decay = float(config.train.ema_decay)

@@ -87,6 +87,12 @@ def make_schedule(cfg, num_steps: int) -> optax.Schedule:
   raise ConfigError(f"config.optimizer.schedule={name!r} is not valid; choose one of {', '.join(SCHEDULES)}")
 
 
+def schedule_horizon(config) -> int:
+  """The number of steps the learning-rate schedules span: config.train.schedule_steps, or train.num_steps when 0.
+  Fixing it lets a finished run be extended (a larger num_steps) without changing the schedule it was trained on."""
+  return int(config.train.schedule_steps) or int(config.train.num_steps)
+
+
 def make_optimizer(cfg, num_steps: int) -> optax.GradientTransformation:
   """The full transformation: clipping -> (L2) -> optimizer with schedule."""
   sched = make_schedule(cfg, num_steps)

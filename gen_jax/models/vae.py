@@ -67,7 +67,7 @@ class VaeFamily(ModelFamily):
     self.num_classes = dataset.num_classes
     self.conditional = bool(config.model.conditional)
     self.model = build_vae(config.model, dataset.image_shape, dataset.num_classes, self.likelihood.params_per_channel)
-    self.tx = optim.make_optimizer(config.optimizer, config.train.num_steps)
+    self.tx = optim.make_optimizer(config.optimizer, optim.schedule_horizon(config))
     self.ema_decay = float(config.train.ema_decay)
     self.latent_dim = int(config.model.latent_dim)
     self.precision = precision_lib.from_config(config)

@@ -75,7 +75,7 @@ class VaeGanFamily(ModelFamily):
     self.precision = precision_lib.from_config(config)
     self.dec_train = self.decoder.with_policy(self.precision)
     self.dis_train = self.discriminator.with_policy(self.precision)
-    num_steps = int(config.train.num_steps)
+    num_steps = optim.schedule_horizon(config)
     self.tx = optim.make_optimizer(config.optimizer, num_steps)          # encoder and decoder
     self.d_tx = optim.make_optimizer(config.d_optimizer, num_steps)
     self.gamma = float(config.vaegan.gamma)

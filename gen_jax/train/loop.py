@@ -173,8 +173,8 @@ def _schedule_change_note(workdir: pathlib.Path, config):
   path = workdir / "config.json"
   if not path.exists():
     return None
-  saved = config_lib.to_dict(config_lib.load_saved_config(path))
-  old_n, new_n = int(saved["train"]["num_steps"]), int(config.train.num_steps)
+  saved_config = config_lib.load_saved_config(path)
+  old_n, new_n = optim.schedule_horizon(saved_config), optim.schedule_horizon(config)
   if old_n == new_n:
     return None
   current = config_lib.to_dict(config)
@@ -188,15 +188,24 @@ def _schedule_change_note(workdir: pathlib.Path, config):
     parts = []
     for s in sections:
       cfg = config[s]
-      scale = int(current.get("gan", {}).get("n_critic", 1)) if s == "d_optimizer" else 1
+      scale = _discriminator_steps_per_step(config) if s == "d_optimizer" else 1
       before = float(optim.make_schedule(cfg, old_n * scale)(step * scale))
       after = float(optim.make_schedule(cfg, new_n * scale)(step * scale))
-      parts.append(f"config.{s}.schedule={cfg.schedule!r} is computed over train.num_steps, so its rate at step {step} "
+      parts.append(f"config.{s}.schedule={cfg.schedule!r} spans the run's steps, so its rate at step {step} "
                    f"goes from {before:.3g} (the {old_n}-step schedule) to {after:.3g} (a {new_n}-step one)")
-    return (f"note: config.train.num_steps changed from {old_n} to {new_n}: " + "; ".join(parts) + ". Steps 0-"
-            f"{step} followed the {old_n}-step schedule, the rest follow the {new_n}-step one (a straight {new_n}-step "
-            "run differs).")
+    return (f"note: the learning-rate schedules now span {new_n} steps instead of {old_n}: " + "; ".join(parts) +
+            f". Steps 0-{step} followed the {old_n}-step schedule, the rest follow the {new_n}-step one (a straight "
+            f"{new_n}-step run differs). To keep the schedule this run started with, add "
+            f"--config.train.schedule_steps={old_n}.")
   return note
+
+
+def _discriminator_steps_per_step(config) -> int:
+  """Discriminator updates per train step (its schedule spans that many times the run's steps): the family's
+  batches per step (a GAN's n_critic; 1 for the VAE-GAN, whose D steps once per step)."""
+  from gen_jax.models.registry import family_class
+  capabilities = family_class(config.model.family).capabilities_for(config)
+  return int(capabilities.batches_per_step) if capabilities is not None else 1
 
 
 def _unread_optimizer_fields(saved: dict, current: dict) -> set[str]:
