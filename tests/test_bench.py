@@ -314,3 +314,60 @@ def test_step_profile_attributes_op_time_to_kinds_and_layers(make_config):
   assert total > 0 and "by op kind:" in text and "top ops:" in text
   layers = text.split("by layer:")[1].split("top ops:")[0]
   assert "fwd VAE" in layers and "bwd VAE" in layers   # the model's forward and gradient ops, by module
+
+
+@pytest.mark.parametrize("shape,cout,k,stride", [((2, 28, 28, 1), 8, 4, 2), ((2, 28, 28, 1), 4, 3, 2),
+                                                 ((3, 9, 7, 3), 5, 3, 1), ((2, 7, 7, 2), 3, 4, 2)])
+def test_conv_same_by_patches_is_the_same_convolution(shape, cout, k, stride):
+  from gen_jax.nets.layers import conv_same_by_patches
+  kx, kk, kg = jax.random.split(jax.random.key(3), 3)
+  x = jax.random.normal(kx, shape)
+  kernel = jax.random.normal(kk, (k, k, shape[-1], cout))
+  ref = lambda x, w: jax.lax.conv_general_dilated(x, w, (stride, stride), "SAME",   # noqa: E731
+                                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  out_ref, vjp_ref = jax.vjp(ref, x, kernel)
+  out, vjp = jax.vjp(lambda x, w: conv_same_by_patches(x, w, stride), x, kernel)
+  np.testing.assert_allclose(out, out_ref, rtol=1e-5, atol=1e-5)
+  g = jax.random.normal(kg, out.shape)
+  for a, b in zip(vjp(g), vjp_ref(g)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_small_input_conv_has_nn_conv_parameters_and_outputs(use_bias):
+  import flax.linen as nn
+  from gen_jax.nets.layers import SmallInputConv
+  x = jax.random.normal(jax.random.key(1), (2, 28, 28, 1))
+  ref = nn.Conv(16, (4, 4), strides=(2, 2), padding="SAME", use_bias=use_bias)
+  new = SmallInputConv(16, 4, 2, use_bias)
+  p_ref, p_new = ref.init(jax.random.key(2), x), new.init(jax.random.key(2), x)
+  assert jax.tree.structure(p_ref) == jax.tree.structure(p_new)
+  for a, b in zip(jax.tree.leaves(p_ref), jax.tree.leaves(p_new)):
+    np.testing.assert_array_equal(a, b)
+  p_ref = jax.tree.map(lambda a: a + 0.1, p_ref)
+  np.testing.assert_allclose(new.apply(p_ref, x), ref.apply(p_ref, x), rtol=1e-5, atol=1e-5)
+
+
+def test_image_layers_keep_their_parameters_under_spectral_norm_and_in_the_conv_vae():
+  """The discriminator's and the conv encoder's image layers and the conv decoder's output layer keep nn.Conv's
+  parameter paths and shapes; with spectral norm the discriminator still normalizes its first kernel."""
+  from gen_jax.nets.conv import ConvDecoder, ConvEncoder
+  from gen_jax.nets.dcgan import DCGANDiscriminator
+  x = jnp.zeros((2, 28, 28, 1))
+  d = DCGANDiscriminator(width=8, spectral_norm=True).init(jax.random.key(0), x, train=False)
+  assert d["params"]["conv_0"]["conv"]["kernel"].shape == (4, 4, 1, 8)
+  assert d["batch_stats"]["conv_0"]["sn"]["conv/kernel/u"].shape == (1, 8)   # its spectral-norm state
+  e = ConvEncoder((8, 16), 4).init(jax.random.key(0), x)["params"]
+  assert e["conv_0"]["kernel"].shape == (3, 3, 1, 8) and e["conv_0"]["bias"].shape == (8,)
+  dec = ConvDecoder((16, 8), (28, 28, 1)).init(jax.random.key(0), jnp.zeros((2, 4)))["params"]
+  assert dec["out"]["kernel"].shape == (3, 3, 8, 1) and dec["out"]["bias"].shape == (1,)
+
+
+def test_image_layers_ab_compiles_both_forms_and_restores_the_defaults(make_config):
+  from gen_jax.bench import image_layers
+  from gen_jax.nets import layers as nets_layers
+  config = make_config("configs/vae.py:conv", *TINY)
+  as_conv, as_matmul = image_layers.build(config, True), image_layers.build(config, False)
+  assert (nets_layers.SMALL_INPUT_CHANNELS, nets_layers.FEW_OUTPUT_CHANNELS) == (3, 3)
+  count = lambda bench: bench.compiled.as_text().count(" convolution(")   # noqa: E731
+  assert count(as_conv) > count(as_matmul)   # the image layers (forward and gradients) left XLA's convolutions

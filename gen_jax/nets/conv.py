@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from gen_jax.errors import ConfigError
-from gen_jax.nets.layers import DEFAULT_UPSAMPLE, Upsample2x, gaussian_heads
+from gen_jax.nets import layers as nets_layers
+from gen_jax.nets.layers import DEFAULT_UPSAMPLE, FewChannelConv, SmallInputConv, Upsample2x, gaussian_heads
 from gen_jax.nets.layers import activation as get_activation
 
 
@@ -45,7 +46,11 @@ class ConvEncoder(nn.Module):
       x = jnp.concatenate([x, label_maps], axis=-1)
     ks = (self.kernel_size, self.kernel_size)
     for i, f in enumerate(self.features):
-      x = act(nn.Conv(f, ks, strides=(2, 2), padding="SAME", name=f"conv_{i}")(x))
+      if x.shape[-1] <= nets_layers.SMALL_INPUT_CHANNELS:   # an image layer: the same conv as a patches matmul
+        conv = SmallInputConv(f, self.kernel_size, 2, name=f"conv_{i}")
+      else:
+        conv = nn.Conv(f, ks, strides=(2, 2), padding="SAME", name=f"conv_{i}")
+      x = act(conv(x))
     x = x.reshape(x.shape[0], -1)
     if self.dense:
       x = act(nn.Dense(self.dense, name="dense")(x))
@@ -77,4 +82,6 @@ class ConvDecoder(nn.Module):
     for i, f in enumerate(self.features):
       x = act(Upsample2x(f, self.upsample_method, self.kernel_size, name=f"up_{i}")(x))
     ks = (self.kernel_size, self.kernel_size)
+    if self.out_shape[2] <= nets_layers.FEW_OUTPUT_CHANNELS:   # an image layer: a matmul + shifted sum
+      return FewChannelConv(self.out_shape[2], self.kernel_size, name="out")(x)
     return nn.Conv(self.out_shape[2], ks, padding="SAME", name="out")(x)

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from gen_jax.nets.gan_layers import ConditionalBatchNorm, SNConv, SNDense, check_feature_layer, num_stages, projection
+from gen_jax.nets import layers as nets_layers
 from gen_jax.nets.layers import DEFAULT_UPSAMPLE, FewChannelConv, Upsample2x
 
 
@@ -39,7 +40,8 @@ class DCGANGenerator(nn.Module):
       x = Upsample2x(channels, self.upsample, name=f"up_{i}")(x)
       x = nn.relu(ConditionalBatchNorm(self.num_classes, name=f"bn_{i + 1}")(x, y, train))
     # The image layer has 1-3 output channels: the same conv computed as a matmul + shifted sum (faster on CPU).
-    out = FewChannelConv(c, 3, name="out") if c <= 3 else nn.Conv(c, (3, 3), padding="SAME", name="out")
+    few = c <= nets_layers.FEW_OUTPUT_CHANNELS
+    out = FewChannelConv(c, 3, name="out") if few else nn.Conv(c, (3, 3), padding="SAME", name="out")
     return jnp.tanh(out(x))
 
 

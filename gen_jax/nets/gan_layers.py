@@ -15,7 +15,8 @@ import numpy as np
 import flax.linen as nn
 
 from gen_jax.errors import ConfigError
-from gen_jax.nets.layers import ConvAvgPool
+from gen_jax.nets import layers as nets_layers
+from gen_jax.nets.layers import ConvAvgPool, SmallInputConv
 
 BASE_SIZES = (4, 7)  # Allowed low-resolution side lengths: 4 (32, 64, ...) or 7 (28, 56, ...).
 BN_MOMENTUM = 0.9  # Running-average momentum of generator batch norm (0.1 in PyTorch terms, as SNGAN/BigGAN).
@@ -86,6 +87,8 @@ class SNConv(nn.Module):
       if s != 1:
         raise ValueError("SNConv: pool=True needs strides=1 (the pooling is the stride)")
       layer = ConvAvgPool(self.features, k, self.use_bias, name="conv")
+    elif x.shape[-1] <= nets_layers.SMALL_INPUT_CHANNELS:   # an image layer: the same conv as a patches matmul
+      layer = SmallInputConv(self.features, k, s, self.use_bias, name="conv")
     else:
       layer = nn.Conv(self.features, (k, k), strides=(s, s), padding="SAME", use_bias=self.use_bias, name="conv")
     return maybe_sn(layer, self.spectral_norm, name="sn")(x, update_stats=update_stats)

@@ -204,6 +204,56 @@ class FewChannelConv(nn.Module):
     return conv_same_by_taps(x, kernel) + bias
 
 
+# Image layers: convolutions reading at most SMALL_INPUT_CHANNELS channels run as a patches matmul
+# (`SmallInputConv`), stride-1 convolutions writing at most FEW_OUTPUT_CHANNELS as a matmul + shifted sum
+# (`FewChannelConv`); the same functions and parameters as nn.Conv, faster on XLA:CPU. Read when a network is
+# traced, so `gen_jax.bench.image_layers` can set both to 0 to time the nn.Conv form against them.
+SMALL_INPUT_CHANNELS = 3
+FEW_OUTPUT_CHANNELS = 3
+
+
+def same_padding(kernel: int, stride: int, size: int) -> tuple[int, int]:
+  """XLA's 'SAME' padding (before, after) of one spatial axis."""
+  out = -(-size // stride)
+  total = max((out - 1) * stride + kernel - size, 0)
+  return total // 2, total - total // 2
+
+
+def conv_same_by_patches(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
+  """'SAME' convolution (NHWC, HWIO kernel, stride s) as patches [.., kh*kw*Cin] @ kernel [kh*kw*Cin, Cout].
+
+  The same function as `lax.conv_general_dilated(x, kernel, (s, s), 'SAME')`. Meant for inputs with few
+  channels (an image layer), where the patches are small and XLA:CPU's convolution kernels are slow; with
+  many input channels the patches would be kh*kw times the input.
+  """
+  kh, kw, cin, cout = kernel.shape
+  n, h, w, _ = x.shape
+  (top, bottom), (left, right) = same_padding(kh, stride, h), same_padding(kw, stride, w)
+  oh, ow = -(-h // stride), -(-w // stride)
+  xp = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+  cols = [xp[:, a:a + stride * (oh - 1) + 1:stride, b:b + stride * (ow - 1) + 1:stride, :]
+          for a in range(kh) for b in range(kw)]
+  patches = jnp.stack(cols, axis=3).reshape(n * oh * ow, kh * kw * cin)
+  return (patches @ kernel.reshape(kh * kw * cin, cout)).reshape(n, oh, ow, cout)
+
+
+class SmallInputConv(nn.Module):
+  """``nn.Conv(features, (k, k), strides=(s, s), padding='SAME')`` (same parameters) by `conv_same_by_patches`."""
+  features: int
+  kernel_size: int = 3
+  strides: int = 1
+  use_bias: bool = True
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    k = self.kernel_size
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, x.shape[-1], self.features))
+    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,)) if self.use_bias else None
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
+    out = conv_same_by_patches(x, kernel, self.strides)
+    return out if bias is None else out + bias
+
+
 class _DenseParams(nn.Module):
   """The kernel [in, out] and bias [out] of an ``nn.Dense(out)`` (same names, initializers and draw order),
   without applying them."""
