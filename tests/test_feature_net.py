@@ -1,4 +1,5 @@
-"""The feature classifier (gen_jax/eval/features/feature_net.py, train_feature_net.py) and the classification accuracy score.
+"""The feature classifiers (gen_jax/eval/features/feature_net.py, train_feature_net.py: the grey-data CNN and the
+colour-data ResNet with its resumable recipe) and the classification accuracy score.
 
 Training runs on a small real MNIST slice with a narrow network so the file stays within its time budget; the
 full-size network and the stored classifiers/ are trained by the command (see README / train_feature_net.py).
@@ -351,15 +352,22 @@ def test_command_trains_the_resnet_resumably_and_refuses_cnn_flags(tmp_path, mon
     widths: tuple = TINY_WIDTHS
 
   monkeypatch.setattr(tfn, "ResNetRecipe", Tiny)
+  monkeypatch.setitem(tfn.TARGETS, "npz", 99.9)
   x, y = _colour_data(80)
   data = tmp_path / "colour.npz"
   np.savez(data, x_train=x[:64], y_train=y[:64], x_test=x[64:], y_test=y[64:])
   out, work = tmp_path / "clf", tmp_path / "work"
   args = ["--dataset=npz", f"--data_path={data}", f"--out={out}", "--arch=resnet", "--epochs=2", "--batch_size=16",
-          f"--work_dir={work}", "--allow_below_target"]
+          f"--work_dir={work}"]
   assert tfn.main(args + ["--stop_after_epochs=1"]) == 0
-  assert not out.exists() and json.loads((work / tfn.HISTORY_FILE).read_text())[0]["epoch"] == 1
-  assert tfn.main(args) == 0
+  assert not out.exists() and [e["epoch"] for e in json.loads((work / tfn.HISTORY_FILE).read_text())] == [1]
+  with pytest.raises(GenJaxError, match="below the target 99.9.*--allow_below_target to save this network"):
+    tfn.main(args)
+  assert not out.exists()
+  history = json.loads((work / tfn.HISTORY_FILE).read_text())
+  assert [e["epoch"] for e in history] == [1, 2]
+  assert tfn.main(args + ["--allow_below_target"]) == 0  # resumes at the end: saves without training again
+  assert json.loads((work / tfn.HISTORY_FILE).read_text()) == history
   net = fn_lib.load_feature_net(out)
   assert net.arch.kind == "resnet" and net.meta["train_epochs"] == 2 and net.meta["train_steps"] == 8
   with pytest.raises(fn_lib.ConfigError, match="--epochs"):

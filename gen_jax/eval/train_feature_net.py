@@ -335,8 +335,8 @@ def train_resnet_classifier(images, labels, num_classes: int, recipe: ResNetReci
         losses.append(loss)
         accs.append(float(acc))
         if bar is not None:
+          bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", refresh=False)
           bar.update(1)
-          bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}")
       epochs_log.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "train_accuracy": float(np.mean(accs)),
                          "lr_end": lr_at((epoch + 1) * spe), "seconds": round(time.perf_counter() - t_epoch, 1)})
       if ckpts is not None:
@@ -373,6 +373,10 @@ def _load(args) -> Any:
   c.data.data_dir = args.data_dir
   c.data.tfds_dir = args.tfds_dir
   c.data.path = args.data_path
+  if args.num_train:
+    c.data.num_train = args.num_train
+  if args.num_test:
+    c.data.num_test = args.num_test
   return load_dataset(c.data)
 
 
@@ -395,6 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--learning_rate", type=float, default=0.0,
                  help=f"0 = {DEFAULT_LR} (cnn, Adam) / {ResNetRecipe.peak_lr} (resnet, peak SGD rate)")
   p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--num_train", type=int, default=0, help="use the first N train images (0 = all; quick checks)")
+  p.add_argument("--num_test", type=int, default=0, help="use the first N test images (0 = all; quick checks)")
   p.add_argument("--work_dir", default="",
                  help="resnet: checkpoints after every epoch; a rerun resumes ('' = runs/feature_net_<dataset>)")
   p.add_argument("--stop_after_epochs", type=int, default=0,
@@ -436,7 +442,8 @@ def main(argv: Sequence[str] | None = None) -> int:
       print(f"stopped after epoch {history['done_epochs']} of {recipe.epochs} (checkpointed in {work_dir}); "
             "rerun without --stop_after_epochs to finish.", flush=True)
       return 0
-    steps_note = f"--epochs={2 * recipe.epochs}"
+    fix = (f"Fix: train longer (--epochs={recipe.epochs + recipe.epochs // 2} --work_dir=<a new folder>), or rerun "
+           "this command with --allow_below_target to save this network (it resumes at the end: no training).")
     meta = dict(common, train_epochs=recipe.epochs, train_steps=recipe.epochs * history["steps_per_epoch"],
                 batch_size=recipe.batch_size, learning_rate=recipe.peak_lr, recipe=recipe.to_json(),
                 optimizer="sgd nesterov 0.9, weight decay 5e-4, linear warm-up (20%) then linear decay to 0; "
@@ -453,7 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dataset.train.images, dataset.train.labels, dataset.num_classes, num_steps=steps,
         batch_size=batch_size, learning_rate=learning_rate, seed=args.seed,
         eval_images=dataset.test.images, eval_labels=dataset.test.labels, progress=True)
-    steps_note = f"--steps={2 * steps}"
+    fix = f"Fix: train longer (--steps={2 * steps}) or pass --allow_below_target to save anyway."
     meta = dict(common, train_steps=steps, batch_size=batch_size, learning_rate=learning_rate,
                 optimizer="adam, linear warm-up + cosine decay to 1% of the lr", final_train_loss=history["loss"][-1],
                 train_seconds=round(history["train_seconds"], 1))
@@ -463,7 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{target if target is not None else 'none'}); training took {meta['train_seconds']:.0f} s", flush=True)
   if target is not None and acc < target and not args.allow_below_target:
     raise GenJaxError(f"test accuracy {acc:.2f}% is below the target {target}% for {args.dataset}; nothing saved. "
-                      f"Fix: train longer ({steps_note}) or pass --allow_below_target to save anyway.")
+                      + fix)
   meta.update({
       "test_accuracy": acc / 100.0, "target_accuracy": None if target is None else target / 100.0,
       "command": command, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

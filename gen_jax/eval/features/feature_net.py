@@ -246,7 +246,9 @@ def apply_net(module: nn.Module, params: Any, images: jax.Array) -> tuple[jax.Ar
 
 
 class FeatureNet:
-  """A trained feature network (FeatureCNN or FeatureResNet) and its record; `params` is its stored state. Inputs: float images [N, H, W, C] in [0, 1] (numpy or jax)."""
+  """A trained feature network (FeatureCNN or FeatureResNet) and its record; `params` is its stored state.
+
+  Inputs: float images [N, H, W, C] in [0, 1] (numpy or jax)."""
 
   def __init__(self, params: Any, arch: Architecture, meta: dict, directory: pathlib.Path | None = None):
     self.params = params
