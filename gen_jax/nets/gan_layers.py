@@ -87,7 +87,7 @@ class SNConv(nn.Module):
       if s != 1:
         raise ValueError("SNConv: pool=True needs strides=1 (the pooling is the stride)")
       layer = ConvAvgPool(self.features, k, self.use_bias, name="conv")
-    elif x.shape[-1] <= nets_layers.SMALL_INPUT_CHANNELS:   # an image layer: the same conv as a patches matmul
+    elif s > 1 and x.shape[-1] <= nets_layers.SMALL_INPUT_CHANNELS:   # image layer: the same conv, as a matmul
       layer = SmallInputConv(self.features, k, s, self.use_bias, name="conv")
     else:
       layer = nn.Conv(self.features, (k, k), strides=(s, s), padding="SAME", use_bias=self.use_bias, name="conv")

@@ -204,10 +204,11 @@ class FewChannelConv(nn.Module):
     return conv_same_by_taps(x, kernel) + bias
 
 
-# Image layers: convolutions reading at most SMALL_INPUT_CHANNELS channels run as a patches matmul
+# Image layers: stride-2 convolutions reading at most SMALL_INPUT_CHANNELS channels run as a patches matmul
 # (`SmallInputConv`), stride-1 convolutions writing at most FEW_OUTPUT_CHANNELS as a matmul + shifted sum
-# (`FewChannelConv`); the same functions and parameters as nn.Conv, faster on XLA:CPU. Read when a network is
-# traced, so `gen_jax.bench.image_layers` can set both to 0 to time the nn.Conv form against them.
+# (`FewChannelConv`); the same functions and parameters as nn.Conv, faster on XLA:CPU (a stride-1 conv reading
+# 1 channel, the SN-ResNet discriminator's first, measured no faster as patches and stays nn.Conv). Read when a
+# network is traced, so `gen_jax.bench.image_layers` can set both to 0 to time the nn.Conv form against them.
 SMALL_INPUT_CHANNELS = 3
 FEW_OUTPUT_CHANNELS = 3
 
