@@ -86,6 +86,12 @@ def entry_overrides(config_keys, args) -> list[str]:
   return out + list(args.set)
 
 
+def child_config_spec(config_spec: str) -> str:
+  """The spec with its file made absolute when it exists here (the PyTorch process runs in the repository root)."""
+  path, sep, variant = config_spec.partition(":")
+  return os.path.abspath(path) + sep + variant if os.path.isfile(path) else config_spec
+
+
 def jax_threading(hw: dict, jb) -> dict:
   """What sets the JAX side's threads: XLA flags, devices, the cores XLA:CPU's pool may use, compiler options."""
   return {"xla_flags": hw.get("xla_flags", ""), "num_devices": jb.describe()["num_devices"],
@@ -167,8 +173,8 @@ def main(argv=None) -> int:
     row_torch: dict = {}
     for mode in modes if use_torch else []:
       say(f"[{spec.name}] starting the PyTorch {mode} process ...")
-      child = torch_process.TorchProcess(spec.config_spec, overrides + list(spec.overrides), mode=mode,
-                                         backend=args.torch_compile_backend, threads=args.torch_threads)
+      child = torch_process.TorchProcess(child_config_spec(spec.config_spec), overrides + list(spec.overrides),
+                                         mode=mode, backend=args.torch_compile_backend, threads=args.torch_threads)
       key = "torch" if mode == "eager" else "torch_compile"
       row_torch[f"{key}_info"] = child.info
       if child.error:
