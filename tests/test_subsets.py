@@ -153,3 +153,10 @@ def test_encoding_pairs_are_balanced():
   encoded = np.concatenate(model.encoded)
   _assert_balanced(_classes(encoded), 20)
   assert "20 of 300 images, class-balanced" in out["protocol"]["encoding_pairs"]
+
+
+def test_image_grid_batch_is_balanced():
+  from gen_jax.data.sampler import BatchSampler
+  batch = BatchSampler(300, 10, None).visual_batch(_dataset(), 40, jax.random.key(0))
+  _assert_balanced(_classes(np.asarray(batch["image"])), 40)
+  np.testing.assert_array_equal(_classes(np.asarray(batch["image"])), np.asarray(batch["label"]))

@@ -16,7 +16,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from gen_jax import parallel
-from gen_jax.data import binarize
+from gen_jax.data import binarize, subsets
 from gen_jax.data.dataset import Dataset
 from gen_jax.data.synthetic import MixtureDataset, StackedMnist
 from gen_jax.errors import ConfigError
@@ -78,11 +78,12 @@ class BatchSampler:
     return batch, order
 
   def visual_batch(self, dataset, n: int, key: jax.Array) -> dict:
-    """A fixed batch of test images (reconstructions, interpolations, image grids)."""
+    """A fixed batch of test images (reconstructions, interpolations, image grids): a seeded class-balanced draw
+    (gen_jax/data/subsets.py, seed 0, purpose 'grid'), not the first n (an image folder is ordered by class)."""
     test = dataset.test
-    n = min(n, len(test.images))
-    labels = test.labels[:n] if test.labels is not None else np.zeros(n, np.int32)
-    return {"image": self.to_model_input(jnp.asarray(test.images[:n]), key), "label": jnp.asarray(labels, jnp.int32)}
+    idx, images, labels = subsets.subset(test, n, 0, "grid")
+    labels = labels if labels is not None else np.zeros(len(idx), np.int32)
+    return {"image": self.to_model_input(jnp.asarray(images), key), "label": jnp.asarray(labels, jnp.int32)}
 
   def to_model_input(self, images_uint8: jax.Array, key: jax.Array) -> jax.Array:
     """uint8 pixels -> model input in [0, 1]; dynamic binarization draws Bernoulli(pixel / 255) (to 7.7e-6:
