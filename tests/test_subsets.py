@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
+from gen_jax import schema
 from gen_jax.data import subsets
 from gen_jax.data.dataset import ArraySplit, Dataset
 from gen_jax.errors import ConfigError
@@ -120,8 +120,8 @@ def _dataset():
 
 
 def test_sample_quality_reference_and_floor_are_balanced():
-  cfg = ml_collections.ConfigDict(dict(num_samples=40, kid_subsets=2, kid_subset_size=20, pr_k=3, dc_k=3,
-                                       batch_size=40))
+  cfg = schema.base().eval
+  cfg.update(num_samples=40, kid_subsets=2, kid_subset_size=20, pr_k=3, dc_k=3, batch_size=40)
   out = evaluate_sample_quality(_Model(), _dataset(), _Features(), jax.random.key(0), cfg, seed=0)
   _assert_balanced(_classes(out["real"]), 40)
   _assert_balanced(_classes(out["floor_set"]), 40)
