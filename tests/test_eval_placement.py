@@ -58,7 +58,10 @@ def test_every_group_gives_the_same_numbers_on_one_and_on_four_devices(make_conf
   assert not any("skipped" in p for p in results[4]["protocol"].values()), results[4]["protocol"]
   assert set(one) == set(four) and {"nll", "fd_classifier", "ppl_encoding_lerp", "impute_mse_half"} <= set(one)
   for name in one:
-    np.testing.assert_allclose(four[name], one[name], rtol=2e-3, atol=1e-5, err_msg=name)
+    # Path lengths are finite differences of features over epsilon^2: float reassociation across devices moves
+    # them more than the other metrics (up to 1.4% seen on the tiny model), so they get a looser tolerance.
+    rtol = 3e-2 if name.startswith("ppl_") else 2e-3
+    np.testing.assert_allclose(four[name], one[name], rtol=rtol, atol=1e-5, err_msg=name)
   assert results[4]["protocol"]["likelihood"]["devices"].startswith("4 cpu device(s)")
   assert results[1]["protocol"]["likelihood"]["devices"].startswith("1 cpu device(s)")
   assert results[4]["devices"] == results[4]["protocol"]["likelihood"]["devices"]   # eval.py's eval_hardware
