@@ -218,10 +218,9 @@ class GanFamily(ModelFamily):
       i, x, y = inputs
       return self.discriminator_step(gen, disc, x, y, jax.random.fold_in(key, i))
 
-    # The critic steps are unrolled at trace time, not run by lax.scan: XLA:CPU runs the convolutions
-    # inside a while loop about 3x slower than the same ops outside one (measured on the DCGAN update:
-    # 985 ms with a scan of one critic step, 290 ms unrolled). n_critic is small (1-5), so the compile
-    # time it adds is small too.
+    # The critic steps are unrolled at trace time, not run by lax.scan: XLA:CPU runs convolutions inside a
+    # while loop several times slower than outside one (NOTES.md, "Loops and convolutions"). n_critic is
+    # small (1-5), so the compile time it adds is small too.
     per_step = []
     for i in range(self.n_critic):
       disc, aux = critic_body(disc, (i, xs[i], ys[i]))

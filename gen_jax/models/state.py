@@ -81,7 +81,7 @@ def ordered_after(tree: Any, deps: Any) -> Any:
   A donated parameter is updated in place only if XLA can prove every read of its old value happens
   before the write. Reads that are not ancestors of the update itself (a layer's input gradient, which
   feeds the layers below; a parameter-norm metric) make XLA's copy insertion copy every parameter at the
-  start of the step instead: 0.6 ms of a 17 ms MLP VAE step at batch 1000 on the 2-core sandbox CPU.
+  start of the step instead (measured in NOTES.md, "CPU speed vs PyTorch eager").
   Passing the parameters through `+ 0 * isnan(d)` for scalars d that depend on all those reads (the
   gradient norm depends on every input gradient) orders the update after them. The added zero changes
   no value (finite or not, whatever d is; only a -0.0 becomes +0.0) and fuses into the update.
