@@ -74,7 +74,7 @@ class Run:
 
   def compiler_options(self):
     """The train step's XLA compiler options (config.train.cpu_conv_kernels; None off CPU)."""
-    choice = self.config.train.get("cpu_conv_kernels", cpu_kernels.DEFAULT_CPU_CONV_KERNELS)
+    choice = self.config.train.cpu_conv_kernels
     return cpu_kernels.compiler_options(choice, self.mesh.devices.flat[0].platform)
 
   def compile_train_step(self, steps_per_call: int = 1, accumulate: bool = False):
@@ -310,11 +310,11 @@ def _train_locked(config, workdir: pathlib.Path, *, mesh, family, progress, inte
   tc = config.train
   num_steps = int(tc.num_steps)
   log_every, ckpt_every = int(tc.log_every), int(tc.checkpoint_every)
-  sample_every = int(tc.get("sample_every", 0))
-  steps_per_dispatch = int(tc.get("steps_per_dispatch", 1))
+  sample_every = int(tc.sample_every)
+  steps_per_dispatch = int(tc.steps_per_dispatch)
 
   workdir.mkdir(parents=True, exist_ok=True)
-  ckpts = Checkpoints(workdir, keep=int(tc.get("keep_checkpoints", 3)))
+  ckpts = Checkpoints(workdir, keep=int(tc.keep_checkpoints))
   log = MetricsLog(workdir, enabled=main)
 
   restored = ckpts.restore_latest_good(run.abstract_state())
@@ -353,7 +353,7 @@ def _train_locked(config, workdir: pathlib.Path, *, mesh, family, progress, inte
     print(f"Note: config.train.steps_per_dispatch={steps_per_dispatch} exceeds the shortest of log_every / "
           f"checkpoint_every / sample_every / eval_every ({shortest}), so most calls run single steps; raise those "
           f"periods to a multiple of {steps_per_dispatch} to get {steps_per_dispatch} steps per call.", flush=True)
-  if (steps_per_dispatch > 1 and main and config.model.get("arch", "mlp") != "mlp"
+  if (steps_per_dispatch > 1 and main and config.model.arch != "mlp"
       and run.mesh.devices.flat[0].platform == "cpu"):
     print(f"Note: config.train.steps_per_dispatch={steps_per_dispatch} with a convolutional model on CPU: "
           "XLA:CPU runs a convolution's kernel gradient inside the multi-step loop on a slow generic path "
