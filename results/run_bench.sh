@@ -6,6 +6,9 @@
 # when the cores are oversubscribed). Short rounds (>= 3 steps and >= 2 s, 3 rounds) so that the whole run stays
 # within about 10 minutes on 2 cores (not yet timed on a quiet machine; inductor's compiles are most of it);
 # resnet_gan runs at batch 16 on CPU. TORCH_MODES=eager skips torch.compile.
+# The CIFAR-10 colour rows (issue 20; need the CIFAR-10 data, not yet recorded) are an option:
+#   ENTRIES=mlp_vae,conv_vae,dcgan,resnet_gan@16,vaegan,mlp_vae@1000,dcgan_cifar10@32,conv_vae_cifar10@32 \
+#     results/run_bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHONPATH=. ${PYTHON:-python} -m gen_jax.bench \

@@ -371,3 +371,76 @@ def test_image_layers_ab_compiles_both_forms_and_restores_the_defaults(make_conf
   assert (nets_layers.SMALL_INPUT_CHANNELS, nets_layers.FEW_OUTPUT_CHANNELS) == (3, 3)
   count = lambda bench: bench.compiled.as_text().count(" convolution(")   # noqa: E731
   assert count(as_conv) > count(as_matmul)   # the image layers (forward and gradients) left XLA's convolutions
+
+
+# --- the 32x32 colour entries (issue 20), on the synthetic CIFAR-10 binary release of test_cifar10.py ------------
+
+COLOUR_SMALL = {"dcgan_cifar10": ("model.g_width=8", "model.d_width=8"),
+                "conv_vae_cifar10": ("model.features=(8, 16)", "model.latent_dim=8")}
+
+
+def _synthetic_cifar10(tmp_path) -> list[str]:
+  from tests.test_cifar10 import write_binary_release
+  write_binary_release(tmp_path)   # 20 train / 4 test images
+  return [f"data.data_dir={tmp_path}", f"data.tfds_dir={tmp_path / 'tfds'}", "data.num_train=20",
+          "data.num_test=4", "data.batch_size=8"]
+
+
+@pytest.mark.parametrize("name", sorted(COLOUR_SMALL))
+def test_colour_entries_bench_two_steps_at_32x32x3(tmp_path, name):
+  from gen_jax.bench.__main__ import main
+  assert runner.BENCH_CONFIGS[name].endswith("cifar10")
+  out = tmp_path / "bench.json"
+  sets = [f"--set={s}" for s in (*_synthetic_cifar10(tmp_path), *COLOUR_SMALL[name])]
+  assert main([f"--configs={name}@8", "--min_steps=2", "--min_seconds=0", "--repeats=1", "--warmup=1", "--no_peak",
+               f"--json={out}", "--quiet", *sets]) == 0
+  row = json.loads(out.read_text())[0]
+  assert row["config"] == f"{name}@8" and row["batch_size"] == 8 and row["steps_per_s"] > 0
+  assert row["flops_per_step"] > 0 and not row["cpu_sized_batch"]
+
+
+def test_colour_entries_run_at_a_cpu_sized_batch_by_default(monkeypatch):
+  from gen_jax.bench import __main__ as bench_main
+  seen = {}
+  monkeypatch.setattr(runner, "parse_specs", lambda entries, configs: seen.setdefault("entries", entries) and [])
+  with pytest.raises(ConfigError, match="no benchmark entries"):
+    bench_main.main(["--configs=dcgan_cifar10,conv_vae_cifar10", "--no_peak", "--quiet"])
+  if jax.default_backend() == "cpu":
+    assert seen["entries"] == "dcgan_cifar10@32,conv_vae_cifar10@32"
+
+
+@pytest.mark.parametrize("name", sorted(COLOUR_SMALL))
+def test_torch_reference_of_colour_entries_has_the_same_parameter_counts(tmp_path, make_config, name):
+  """The PyTorch nets take 3 channels at 32x32 (the VAE's decoder 2 x 3 logistic parameters) and train a step."""
+  extra = (*_synthetic_cifar10(tmp_path), *COLOUR_SMALL[name])
+  test_torch_reference_has_the_same_parameter_counts(make_config, runner.BENCH_CONFIGS[name], extra)
+
+
+def test_torch_discretized_logistic_matches_gen_jax():
+  torch = pytest.importorskip("torch")
+  from gen_jax.objectives.likelihoods import DiscretizedLogisticLikelihood
+  rng = np.random.default_rng(0)
+  x = (rng.integers(0, 256, (4, 5, 6, 3)) / 255.0).astype(np.float64)
+  x[0, 0, 0], x[1, 1, 1] = 0.0, 1.0   # both edge bins
+  out = np.concatenate([rng.uniform(-0.5, 1.5, x.shape), rng.uniform(-9.0, 2.0, x.shape)], axis=-1)
+  with jax.enable_x64(True):
+    want = np.asarray(DiscretizedLogisticLikelihood().log_prob(jnp.asarray(x), jnp.asarray(out)))
+  got = torch_reference.discretized_logistic_log_prob(torch.from_numpy(x.transpose(0, 3, 1, 2)),
+                                                      torch.from_numpy(out.transpose(0, 3, 1, 2))).numpy()
+  np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+def test_colour_vae_likelihood_defaults_are_the_readmes():
+  """:conv,cifar10 and :conv,folder evaluate NLL with k=100 on a 2000-image subset (README's configs table); the
+  MNIST conv VAE keeps k=5000 on the whole test split."""
+  import re
+
+  from gen_jax import config as config_lib
+  row = next(line for line in (runner.REPO_ROOT / "README.md").read_text().splitlines()
+             if line.startswith("| `configs/vae.py:conv,cifar10`"))
+  k, n = (int(v) for v in re.search(r"k=(\d+) importance samples on a .*?(\d+)-image", row).groups())
+  for variant in ("conv,cifar10", "conv,folder"):
+    c = config_lib.load_config_file(str(runner.REPO_ROOT / f"configs/vae.py:{variant}"))
+    assert (c.eval.num_importance_samples, c.eval.num_examples) == (k, n) == (100, 2000), variant
+  c = config_lib.load_config_file(str(runner.REPO_ROOT / "configs/vae.py:conv"))
+  assert (c.eval.num_importance_samples, c.eval.num_examples) == (5000, 0)

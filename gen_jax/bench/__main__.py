@@ -5,12 +5,13 @@ achieved FLOP/s (XLA cost analysis x steps/s) as a fraction of the machine's mea
 with --torch the same architecture's update in PyTorch (eager, and torch.compile where it works), each in its
 own child process at PyTorch's default threading, timed in rounds alternating with the JAX step's, and the
 median of the per-round ratios. On CPU the large configs run at CPU-sized batches unless an entry names one
-(resnet_gan -> resnet_gan@16; the output says so).
+(resnet_gan -> resnet_gan@16, dcgan_cifar10 and conv_vae_cifar10 -> @32; the output says so).
 Prints a table and the hardware; --json writes the rows, --markdown a report. --eval_memory adds the
 bounded-memory NLL rows, --scaling=1,2,4,8 the data-parallel table (one subprocess per device count).
 
-Entries of --configs: mlp_vae, conv_vae, dcgan, resnet_gan, vaegan, or a config spec (configs/vae.py:conv);
-append @BATCH for a batch size (mlp_vae@4096). --config=SPEC may be repeated.
+Entries of --configs: mlp_vae, conv_vae, dcgan, resnet_gan, vaegan, the CIFAR-10 colour entries dcgan_cifar10 and
+conv_vae_cifar10 (not in the default list), or a config spec (configs/vae.py:conv); append @BATCH for a batch size
+(mlp_vae@4096). --config=SPEC may be repeated.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from gen_jax.storage.atomic import write_text_atomic
 
 DEFAULT_CONFIGS = "mlp_vae,conv_vae,dcgan,resnet_gan,vaegan"
 # Batch sizes used on CPU for entries without '@BATCH' (the config's 64 x 5 critic steps: minutes per round).
-CPU_BATCHES = {"resnet_gan": 16}
+CPU_BATCHES = {"resnet_gan": 16, "dcgan_cifar10": 32, "conv_vae_cifar10": 32}
 
 
 def parse_args(argv):

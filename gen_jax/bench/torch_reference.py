@@ -127,9 +127,11 @@ class MlpVae(nn.Module if torch else object):
 
 
 class ConvVae(nn.Module if torch else object):
-  """gen_jax.nets.conv ConvEncoder / ConvDecoder with 'nearest' upsampling, Bernoulli logits."""
+  """gen_jax.nets.conv ConvEncoder / ConvDecoder with 'nearest' upsampling; `params_per_channel` decoder outputs
+  per image channel (1: Bernoulli logits; 2: [location | log-scale] channel blocks of the logistic likelihood)."""
 
-  def __init__(self, image_shape=(28, 28, 1), features=(32, 64), latent: int = 32, activation: str = "relu"):
+  def __init__(self, image_shape=(28, 28, 1), features=(32, 64), latent: int = 32, activation: str = "relu",
+               params_per_channel: int = 1):
     super().__init__()
     h, w, c = image_shape
     self.act = _activation(activation)
@@ -142,7 +144,7 @@ class ConvVae(nn.Module if torch else object):
     self.dense = nn.Linear(latent, flat)
     rchans = [self.c0, *features[::-1]]
     self.ups = nn.ModuleList(SameConv(a, b, 3, 1) for a, b in zip(rchans[:-1], rchans[1:]))
-    self.out = SameConv(rchans[-1], c, 3, 1)
+    self.out = SameConv(rchans[-1], c * params_per_channel, 3, 1)
 
   def encode(self, x):
     h = x
@@ -158,13 +160,31 @@ class ConvVae(nn.Module if torch else object):
     return self.out(h)
 
 
-def vae_loss(model, x, eps):
-  """Negative ELBO (Bernoulli likelihood, analytic KL), mean over the batch; eps [B, L] standard normal."""
+def discretized_logistic_log_prob(x, out, num_bins: int = 256):
+  """gen_jax.objectives.likelihoods 'logistic': out [B, 2C, H, W] = [location | log-scale (clipped to +-7)],
+  x [B, C, H, W] on the grid k / 255; log-mass per image (edge bins extended to +-inf), summed over pixels."""
+  c = x.shape[1]
+  loc, log_scale = out[:, :c], out[:, c:].clamp(-7.0, 7.0)
+  h = 0.5 / (num_bins - 1)
+  inv_scale = torch.exp(-log_scale)
+  a, b = (x - loc + h) * inv_scale, (x - loc - h) * inv_scale
+  log_cdf_plus, log_one_minus_cdf_min = -F.softplus(-a), -F.softplus(b)
+  interior = log_cdf_plus + log_one_minus_cdf_min + torch.log(-torch.expm1(-2.0 * h * inv_scale))
+  lp = torch.where(x < h, log_cdf_plus, torch.where(x > 1.0 - h, log_one_minus_cdf_min, interior))
+  return lp.flatten(1).sum(dim=1)
+
+
+def vae_loss(model, x, eps, likelihood: str = "bernoulli"):
+  """Negative ELBO (Bernoulli or discretized logistic likelihood, analytic KL), mean over the batch; eps [B, L]
+  standard normal."""
   mean, logvar = model.encode(x)
   z = mean + torch.exp(0.5 * logvar) * eps
-  logits = model.decode(z).reshape(x.shape[0], -1)
-  target = x.reshape(x.shape[0], -1)
-  recon = torch.sum(target * logits - F.softplus(logits), dim=1)
+  if likelihood == "logistic":
+    recon = discretized_logistic_log_prob(x, model.decode(z))
+  else:
+    logits = model.decode(z).reshape(x.shape[0], -1)
+    target = x.reshape(x.shape[0], -1)
+    recon = torch.sum(target * logits - F.softplus(logits), dim=1)
   kl = 0.5 * torch.sum(torch.exp(logvar) + mean * mean - 1.0 - logvar, dim=1)
   return -recon.mean() + kl.mean()
 
@@ -358,12 +378,16 @@ class TorchBench:
                       self.gen)
     self.ema_decay = float(config.train.get("ema_decay", 0.0))
     if family == "vae":
-      if mc.likelihood != "bernoulli" or config.objective.name != "elbo" or int(config.objective.num_samples) != 1:
-        raise ValueError("the PyTorch reference implements the Bernoulli single-sample ELBO VAE only")
+      likelihoods = ("bernoulli",) if mc.arch == "mlp" else ("bernoulli", "logistic")
+      if mc.likelihood not in likelihoods or config.objective.name != "elbo" or int(config.objective.num_samples) != 1:
+        raise ValueError(f"the PyTorch reference implements the single-sample ELBO {mc.arch} VAE with the "
+                         f"{' or '.join(likelihoods)} likelihood only, not {mc.likelihood!r}")
+      self.likelihood = str(mc.likelihood)
       if mc.arch == "mlp":
         self.model = MlpVae(h * w * c, tuple(mc.hidden), int(mc.latent_dim), mc.activation)
       else:
-        self.model = ConvVae(self.shape, tuple(mc.features), int(mc.latent_dim), mc.activation)
+        self.model = ConvVae(self.shape, tuple(mc.features), int(mc.latent_dim), mc.activation,
+                             2 if self.likelihood == "logistic" else 1)
       self.opt = _adam(self.model.parameters(), config.optimizer)
       self.update = self._vae_update
     elif family == "gan":
@@ -413,7 +437,7 @@ class TorchBench:
     x = self.data.next()
     eps = torch.randn(x.shape[0], int(self.config.model.latent_dim), generator=self.gen)
     self.opt.zero_grad(set_to_none=True)
-    self._vae_loss(self.model, x, eps).backward()
+    self._vae_loss(self.model, x, eps, self.likelihood).backward()
     self.opt.step()
 
   def _gan_update(self):
