@@ -104,7 +104,8 @@ def main() -> int:
     shutil.rmtree(runs.with_name(runs.name + "_restored"), ignore_errors=True)
     restore = pathlib.Path(shutil.copytree(restore, runs.with_name(runs.name + "_restored")))
   fingerprint["eval"] = evaluate_all(restore)
-  pathlib.Path(args.out).write_text(json.dumps(fingerprint, indent=1, sort_keys=True))
+  from gen_jax.storage.atomic import write_json_atomic
+  write_json_atomic(pathlib.Path(args.out), fingerprint)
   return 0
 
 
