@@ -160,3 +160,14 @@ def test_image_grid_batch_is_balanced():
   batch = BatchSampler(300, 10, None).visual_batch(_dataset(), 40, jax.random.key(0))
   _assert_balanced(_classes(np.asarray(batch["image"])), 40)
   np.testing.assert_array_equal(_classes(np.asarray(batch["image"])), np.asarray(batch["label"]))
+
+
+def test_stacked_grid_batch_is_balanced_in_every_channel():
+  """Stacked MNIST grids: each channel a balanced draw, labels = 100 r + 10 g + b (not the split's first 3n)."""
+  from gen_jax.data.sampler import StackedMnistSampler
+  batch = StackedMnistSampler(300, 10, None).visual_batch(_dataset(), 40, jax.random.key(0))
+  image = np.asarray(batch["image"])
+  channels = [_classes(image[..., c:c + 1]) for c in range(3)]
+  for classes in channels:
+    _assert_balanced(classes, 40)
+  np.testing.assert_array_equal(channels[0] * 100 + channels[1] * 10 + channels[2], np.asarray(batch["label"]))

@@ -119,11 +119,13 @@ class StackedMnistSampler(BatchSampler):
     return {"image": image, "label": label}, order
 
   def visual_batch(self, dataset, n: int, key: jax.Array) -> dict:
+    """n stacked test images: each channel a seeded class-balanced draw of digits (purposes 'grid_r', 'grid_g',
+    'grid_b'), so the grid shows every digit in every channel, not the split's first 3n images."""
     test = dataset.test
     n = min(n, len(test.images) // 3)
-    parts = [test.images[i * n:(i + 1) * n] for i in range(3)]
-    image = self.to_model_input(jnp.asarray(np.concatenate(parts, axis=-1)), key)
-    labels = (test.labels[:n] * 100 + test.labels[n:2 * n] * 10 + test.labels[2 * n:3 * n]).astype(np.int32)
+    draws = [subsets.subset(test, n, 0, f"grid_{c}") for c in "rgb"]
+    image = self.to_model_input(jnp.asarray(np.concatenate([d[1] for d in draws], axis=-1)), key)
+    labels = (draws[0][2] * 100 + draws[1][2] * 10 + draws[2][2]).astype(np.int32)
     return {"image": image, "label": jnp.asarray(labels)}
 
 
