@@ -146,6 +146,26 @@ def test_reports_from_one_or_two_ledger_folders_are_identical(tmp_path):
   assert partial["missing"] == ["a__mnist__seed2", "b__mnist__seed2", "c__mnist__seed2"]
 
 
+def test_headline_table_marks_baseline_losers_and_states_the_baselines(tmp_path):
+  """The README's table: one row per entry with mean [CI]; the entry worse than mean fill is marked (×), not bold;
+  the last row carries the real-data floor and the mean-fill baseline."""
+  records = _synthetic_records()
+  for r in records.values():
+    r["metrics"]["metrics"]["fd_classifier_floor"] = 1.5
+  _write_ledger(tmp_path / "l", records.values())
+  paths = study_report.build_study_report([tmp_path / "l"], tmp_path / "r", INFO)
+  rows = {line.split("|")[1].strip(" *"): [c.strip() for c in line.split("|")[2:-1]]
+          for line in paths["headline_md"].read_text().splitlines() if line.startswith("| ")}
+  header = rows.pop("entry")
+  fd = header.index("Fréchet distance (classifier features) ↓")
+  imp = next(i for i, h in enumerate(header) if h.startswith("Imputation MSE, half mask"))
+  assert rows["a"][fd].startswith("**10.000 \\[") and rows["b"][fd].startswith("30.")      # a wins FD
+  assert rows["a"][imp].endswith("×") and "**" not in rows["a"][imp] and rows["b"][imp].startswith("**")
+  assert rows["baseline"][imp] == "mean fill 0.0670" and rows["baseline"][fd] == "real data 1.500"
+  assert rows["a"][header.index("seeds")] == "0, 1, 2"
+  assert "| **a** |" in paths["report_md"].read_text()   # the same table heads the full report
+
+
 # ----------------------------------------------------------------------------------------------------- study files
 def test_study_files_plan_equal_images_and_refuse_bad_input(tmp_path):
   study = study_lib.load_study(str(REPO / "studies/mnist.py"))

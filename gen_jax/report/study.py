@@ -270,6 +270,57 @@ def _plot_curves(dataset: str, data: dict, path: pathlib.Path) -> bool:
   return True
 
 
+# The headline table (report top, headline.md for the README): entries as rows, the metrics researchers compare
+# families by as columns. A metric no entry has is left out.
+HEADLINE = ("fd_classifier", "precision", "recall", "coverage", "nll_bits_per_dim", "ppl_prior_slerp",
+            "impute_mse_half", "impute_mse_centre", "impute_mse_random")
+
+
+def _compact(name: str, summary: dict) -> str:
+  """mean [lo, hi] without the seed count (the table states it once per row)."""
+  if summary["n"] == 0:
+    return "—"
+  if summary["ci_low"] is None:
+    return _fmt(name, summary["mean"])
+  return f"{_fmt(name, summary['mean'])} [{_fmt(name, summary['ci_low'])}, {_fmt(name, summary['ci_high'])}]"
+
+
+def headline_table(dataset: str, data: dict) -> Table:
+  """Entries x HEADLINE metrics: mean [95% CI], bold = wins or ties for best, × = marked (not ranked); a last row
+  with the real-data floor / mean-fill baseline of each column."""
+  names = [n for n in HEADLINE if n in data["metrics"]]
+  header = ["entry", "seeds"] + [
+      f"{data['metrics'][n]['label']}{' (' + data['metrics'][n]['unit'] + ')' if data['metrics'][n]['unit'] else ''} "
+      f"{specs.spec_or_unknown(n).arrow}".strip() for n in names]
+  rows = []
+  for e in data["entries"]:
+    cells = [Cell(e, bold=True), ", ".join(str(s) for s in data["seeds"][e])]
+    for n in names:
+      row = data["metrics"][n]
+      s = row["entries"].get(e)
+      if s is None or s["n"] == 0:
+        cells.append("—")
+        continue
+      text = _compact(n, s) + (" ×" if s["verdict"]["marked"] else "")
+      winners = set(row["winner"]["entries"]) if row["winner"] else set()
+      cells.append(Cell(text, bold=e in winners, title=s["verdict"]["marked"] or ""))
+    rows.append(cells)
+  baseline = [Cell("baseline", bold=True), ""]
+  for n in names:
+    row = data["metrics"][n]
+    base = data["metrics"].get(f"{n}_meanfill")
+    if row["floor"] is not None:
+      baseline.append(f"real data {_fmt(n, row['floor'])}")
+    elif base is not None:
+      means = [v["mean"] for v in base["entries"].values() if v["n"]]
+      baseline.append(f"mean fill {_fmt(n, sum(means) / len(means))}" if means else "")
+    else:
+      baseline.append("")
+  rows.append(baseline)
+  return Table(header, rows, caption=f"{dataset}: mean [95% CI] over seeds; bold = wins or ties for best; "
+                                     f"× = marked by the ranking rule (not ranked); last row: the baselines")
+
+
 def _blocks(agg: dict, figures: dict) -> list:
   info = agg["study"]
   blocks: list = [Heading(1, f"Study: {info['name']}")]
@@ -292,6 +343,8 @@ def _blocks(agg: dict, figures: dict) -> list:
     lines = _summary_sentences(dataset, data)
     blocks.append(Paragraph([Cell(dataset, bold=True)]))
     blocks.append(BulletList([[line] for line in lines] or [["no ranked metric recorded yet"]]))
+  for dataset, data in agg["datasets"].items():
+    blocks.append(headline_table(dataset, data))
   st = agg["statistics"]
   blocks.append(Paragraph([f"Intervals: {st['interval']}. Differences: {st['test']}. "
                            "A 'win' is significant against every other ranked entry; otherwise the entries not "
@@ -419,4 +472,8 @@ def build_study_report(ledger_dirs: Sequence[str | pathlib.Path], out_dir: str |
   write_text_atomic(paths["index_html"], render.to_html(title, blocks))
   write_text_atomic(paths["report_md"], render.to_markdown(title, blocks))
   write_text_atomic(paths["report_json"], json.dumps(agg, indent=1, sort_keys=True, default=str) + "\n")
+  # The headline tables alone, for a README: the same cells as the report's.
+  paths["headline_md"] = out_dir / "headline.md"
+  write_text_atomic(paths["headline_md"], render.to_markdown(
+      title, [headline_table(d, data) for d, data in agg["datasets"].items()]))
   return paths
