@@ -14,7 +14,7 @@ import difflib
 import importlib.util
 import json
 import pathlib
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import ml_collections
 
@@ -24,26 +24,38 @@ ConfigDict = ml_collections.ConfigDict
 _MISSING = object()
 
 
-def load_config_file(spec: str) -> ConfigDict:
-  """Imports `path.py[:arg]` and returns its `get_config(arg)`."""
+def load_get_config_file(spec: str, kind: str = "config", call: str = "get_config()",
+                         missing_hint: Callable[[], str] = lambda: "") -> tuple[ConfigDict, str, str]:
+  """Imports the Python file of `path.py[:arg]` and returns (its get_config(arg) or get_config(), path, arg).
+
+  The one loader of config files and study files: `kind` ('config', 'study') names the file in errors, `call` the
+  function it must define, `missing_hint()` the fix appended when the file does not exist (e.g. the files there
+  are). A ValueError raised by get_config (an unknown variant) becomes a ConfigError with its message.
+  """
   path, _, arg = spec.partition(":")
   file = pathlib.Path(path)
   if not file.is_file():
-    available = sorted(p.name for p in configs_dir().glob("*.py") if p.name != "__init__.py")
-    raise ConfigError(f"config file {path!r} does not exist; pass --config=configs/<name>.py "
-                      f"(available: {', '.join(available)})")
-  module_spec = importlib.util.spec_from_file_location(f"gen_jax_config_{file.stem}", file)
+    raise ConfigError(f"{kind} file {path!r} does not exist{missing_hint()}")
+  module_spec = importlib.util.spec_from_file_location(f"gen_jax_{kind}_{file.stem}", file)
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   if not hasattr(module, "get_config"):
-    raise ConfigError(f"config file {path} has no get_config() function")
+    raise ConfigError(f"{kind} file {path} has no {call} function")
   try:
     config = module.get_config(arg) if arg else module.get_config()
   except ValueError as e:
     raise ConfigError(str(e)) from None
   if not isinstance(config, ConfigDict):
     raise ConfigError(f"{path}: get_config() must return an ml_collections.ConfigDict, got {type(config).__name__}")
-  return config
+  return config, path, arg
+
+
+def load_config_file(spec: str) -> ConfigDict:
+  """Imports `path.py[:arg]` and returns its `get_config(arg)`."""
+  def available() -> str:
+    names = sorted(p.name for p in configs_dir().glob("*.py") if p.name != "__init__.py")
+    return f"; pass --config=configs/<name>.py (available: {', '.join(names)})"
+  return load_get_config_file(spec, missing_hint=available)[0]
 
 
 def configs_dir() -> pathlib.Path:
@@ -152,6 +164,7 @@ def _choices() -> dict[str, tuple]:
   """Each key's allowed values, read from the module that implements the choice (imported here, late: they pull
   in jax, and `import gen_jax.config` stays light)."""
   from gen_jax import cpu_kernels  # noqa: PLC0415
+  from gen_jax import schema  # noqa: PLC0415
   from gen_jax.data import registry as data_registry  # noqa: PLC0415
   from gen_jax.models import optim, precision  # noqa: PLC0415
   from gen_jax.models import registry as family_registry  # noqa: PLC0415
@@ -172,6 +185,7 @@ def _choices() -> dict[str, tuple]:
       "data.binarization": data_registry.BINARIZATIONS,
       "train.compute_dtype": tuple(precision.COMPUTE_DTYPES),
       "train.cpu_conv_kernels": cpu_kernels.CPU_CONV_KERNELS,
+      "eval.imputation_chain": schema.IMPUTATION_CHAINS,
   }
 
 _POSITIVE = ("data.batch_size", "train.num_steps", "train.log_every", "train.checkpoint_every",

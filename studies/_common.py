@@ -1,4 +1,5 @@
-"""Pieces shared by the study files: one entry, the evaluation every run of a study gets, the training overrides.
+"""Pieces shared by the study files: one entry, the evaluation every run of a study gets, the training overrides,
+and the builder of the grey-image (MNIST-like) studies.
 
 A study file's `get_config(variant)` returns a ConfigDict (see gen_jax/jobs/study.py for every field).
 """
@@ -72,3 +73,28 @@ def image_entries(width: int) -> tuple:
       entry("vaegan", "configs/vaegan.py", *w,
             f"model.features=({width},{2 * width})"),
   )
+
+
+# The grey-image studies (studies/mnist.py, fashion_mnist.py): training images per run at each variant.
+GREY_IMAGES = {"cpu": 320_000, "full": 6_400_000}
+
+
+def check_variant(file: str, variant: str, variants: tuple[str, ...] = ("cpu", "full")) -> str:
+  """The variant a study file was asked for ('' = its first); ValueError (a ConfigError to the loader) otherwise."""
+  variant = variant or variants[0]
+  if variant not in variants:
+    raise ValueError(f"{file}: unknown variant {variant!r}; use {' or '.join(variants)}")
+  return variant
+
+
+def grey_study(name: str, dataset: str, variant: str, description: str) -> ml_collections.ConfigDict:
+  """A grey-image study: the five families of `image_entries`, seeds 0-2, equal training images seen. cpu: 320,000
+  images, GAN widths 32, the CPU evaluation; full: 6,400,000 images, widths 64, the full evaluation."""
+  full = check_variant(f"studies/{name}.py", variant) == "full"
+  return study(
+      name, datasets=(dataset,), seeds=(0, 1, 2),
+      entries=image_entries(64 if full else 32), rule="images",
+      images=GREY_IMAGES["full" if full else "cpu"],
+      eval_overrides=FULL_EVAL if full else CPU_EVAL,
+      train_overrides=FULL_TRAIN if full else CPU_TRAIN,
+      description=description)

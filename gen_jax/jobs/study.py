@@ -71,26 +71,33 @@ LEDGER_IMAGES = ("samples", "reconstructions")
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def load_study(spec: str) -> ml_collections.ConfigDict:
-  """Imports `studies/x.py[:variant]`, returns its validated `get_config(variant)` with `variant` and `file` added."""
-  path, _, variant = spec.partition(":")
-  file = pathlib.Path(path)
-  if not file.is_file():
-    found = sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "studies").glob("[!_]*.py"))
-    raise ConfigError(f"study file {path!r} does not exist; pass one of: {', '.join(found) or 'studies/<name>.py'}")
-  if str(REPO_ROOT) not in sys.path:   # study files import studies/_common.py
-    sys.path.insert(0, str(REPO_ROOT))
-  module_spec = importlib.util.spec_from_file_location(f"gen_jax_study_{file.stem}", file)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  if not hasattr(module, "get_config"):
-    raise ConfigError(f"study file {path} has no get_config(variant) function")
+def _register_studies_package() -> None:
+  """Study files share code through `from studies import _common`: makes the repository's studies/ folder
+  importable as the package `studies`, by its path (sys.modules), without putting the repository root on sys.path
+  (where its train.py / eval.py would shadow other modules). A `studies` already imported is left as it is."""
+  if "studies" in sys.modules:
+    return
+  folder = REPO_ROOT / "studies"
+  spec = importlib.util.spec_from_file_location("studies", folder / "__init__.py",
+                                                submodule_search_locations=[str(folder)])
+  package = importlib.util.module_from_spec(spec)
+  sys.modules["studies"] = package
   try:
-    study = module.get_config(variant) if variant else module.get_config()
-  except ValueError as e:
-    raise ConfigError(str(e)) from None
-  if not isinstance(study, ml_collections.ConfigDict):
-    raise ConfigError(f"{path}: get_config() must return an ml_collections.ConfigDict, got {type(study).__name__}")
+    spec.loader.exec_module(package)
+  except BaseException:
+    del sys.modules["studies"]
+    raise
+
+
+def load_study(spec: str) -> ml_collections.ConfigDict:
+  """Imports `studies/x.py[:variant]` (config.load_get_config_file), returns its validated `get_config(variant)`
+  with `variant` and `file` added."""
+  def found() -> str:
+    files = sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "studies").glob("[!_]*.py"))
+    return f"; pass one of: {', '.join(files) or 'studies/<name>.py'}"
+  _register_studies_package()
+  study, path, variant = config_lib.load_get_config_file(spec, kind="study", call="get_config(variant)",
+                                                         missing_hint=found)
   study.file = str(path)
   study.variant = variant
   validate_study(study)
