@@ -2,6 +2,7 @@
 import importlib.util
 import json
 import pathlib
+import subprocess
 import sys
 
 import jax
@@ -13,6 +14,7 @@ from gen_jax import config as config_lib
 from gen_jax.data import load_dataset
 from gen_jax.errors import ConfigError, DatasetError
 from gen_jax.jobs import anomaly
+from gen_jax.storage.lock import FolderLockedError
 from gen_jax.eval.metrics.auroc import auroc
 from gen_jax.eval.model_api import from_run
 from gen_jax.train import loop
@@ -219,3 +221,17 @@ def test_protocol_errors_are_clear(make_config, tmp_path, monkeypatch):
     eval_cli.main()
   assert eval_cli.parse_classes("3, 1") == [3, 1]
   assert not hasattr(anomaly, "main")
+  # A second protocol on the same workdir is refused at once, naming the holder (it would retrain the same class
+  # folders and overwrite anomaly.json).
+  hold = ("import sys, time; from gen_jax.storage.lock import FolderLock; FolderLock(sys.argv[1]).acquire(); "
+          "print('locked', flush=True); time.sleep(60)")
+  holder = subprocess.Popen([sys.executable, "-c", hold, str(workdir / "anomaly")], cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(FolderLockedError, match=rf"anomaly is in use by pid {holder.pid}.*eval.py --anomaly"):
+      anomaly.run_anomaly_protocol(workdir, classes=(0,), num_steps=1, progress=False)
+  finally:
+    holder.kill()
+    holder.wait()
+  assert not (workdir / "anomaly" / "class_0").exists()

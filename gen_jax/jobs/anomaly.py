@@ -35,6 +35,7 @@ from gen_jax import parallel
 from gen_jax.data import load_dataset
 from gen_jax.errors import ConfigError, DatasetError
 from gen_jax.storage.atomic import write_text_atomic
+from gen_jax.storage.lock import FolderLock
 from gen_jax.eval.metrics.auroc import auroc
 from gen_jax.eval.batching import map_batches
 from gen_jax.eval.model_api import EvalModel, from_run
@@ -187,6 +188,17 @@ def run_anomaly_protocol(workdir: str | pathlib.Path, classes: Sequence[int] | N
   # jitted evaluation functions, static on the family, compile once for the whole protocol.
   family = build_family(_class_config(base, classes[0], num_steps), whole)
   del whole
+  out_dir = workdir / "anomaly"
+  if not parallel.is_main_process():
+    return _run_classes(workdir, base, family, classes, num_steps, progress)
+  # One protocol per workdir at a time: a second one would train the same class folders and overwrite anomaly.json.
+  with FolderLock(out_dir, "eval.py --anomaly"):
+    return _run_classes(workdir, base, family, classes, num_steps, progress)
+
+
+def _run_classes(workdir: pathlib.Path, base, family, classes: tuple[int, ...], num_steps: int | None,
+                 progress: bool) -> dict:
+  """Trains (or resumes) and scores one model per normal class; writes anomaly.json / anomaly.md."""
   out_dir = workdir / "anomaly"
   per_class: dict[str, dict[str, float]] = {}
   details: dict[str, dict] = {}
