@@ -146,6 +146,22 @@ def test_reports_from_one_or_two_ledger_folders_are_identical(tmp_path):
   assert partial["missing"] == ["a__mnist__seed2", "b__mnist__seed2", "c__mnist__seed2"]
 
 
+def test_a_target_metric_is_compared_by_distance_to_its_target():
+  """Density (better = closer to 1): entries equally far from 1 on either side tie; the closer one wins."""
+  def records(a_values, b_values):
+    out = {}
+    for seed in range(3):
+      for entry, values in (("a", a_values), ("b", b_values), ("c", [0.5, 0.5, 0.5])):
+        r = _record(entry, seed, {"density": values[seed]})
+        out[r["key"]] = r
+    return out
+  row = study_report.aggregate(records([0.94, 0.95, 0.96], [1.04, 1.05, 1.06]), INFO)["datasets"]["mnist"]
+  winner = row["metrics"]["density"]["winner"]
+  assert winner["kind"] == "tie" and set(winner["entries"]) == {"a", "b"}
+  row = study_report.aggregate(records([0.94, 0.95, 0.96], [1.07, 1.08, 1.09]), INFO)["datasets"]["mnist"]
+  assert row["metrics"]["density"]["winner"] == {"kind": "win", "entries": ["a"]}
+
+
 def test_headline_table_marks_baseline_losers_and_states_the_baselines(tmp_path):
   """The README's table: one row per entry with mean [CI]; the entry worse than mean fill is marked (×), not bold;
   the last row carries the real-data floor and the mean-fill baseline."""

@@ -108,7 +108,8 @@ def aggregate(records: Mapping[str, dict], info: dict, method: str = "t") -> dic
                           else "percentile bootstrap of the mean (10000 resamples, seed 0)")),
           "method": method,
           "test": (f"Welch's unequal-variance t-test between every pair of entries, two-sided, p-values "
-                   f"Holm-corrected over the pairs of each metric and dataset; significant at alpha {stats.ALPHA}"),
+                   f"Holm-corrected over the pairs of each metric and dataset; significant at alpha {stats.ALPHA}; a "
+                   f"metric with a target (→1) is compared on each seed's distance to the target"),
           "ranking": ranking.rule_lines(["impute_mse_half", "ppl_prior_slerp"]),
       },
       "missing": sorted(planned - set(records)),
@@ -130,7 +131,11 @@ def aggregate(records: Mapping[str, dict], info: dict, method: str = "t") -> dic
           continue
         verdicts = {e: {"best": v.best, "marked": v.marked}
                     for e, v in ranking.judge_runs(name, {e: [_metrics(r) for r in runs[e]] for e in present}).items()}
-        comparisons = stats.pairwise(values) if spec.ranked else {}
+        # A target metric (better = closer to spec.target) is tested on each seed's distance to the target: a
+        # difference of raw values says nothing about which entry is closer.
+        tested = values if spec.target is None else {
+            e: [None if v is None else abs(v - spec.target) for v in vs] for e, vs in values.items()}
+        comparisons = stats.pairwise(tested) if spec.ranked else {}
         floor = None
         if spec.floor:
           floors = [_finite(_metrics(r).get(spec.floor)) for e in present for r in runs[e]]
