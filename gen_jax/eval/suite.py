@@ -229,7 +229,8 @@ class Suite:
                                steps=int(self.cfg.imputation_steps), batch_size=self.batch_size,
                                train_images=self.dataset.train.images, progress=self.progress,
                                num_imputations=int(self.cfg.imputation_samples),
-                               subset_seed=int(self.cfg.subset_seed))
+                               subset_seed=int(self.cfg.subset_seed),
+                               chain=str(self.cfg.get("imputation_chain", "mwg")))
 
   def cas(self, key):
     self._image_model()

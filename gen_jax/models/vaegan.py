@@ -10,6 +10,11 @@ is taken from its own loss only (one `jax.vjp`, three cotangents):
 
 The loss formulas, with the sign convention explained, are in
 `gen_jax/objectives/vaegan.py`. Images are mapped to [-1, 1].
+
+With `train.ema_decay` > 0 the encoder keeps EMA parameters like the decoder (same decay and warm-up): the encoder
+is trained against the decoder it is paired with, so evaluation encodes and decodes with the averaged pair, and
+`raw_models` drops both averages (the raw pair). An EMA decoder behind a raw encoder reconstructs worse than either
+matched pair and makes conditional sampling drift (NOTES.md, "Imputation: Metropolis-within-Gibbs").
 """
 from __future__ import annotations
 
@@ -109,7 +114,7 @@ class VaeGanFamily(ModelFamily):
     z = jnp.zeros((x.shape[0], self.latent_dim))
     g_params, g_coll = split_variables(self.decoder.module.init(k_g, z, self.labels_for(y), train=False))
     d_params, d_coll = split_variables(self.discriminator.module.init(k_d, x, self.labels_for(y), train=False))
-    return {"encoder": ModelState.create(e_params, self.tx),
+    return {"encoder": ModelState.create(e_params, self.tx, ema=self.ema_decay > 0),
             "decoder": ModelState.create(g_params, self.tx, ema=self.ema_decay > 0, collections=g_coll),
             "discriminator": ModelState.create(d_params, self.d_tx, collections=d_coll)}
 
@@ -145,7 +150,7 @@ class VaeGanFamily(ModelFamily):
     g_dec = vjp(jnp.array([0.0, 1.0, 0.0]))[1]
     g_dis = vjp(jnp.array([0.0, 0.0, 1.0]))[2]
     norms = (optax.tree.norm(g_enc), optax.tree.norm(g_dec), optax.tree.norm(g_dis))
-    new = {"encoder": enc.apply_gradients(g_enc, self.tx, after=norms),
+    new = {"encoder": enc.apply_gradients(g_enc, self.tx, self.ema_decay, after=norms, ema_step=step),
            "decoder": dec.apply_gradients(g_dec, self.tx, self.ema_decay, collections=aux["g_coll"], after=norms,
                                           ema_step=step),
            "discriminator": dis.apply_gradients(g_dis, self.d_tx, collections=aux["d_coll"], after=norms)}
@@ -167,7 +172,7 @@ class VaeGanFamily(ModelFamily):
     return jnp.clip((out + 1.0) / 2.0, 0.0, 1.0)
 
   def encode(self, models, x, labels):
-    return self.apply_encoder(models["encoder"].params, x * 2.0 - 1.0, labels)
+    return self.apply_encoder(models["encoder"].eval_params(), x * 2.0 - 1.0, labels)
 
   def discriminate(self, models, x, labels):
     dis = models["discriminator"]
@@ -176,8 +181,15 @@ class VaeGanFamily(ModelFamily):
     return jnp.reshape(logits, (x.shape[0],))
 
   def reconstruct(self, models, x01, y):
-    mean, _ = self.apply_encoder(models["encoder"].params, x01 * 2.0 - 1.0, y)
+    mean, _ = self.encode(models, x01, y)
     return self.decode(models, mean, y), mean
+
+  def raw_models(self, models):
+    """`models` with the EMA parameters of both the decoder and the encoder dropped: the raw, matched pair (the
+    decoder then samples with the running batch-norm statistics its raw weights accumulated)."""
+    models = super().raw_models(models)
+    enc = models["encoder"]
+    return models if enc.ema_params is None else {**models, "encoder": enc.replace(ema_params=None)}
 
   def visualize(self, models, batch, key, num: int = 64, interp_pairs: int = 8, interp_steps: int = 10):
     x, y = batch["image"], batch["label"]

@@ -10,10 +10,20 @@ Fill-in methods (any number of images, `batch_size` at a time through one jitted
                              sum_{observed pixels} (G(z) - x)^2 + prior_weight * 0.5 ||z||^2
                            with Adam (cosine-decayed step size) from `restarts` prior draws; each restart gives one
                            imputation G(z) on the missing pixels ('bestfit': the restart with the lowest objective).
-  conditional sampling     (encoder models; Rezende et al. 2014, the pseudo-Gibbs chain) start with the missing pixels
-                           at `init`, then repeat `steps` times: encode, draw z ~ q(z | x), decode, overwrite only
-                           the missing pixels with the decoder mean. `evaluate_imputation` runs M independent chains
-                           started at the latent-optimization restarts; a chain's imputation is its last decoder mean.
+  conditional sampling     (encoder models) a Markov chain over z whose imputation is the decoder mean at the current z.
+                           'mwg' (the default, eval.imputation_chain): Metropolis-within-Gibbs (Mattei & Frellsen
+                           2018), a Metropolis-Hastings chain on p(z | x_obs) with the encoder as proposal: from
+                           the fill x = (x_obs, decoder mean at z) propose z' ~ q(z | x); accept with probability
+                             min(1, p(x_obs | z') p(z') q(z | x') / (p(x_obs | z) p(z) q(z' | x)))
+                           (x' the fill of z'), so its draws follow p(z | x_obs) however wrong the encoder is.
+                           'pseudo_gibbs' (Rezende et al. 2014): encode, draw z ~ q(z | x), decode, refill, always
+                           accepted; it targets p(z | x_obs) only if the encoder were exact, and can drift.
+                           Both start at z = the posterior mean of the `init` fill. `evaluate_imputation` runs M
+                           independent chains started at the latent-optimization restarts; a chain's imputation is
+                           its last decoder mean.
+  p(x_obs | z) in the acceptance: the pixel likelihood summed over the observed pixels and channels where the family
+  has one (VAEs); else (VAE-GAN, test models) a Gaussian of variance PRIOR_WEIGHT / 2 around the decoder mean: the
+  observation model whose MAP is latent optimization's objective (the objective is -PRIOR_WEIGHT x the log joint).
 Both are sampling imputers: `evaluate_imputation` scores the mean of their M imputations per image (the
 squared-error-optimal summary: a single imputation's error also holds the imputations' variance) and, beside it,
 one imputation at a time.
@@ -36,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from gen_jax import schema
 from gen_jax.data import subsets
 from gen_jax.errors import ConfigError, DatasetError
 from gen_jax.eval.batching import map_batches
@@ -45,6 +56,8 @@ MASK_KINDS = ("half", "centre", "random")
 LEARNING_RATE = 0.1   # Adam's initial step size in latent optimization (z ~ N(0, I), so 0.1 is a small step)
 PRIOR_WEIGHT = 0.1    # = 2 sigma^2: the Gaussian prior against pixel residuals of std sigma ~ 0.2 (NOTES.md, #19)
 NUM_IMPUTATIONS = 8   # M: imputations per image of a sampling imputer (eval.imputation_samples)
+CHAINS = schema.IMPUTATION_CHAINS   # conditional-sampling chains (eval.imputation_chain)
+DEFAULT_CHAIN = "mwg"
 
 
 # --- masks (True = missing) ---------------------------------------------------------------------------------------
@@ -157,23 +170,82 @@ def _latent_optimizer(model: Any, steps: int, restarts: int, learning_rate: floa
   return _LatentOptimizer(model, steps, restarts, learning_rate, prior_weight)
 
 
+def _check_chain(chain: str) -> str:
+  if chain not in CHAINS:
+    raise ConfigError(f"eval.imputation_chain={chain!r} is not a conditional-sampling chain; choose one of "
+                      f"{', '.join(CHAINS)}")
+  return chain
+
+
+def _observation_model(m: Any, x_obs, observed, labels):
+  """z -> (the fill: x_obs at observed pixels, the decoder mean elsewhere; log p(x_obs | z) [n] up to a constant).
+
+  The family's pixel likelihood where it has one (per-pixel terms masked: each pixel is scored as a 1x1 image of
+  its own, which every likelihood of gen_jax/objectives/likelihoods.py factorizes over), else a Gaussian of
+  variance PRIOR_WEIGHT / 2 around the decoder mean (see the module docstring)."""
+  n = x_obs.shape[0]
+  weights = observed.reshape(n, -1).astype(jnp.float32)   # [n, H * W]
+  family = getattr(m, "family", None)
+  if getattr(m, "has_likelihood", False) and family is not None:
+    lm = family.likelihood_model(m.models)
+    pixels = x_obs.reshape((n, -1, 1, 1, x_obs.shape[-1]))
+
+    def observe(z):
+      out = lm.decode(z, labels)
+      log_p = lm.likelihood.log_prob(pixels, out.reshape((n, -1, 1, 1, out.shape[-1])))   # [n, H * W]
+      return jnp.where(observed, x_obs, lm.likelihood.mean(out)), jnp.sum(weights * log_p, axis=-1)
+    return observe
+
+  def observe_gaussian(z):
+    mean = m.decode(z, labels)
+    sq = jnp.sum(jnp.square(mean - x_obs), axis=-1).reshape(n, -1)
+    return jnp.where(observed, x_obs, mean), -jnp.sum(weights * sq, axis=-1) / PRIOR_WEIGHT
+  return observe_gaussian
+
+
+def _log_q(z, mean, logvar):
+  """log N(z; mean, diag exp(logvar)) [n], up to the constant that cancels in the acceptance ratio."""
+  return -0.5 * jnp.sum(jnp.square(z - mean) * jnp.exp(-logvar) + logvar, axis=-1)
+
+
 @functools.lru_cache(maxsize=4)  # keeps the last few models alive; one compile per model
-def _conditional_sampler(model: Any, steps: int, average_last: int):
+def _conditional_sampler(model: Any, steps: int, average_last: int, chain: str):
+  """The jitted chain: (models, key, index, x_obs, observed, labels, init) -> (imputation, acceptance rate [n]).
+
+  The state is z with its fill and q(z | fill). The first draw, z ~ q(z | init fill), starts the chain and is always
+  taken (as in the pseudo-Gibbs chain); the acceptance rate counts the later steps (NaN with steps = 1)."""
+
   def run(models, key, index, x_obs, observed, labels, init):
     m = _bound(model, models)
     keys = _example_keys(key, index)
-    start = jnp.where(observed, x_obs, init)
+    observe = _observation_model(m, x_obs, observed, labels)
+    fill = jnp.where(observed, x_obs, init)
+    mean, logvar = m.encode(fill, labels)
+    z, log_lik = jnp.zeros_like(mean), jnp.full(mean.shape[:1], -jnp.inf)   # no state yet: the first draw is taken
 
     def step(carry, i):
-      x_fill, total = carry
-      mean, logvar = m.encode(x_fill, labels)
-      eps = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, i), mean.shape[1:]))(keys)
-      decoded = m.decode(mean + jnp.exp(0.5 * logvar) * eps, labels)
-      total = total + jnp.where(i >= steps - average_last, decoded, 0.0)
-      return (jnp.where(observed, x_obs, decoded), total), None
+      (z, fill, log_lik, mean, logvar), total, accepted = carry
+      step_keys = jax.vmap(jax.random.fold_in, (0, None))(keys, i)
+      eps = jax.vmap(lambda k: jax.random.normal(k, mean.shape[1:]))(step_keys)
+      z_new = mean + jnp.exp(0.5 * logvar) * eps
+      fill_new, log_lik_new = observe(z_new)
+      mean_new, logvar_new = m.encode(fill_new, labels)
+      if chain == "mwg":
+        log_ratio = (log_lik_new - 0.5 * jnp.sum(jnp.square(z_new), -1) + _log_q(z, mean_new, logvar_new)
+                     - log_lik + 0.5 * jnp.sum(jnp.square(z), -1) - _log_q(z_new, mean, logvar))
+        u = jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, 1), ()))(step_keys)
+        take = (i == 0) | (jnp.log(u) < jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio))
+      else:   # pseudo-Gibbs: every draw is taken
+        take = jnp.ones(z.shape[:1], bool)
+      state = jax.tree.map(lambda a, b: jnp.where(jnp.reshape(take, take.shape + (1,) * (a.ndim - 1)), a, b),
+                           (z_new, fill_new, log_lik_new, mean_new, logvar_new), (z, fill, log_lik, mean, logvar))
+      total = total + jnp.where(i >= steps - average_last, state[1], 0.0)
+      return (state, total, accepted + jnp.where(i > 0, take, False).astype(jnp.float32)), None
 
-    (_, total), _ = jax.lax.scan(step, (start, jnp.zeros_like(x_obs)), jnp.arange(steps))
-    return jnp.where(observed, x_obs, total / average_last)
+    carry = ((z, fill, log_lik, mean, logvar), jnp.zeros_like(x_obs), jnp.zeros(x_obs.shape[:1], jnp.float32))
+    (_, total, accepted), _ = jax.lax.scan(step, carry, jnp.arange(steps))
+    rate = accepted / (steps - 1) if steps > 1 else jnp.full_like(accepted, jnp.nan)
+    return jnp.where(observed, x_obs, total / average_last), rate
 
   return jax.jit(run)
 
@@ -236,12 +308,16 @@ def impute_latent_optimization(model: Any, x, observed_mask, key: jax.Array, ste
 
 
 def impute_conditional_sampling(model: Any, x, observed_mask, key: jax.Array, steps: int, labels=None,
-                                init=0.5, average_last: int | None = None, batch_size: int = 128) -> np.ndarray:
-  """Fill the unobserved pixels of x [N, H, W, C] in [0, 1] by the pseudo-Gibbs chain of an encoder model.
+                                init=0.5, average_last: int | None = None, batch_size: int = 128,
+                                chain: str = DEFAULT_CHAIN, return_acceptance: bool = False):
+  """Fill the unobserved pixels of x [N, H, W, C] in [0, 1] by a conditional-sampling chain of an encoder model.
 
-  init: the starting value of missing pixels (a number or an image broadcastable to [H, W, C]); average_last: how
-  many of the last steps' decoder means are averaged (default max(1, steps // 4)). Returns numpy [N, H, W, C].
+  chain: 'mwg' (Metropolis-within-Gibbs) or 'pseudo_gibbs' (see the module docstring). init: the starting value of
+  missing pixels (a number or an image broadcastable to [H, W, C]); average_last: how many of the last steps'
+  decoder means are averaged (default max(1, steps // 4)). Returns numpy [N, H, W, C]; with ``return_acceptance``
+  also each chain's acceptance rate [N] (pseudo-Gibbs: 1).
   """
+  _check_chain(chain)
   if not getattr(model, "has_encoder", False):
     raise ConfigError(f"conditional-sampling imputation needs an encoder; a {model.family_name} model has none. "
                       "Use impute_latent_optimization")
@@ -253,27 +329,33 @@ def impute_conditional_sampling(model: Any, x, observed_mask, key: jax.Array, st
     raise ConfigError(f"average_last must be in [1, steps={steps}]; got {average_last!r}")
   x_obs, observed, labels, index = _prepare(model, x, observed_mask, labels)
   init = np.asarray(init, np.float32)
-  fn = _conditional_sampler(model, steps, average_last)
+  fn = _conditional_sampler(model, steps, average_last, chain)
   models = getattr(model, "models", None)
   if init.ndim == x_obs.ndim:   # one starting image per example
     init = np.broadcast_to(init, x_obs.shape)
-    return map_batches(lambda i, xo, ob, y, s: fn(models, key, i, xo, ob, y, s), index, x_obs, observed, labels,
-                       init, batch_size=batch_size)
-  init = jnp.broadcast_to(jnp.asarray(init), x_obs.shape[1:])
-  return map_batches(lambda i, xo, ob, y: fn(models, key, i, xo, ob, y, init), index, x_obs, observed, labels,
-                     batch_size=batch_size)
+    out = map_batches(lambda i, xo, ob, y, s: fn(models, key, i, xo, ob, y, s), index, x_obs, observed, labels,
+                      init, batch_size=batch_size)
+  else:
+    init = jnp.broadcast_to(jnp.asarray(init), x_obs.shape[1:])
+    out = map_batches(lambda i, xo, ob, y: fn(models, key, i, xo, ob, y, init), index, x_obs, observed, labels,
+                      batch_size=batch_size)
+  return out if return_acceptance else out[0]
 
 
 def conditional_sampling_draws(model: Any, x, observed_mask, key: jax.Array, steps: int, num_draws: int,
-                               labels=None, init=0.5, batch_size: int = 128) -> np.ndarray:
-  """``num_draws`` independent pseudo-Gibbs chains per image, each one imputation (its last decoder mean):
-  numpy [N, num_draws, H, W, C]. Chain m uses the key fold_in(key, m), so draw m does not depend on num_draws."""
+                               labels=None, init=0.5, batch_size: int = 128, chain: str = DEFAULT_CHAIN,
+                               return_acceptance: bool = False):
+  """``num_draws`` independent conditional-sampling chains per image, each one imputation (its last decoder mean):
+  numpy [N, num_draws, H, W, C] (with ``return_acceptance`` also the chains' acceptance rates [N, num_draws]).
+  Chain m uses the key fold_in(key, m), so draw m does not depend on num_draws."""
   init = np.asarray(init, np.float32)
   per_chain = init.ndim == 5   # [N, num_draws, H, W, C]: chain m of image i starts at init[i, m]
-  draws = [impute_conditional_sampling(model, x, observed_mask, jax.random.fold_in(key, m), steps, labels,
-                                       init[:, m] if per_chain else init, average_last=1, batch_size=batch_size)
-           for m in range(int(num_draws))]
-  return np.stack(draws, axis=1)
+  runs = [impute_conditional_sampling(model, x, observed_mask, jax.random.fold_in(key, m), steps, labels,
+                                      init[:, m] if per_chain else init, average_last=1, batch_size=batch_size,
+                                      chain=chain, return_acceptance=True)
+          for m in range(int(num_draws))]
+  draws = np.stack([r[0] for r in runs], axis=1)
+  return (draws, np.stack([r[1] for r in runs], axis=1)) if return_acceptance else draws
 
 
 def score_draws(draws, truth, missing) -> dict[str, float]:
@@ -305,7 +387,7 @@ def mean_training_image(train_images, data_shape) -> np.ndarray:
 def evaluate_imputation(model: Any, test_images, test_labels, key: jax.Array, num_examples: int, steps: int,
                         batch_size: int, restarts: int | None = None, train_images=None, mean_image=None,
                         progress: bool = False, num_imputations: int = NUM_IMPUTATIONS,
-                        subset_seed: int = 0) -> dict:
+                        subset_seed: int = 0, chain: str = DEFAULT_CHAIN) -> dict:
   """Imputation error of a model for each mask kind: {'metrics': {...}, 'protocol': {...}}.
 
   metrics per kind k in MASK_KINDS, for the model's own method (conditional sampling for encoder models, latent
@@ -315,12 +397,14 @@ def evaluate_imputation(model: Any, test_images, test_labels, key: jax.Array, nu
     'impute_mse_k_bestfit'    (latent optimization) the restart that fits the observed pixels best
     'impute_mse_k_latentopt'  (encoder models, to compare) latent optimization's mean of M
     'impute_mse_k_meanfill'   the mean training image: the trivial baseline a model must beat
+    'impute_accept_k'         (encoder models, chain 'mwg') the chains' mean acceptance rate
   ``num_examples`` test images are a seeded class-balanced draw (gen_jax/data/subsets.py, seed ``subset_seed``,
   purpose 'imputation'); test_images uint8 or [0, 1] floats [N, H, W, C]; test_labels [N] or None (needed for
   conditional models, which impute given the true label). ``restarts``: latent optimization's restarts (default
   M; each restart is one of its imputations). The mean-fill image: ``mean_image`` [H, W, C] in [0, 1] if given,
   else the mean of ``train_images``, else the mean of the model's own training set. ``progress``: a bar over the
-  latent-optimization steps of each mask (the slow part).
+  latent-optimization steps of each mask (the slow part). ``chain``: the conditional-sampling chain
+  (eval.imputation_chain, see the module docstring).
   """
   if not getattr(model, "is_image", True):
     raise ConfigError("imputation needs image data; this model's data is not images. Remove 'imputation' from "
@@ -333,6 +417,7 @@ def evaluate_imputation(model: Any, test_images, test_labels, key: jax.Array, nu
   num = min(int(num_examples), images.shape[0])
   if num < 1:
     raise ConfigError(f"evaluate_imputation needs num_examples >= 1 (eval.imputation_examples); got {num_examples!r}")
+  _check_chain(chain)
   m_draws = int(num_imputations)
   restarts = m_draws if restarts is None else int(restarts)
   if m_draws < 1 or restarts < 1:
@@ -366,11 +451,15 @@ def evaluate_imputation(model: Any, test_images, test_labels, key: jax.Array, nu
         progress=f"imputation ({kind}): latent optimization" if progress else None)
     opt = score_draws(every, images, missing)
     if model.has_encoder:
-      # Chain m starts at latent optimization's restart m (mod restarts): the pseudo-Gibbs chain mixes slowly, and
-      # from the mean image its draws stay biased (NOTES.md, #19); from fits of the observed pixels they do not.
+      # Chain m starts at latent optimization's restart m (mod restarts): the chains mix slowly, and from the mean
+      # image their draws stay biased (NOTES.md, #19); from fits of the observed pixels they do not.
       starts = every[:, np.arange(m_draws) % restarts]
-      gibbs = score_draws(conditional_sampling_draws(model, images, ~missing, k_gibbs, steps, m_draws, labels,
-                                                     init=starts, batch_size=batch_size), images, missing)
+      draws, accept = conditional_sampling_draws(model, images, ~missing, k_gibbs, steps, m_draws, labels,
+                                                 init=starts, batch_size=batch_size, chain=chain,
+                                                 return_acceptance=True)
+      gibbs = score_draws(draws, images, missing)
+      if chain == "mwg":
+        metrics[f"impute_accept_{kind}"] = float(np.mean(accept))
       metrics[f"impute_mse_{kind}"] = gibbs["mean"]
       metrics[f"impute_mse_{kind}_persample"] = gibbs["persample"]
       metrics[f"impute_mse_{kind}_latentopt"] = opt["mean"]
@@ -378,7 +467,7 @@ def evaluate_imputation(model: Any, test_images, test_labels, key: jax.Array, nu
       metrics[f"impute_mse_{kind}"] = opt["mean"]
       metrics[f"impute_mse_{kind}_persample"] = opt["persample"]
       metrics[f"impute_mse_{kind}_bestfit"] = missing_pixel_mse(best, images, missing)
-  method = "conditional sampling" if model.has_encoder else "latent optimization"
+  method = f"conditional sampling ({chain})" if model.has_encoder else "latent optimization"
   protocol = {
       "metric": "mean squared error per missing pixel and channel, [0, 1] units, pooled over the images, against "
                 "the grey test image; observed pixels are given to the model as model_input(x) (binarized data "
@@ -404,10 +493,24 @@ def evaluate_imputation(model: Any, test_images, test_labels, key: jax.Array, nu
                              else key).ravel().tolist(),
   }
   if model.has_encoder:
-    protocol["conditional_sampling"] = (f"pseudo-Gibbs (Rezende et al. 2014), {m_draws} independent chains per "
-                                        "image: chain m's missing pixels start at latent optimization's restart "
-                                        f"m mod {restarts}; {int(steps)} x (encode, z ~ q(z|x), decode, refill); a "
-                                        "chain's imputation is its last decoder mean")
+    starts = (f"{m_draws} independent chains per image: chain m's missing pixels start at latent optimization's "
+              f"restart m mod {restarts}, its first z ~ q(z | that fill); ")
+    if chain == "mwg":
+      family = getattr(model, "family", None)
+      observation = ("the model's pixel likelihood on the observed pixels" if getattr(model, "has_likelihood", False)
+                     and family is not None else f"N(decoder mean, {PRIOR_WEIGHT / 2:g}) per observed pixel and "
+                     "channel (the observation model of latent optimization's objective)")
+      protocol["conditional_sampling"] = (
+          "Metropolis-within-Gibbs (Mattei & Frellsen 2018): " + starts + f"then {int(steps) - 1} x (propose "
+          "z' ~ q(z | x) for the fill x of the current z, accept with probability min(1, p(x_obs|z') p(z') q(z|x') "
+          "/ (p(x_obs|z) p(z) q(z'|x))), x' the fill of z'); p(x_obs | z): " + observation + "; a chain's "
+          "imputation is the decoder mean at its last z")
+      protocol["impute_accept_<kind>"] = "mean acceptance rate of the chains' Metropolis-Hastings steps"
+    else:
+      protocol["conditional_sampling"] = (
+          "pseudo-Gibbs (Rezende et al. 2014), " + starts + f"then {int(steps) - 1} x (encode, z ~ q(z|x), decode, "
+          "refill), every draw taken; a chain's imputation is its last decoder mean")
+    protocol["imputation_chain"] = chain
     protocol["impute_mse_<kind>_latentopt"] = f"latent optimization: MSE of the mean of its {restarts} restarts"
   if getattr(model, "conditional", False):
     protocol["labels"] = "the true test label"
