@@ -162,6 +162,25 @@ def test_a_target_metric_is_compared_by_distance_to_its_target():
   assert row["metrics"]["density"]["winner"] == {"kind": "win", "entries": ["a"]}
 
 
+def test_runs_measured_with_another_feature_network_or_data_source_are_not_averaged():
+  records = _synthetic_records()
+  for r in records.values():   # machine-local paths differ between machines: fine
+    r["metrics"]["protocol"]["dataset_source"] = (f"CIFAR-10 JPEG copy, /m{r['seed']}/c.tar.gz -> TFDS "
+                                                   f"gen_jax_cifar10/jpeg 1.0.0 array_record at /m{r['seed']}/t (reused)")
+    r["metrics"]["protocol"]["samples"]["feature_network_sha256"] = "aa"
+  study_report.aggregate(records, INFO)
+  other = dict(records)
+  key = "b__mnist__seed1"
+  other[key] = json.loads(json.dumps(records[key]))
+  other[key]["metrics"]["protocol"]["samples"]["feature_network_sha256"] = "bb"
+  with pytest.raises(ConfigError, match=r"differ in protocol samples.feature_network_sha256 \('aa' vs 'bb'\)"):
+    study_report.aggregate(other, INFO)
+  other[key] = json.loads(json.dumps(records[key]))
+  other[key]["metrics"]["protocol"]["dataset_source"] = "CIFAR-10 binary -> TFDS gen_jax_cifar10/binary 1.0.0 at /x"
+  with pytest.raises(ConfigError, match="differ in protocol dataset_source .*gen_jax_cifar10/jpeg.*binary"):
+    study_report.aggregate(other, INFO)
+
+
 def test_headline_table_marks_baseline_losers_and_states_the_baselines(tmp_path):
   """The README's table: one row per entry with mean [CI]; the entry worse than mean fill is marked (×), not bold;
   the last row carries the real-data floor and the mean-fill baseline."""

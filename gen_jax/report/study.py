@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import pathlib
+import re
 import shutil
 from typing import Mapping, Sequence
 
@@ -93,6 +94,45 @@ def _winner(name: str, entries: list[str], values: dict[str, list], verdicts: di
   return {"kind": "win" if len(tied) == 1 and ranked else "tie", "entries": tied}
 
 
+# Protocol fields whose values must agree over every run of a dataset: numbers measured with different feature
+# networks or on different sources of the data (e.g. CIFAR-10's original vs its lossy JPEG copy) are not averaged.
+MUST_AGREE = (("samples", "feature_network_sha256"), ("latent", "feature_network_sha256"), ("", "dataset_source"))
+
+
+def _source_kind(text: str) -> str:
+  """A dataset-source description without its machine-local parts: for a prepared TFDS dataset its builder, source
+  kind and version (e.g. 'TFDS gen_jax_cifar10/jpeg 1.0.0') and what follows ';' (binarization, class filters);
+  otherwise the text with paths and parenthesized notes removed."""
+  text = str(text)
+  head, _, tail = text.partition(";")
+  tfds = re.search(r"TFDS \S+ \S+", head)
+  if tfds:
+    head = tfds.group(0)
+  else:
+    head = re.sub(r"\([^)]*\)", "", head)
+  text = head + (";" + tail if tail else "")
+  return re.sub(r"\s+", " ", re.sub(r"(?<![\w.])/[^\s,;)]*", "<path>", text)).strip()
+
+
+def check_same_protocol(runs: Sequence[dict], dataset: str) -> None:
+  """ConfigError naming two runs of `dataset` whose numbers were measured under different protocols (MUST_AGREE)."""
+  for group, field in MUST_AGREE:
+    seen: dict[str, str] = {}
+    for r in runs:
+      proto = r.get("metrics", {}).get("protocol", {})
+      value = (proto.get(group) or {}).get(field) if group else proto.get(field)
+      if value is None:
+        continue
+      value = _source_kind(value) if field == "dataset_source" else str(value)
+      seen.setdefault(value, r["key"])
+      if len(seen) > 1:
+        (a, ka), (b, kb) = list(seen.items())[:2]
+        where = f"protocol {group + '.' if group else ''}{field}"
+        raise ConfigError(f"runs {ka} and {kb} of {dataset} differ in {where} ({a[:60]!r} vs {b[:60]!r}): their "
+                          "numbers cannot be averaged. Re-evaluate one of them on the other's setup, or aggregate "
+                          "them in separate reports (--out / --ledger).")
+
+
 def aggregate(records: Mapping[str, dict], info: dict, method: str = "t") -> dict:
   """The study's numbers as one JSON-able dict (report.json): per dataset and metric, each entry's per-seed values,
   summary, verdict; the pairwise tests; the winner. Runs of the plan without a record are listed as missing,
@@ -121,6 +161,7 @@ def aggregate(records: Mapping[str, dict], info: dict, method: str = "t") -> dic
     runs = {e: sorted((r for r in used.values() if r["entry"] == e and r["dataset"] == dataset),
                       key=lambda r: r["seed"]) for e in entries}
     present = [e for e in entries if runs[e]]
+    check_same_protocol([r for e in present for r in runs[e]], dataset)
     names = sorted({n for e in present for r in runs[e] for n, v in _metrics(r).items() if _finite(v) is not None})
     table = {}
     for group, rows in specs.ordered_names(names):
