@@ -171,3 +171,44 @@ def test_stacked_grid_batch_is_balanced_in_every_channel():
   for classes in channels:
     _assert_balanced(classes, 40)
   np.testing.assert_array_equal(channels[0] * 100 + channels[1] * 10 + channels[2], np.asarray(batch["label"]))
+
+
+def test_matching_draw_takes_the_target_class_counts_and_spreads_a_shortfall():
+  labels = np.repeat(np.arange(3, dtype=np.int32), [5, 100, 100])
+  target = np.repeat(np.arange(3, dtype=np.int32), [10, 30, 60])   # class 0 has only 5 here: 5 short
+  idx = subsets.matching_indices(labels, target, 0, "floor")
+  counts = np.bincount(labels[idx], minlength=3)
+  assert len(set(idx.tolist())) == 100 and counts[0] == 5 and counts[1] >= 30 and counts[2] >= 60
+  assert sorted((counts[1:] - [30, 60]).tolist()) == [2, 3]
+  np.testing.assert_array_equal(idx, subsets.matching_indices(labels, target, 0, "floor"))   # seeded
+
+
+class _ConditionalModel(_Model):
+  conditional = True
+
+  def __init__(self):
+    super().__init__()
+    self.labels = []
+
+  def sample(self, key, n, labels=None):
+    self.labels.append(np.asarray(labels))
+    return jax.random.uniform(key, (n, 4, 4, 1))
+
+
+def test_floor_and_conditional_labels_follow_the_reference_class_proportions():
+  """The reference is the whole (imbalanced) test split: the floor drawn from train and a conditional model's
+  sample labels carry the same class counts (a balanced floor would not be the floor of a perfect model)."""
+  per = np.array([4, 4, 4, 4, 4, 4, 4, 4, 4, 24])
+  test_labels = np.repeat(np.arange(K, dtype=np.int32), per)
+  test = ArraySplit(np.broadcast_to((test_labels * 20 + 5).astype(np.uint8)[:, None, None, None],
+                                    (len(test_labels), 4, 4, 1)).copy(), test_labels)
+  data = Dataset("imbalanced", _sorted_split(), test, K, None, "synthetic")
+  cfg = schema.base().eval
+  cfg.update(num_samples=len(test_labels), kid_subsets=2, kid_subset_size=20, pr_k=3, dc_k=3, batch_size=16)
+  model = _ConditionalModel()
+  out = evaluate_sample_quality(model, data, _Features(), jax.random.key(0), cfg, seed=0)
+  np.testing.assert_array_equal(np.bincount(_classes(out["floor_set"]), minlength=K), per)
+  drawn = np.concatenate(model.labels)[:len(test_labels)]
+  np.testing.assert_array_equal(np.bincount(drawn, minlength=K), per)
+  assert "reference's class counts" in out["protocol"]["floor"]
+  assert "reference images' labels" in out["protocol"]["labels"]

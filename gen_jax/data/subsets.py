@@ -76,6 +76,29 @@ def _balanced_counts(available: np.ndarray, n: int, rng: np.random.Generator) ->
   return counts
 
 
+def matching_indices(labels, target_labels, seed=0, purpose: str = "") -> np.ndarray:
+  """Indices (int64) of a seeded draw from a split with `labels` holding as many examples of each class as
+  `target_labels` does (the class proportions of another set, e.g. a real-data floor matched to its reference):
+  a class with too few examples gives all it has, the shortfall is spread over the others as in
+  `balanced_indices`. Within a class a seeded draw without replacement; the indices in a seeded random order."""
+  labels = np.asarray(labels).ravel()
+  target = np.asarray(target_labels).ravel()
+  n = len(target)
+  if n >= len(labels):
+    return np.arange(len(labels), dtype=np.int64)
+  rng = _rng(seed, purpose)
+  classes, inverse = np.unique(labels, return_inverse=True)
+  members = [np.flatnonzero(inverse == c) for c in range(len(classes))]
+  available = np.array([len(m) for m in members])
+  want = np.array([int(np.sum(target == c)) for c in classes])
+  counts = np.minimum(want, available)
+  short = n - int(counts.sum())
+  if short > 0:   # target classes missing here or too small: fill from what is left, as evenly as possible
+    counts += _balanced_counts(available - counts, short, rng)
+  picked = [rng.permutation(m)[:k] for m, k in zip(members, counts)]
+  return rng.permutation(np.concatenate(picked)).astype(np.int64)
+
+
 def subset(split, n: int, seed=0, purpose: str = ""):
   """(indices, images, labels or None) of `balanced_indices` on a split with .images and .labels (or None)."""
   labels = getattr(split, "labels", None)

@@ -63,14 +63,32 @@ def evaluate_sample_quality(model, dataset, feature_net, key: jax.Array, eval_cf
   n = min(n_req, len(reference.images), len(other.images))
   # An EvalModel's evaluation mesh: batches split evenly over it (a plain sampler has none).
   batch_size = getattr(model, "placement", LEFT_TO_JIT).round_batch(int(eval_cfg.batch_size))
-  if samples is None:
-    samples = batching.generate(lambda k, m: model.sample(k, m), key, n, batch_size,
-                                progress="samples" if progress else None)
-  samples = np.asarray(samples[:n], np.float32)
   subset_seed = int(eval_cfg.subset_seed)
-  _, real, _ = subsets.subset(reference, n, subset_seed, "reference")
-  _, floor_set, _ = subsets.subset(other, n, subset_seed, "floor")
+  _, real, ref_labels = subsets.subset(reference, n, subset_seed, "reference")
+  # The floor holds the reference's class proportions (a class-balanced floor against a reference with the split's
+  # own proportions overstated the floor by ~30% on MNIST), and so do a conditional model's sample labels.
+  matched = ref_labels is not None and other.labels is not None
+  if matched:
+    floor_idx = subsets.matching_indices(other.labels, ref_labels, subset_seed, "floor")
+  else:
+    floor_idx = subsets.balanced_indices(len(other.images) if other.labels is None else other.labels, n,
+                                         subset_seed, "floor")
+  floor_set = other.images[floor_idx]
   real, floor_set = unit_images(real), unit_images(floor_set)
+  sample_labels = None
+  if model.conditional and ref_labels is not None:
+    sample_labels = np.resize(np.asarray(ref_labels, np.int32), -(-n // batch_size) * batch_size)
+  if samples is None:
+    chunk = iter(range(len(sample_labels) // batch_size if sample_labels is not None else 0))
+
+    def draw(k, m):
+      if sample_labels is None:
+        return model.sample(k, m)
+      i = next(chunk)
+      return model.sample(k, m, sample_labels[i * m:(i + 1) * m])
+
+    samples = batching.generate(draw, key, n, batch_size, progress="samples" if progress else None)
+  samples = np.asarray(samples[:n], np.float32)
 
   def feats(x):
     return np.asarray(feature_net.features(x), np.float64)
@@ -99,10 +117,15 @@ def evaluate_sample_quality(model, dataset, feature_net, key: jax.Array, eval_cf
   protocol = {
       "reference": f"{dataset.name} {ref_name} split: " + subsets.describe_subset(
           n, len(reference.images), subset_seed, "reference", reference.labels is not None),
-      "floor": f"{dataset.name} {floor_name} split: " + subsets.describe_subset(
-          n, len(other.images), subset_seed, "floor", other.labels is not None) + "; vs the reference",
+      "floor": f"{dataset.name} {floor_name} split: " + (
+          f"{len(floor_idx)} of {len(other.images)} images, seeded draw with the reference's class counts "
+          f"(seed {subset_seed}, purpose 'floor'; gen_jax/data/subsets.py matching_indices)" if matched else
+          subsets.describe_subset(n, len(other.images), subset_seed, "floor", other.labels is not None))
+      + "; vs the reference",
       "num_samples": n,
-      "labels": "balanced over classes (arange(n) % K)" if model.conditional else "unconditional",
+      "labels": (("the reference images' labels (its class proportions)"
+                  if sample_labels is not None else "balanced over classes (arange(n) % K)")
+                 if model.conditional else "unconditional"),
       "params": model.params_kind,
       "feature_network": feature_net.describe(),
       "feature_network_sha256": feature_net.sha256,
