@@ -232,6 +232,36 @@ def plan(study, workdirs: str | pathlib.Path, only: Sequence[str] | None = None,
   return runs
 
 
+def check_feature_nets(runs: Sequence[PlannedRun]) -> None:
+  """A ConfigError before any training when a run's evaluation ('samples', 'latent') or training-time curve needs its
+  dataset's feature classifier and none is there. The suite would skip those groups and the run would be recorded,
+  and so count as finished, without its sample-quality numbers: better to stop and say how to train the classifier."""
+  from gen_jax.eval.features import feature_net as feature_net_lib  # noqa: PLC0415 (imports jax)
+  for run in runs:
+    cfg = run.config
+    uses = [g for g in ("samples", "latent") if g in tuple(cfg.eval.suites)]
+    if int(cfg.train.get("eval_every", 0) or 0) > 0:
+      uses.append("the training-time curve")
+    if not uses:
+      continue
+    name = str(cfg.data.name)
+    configured = str(cfg.eval.get("feature_net", "") or "")
+    if configured:
+      where = pathlib.Path(configured)
+    elif name in feature_net_lib.OWN_DATA:
+      where = None
+    else:
+      where = feature_net_lib.default_feature_net_dir(name)
+    if where is not None and (where / feature_net_lib.META_FILE).is_file():
+      continue
+    cmd = feature_net_lib.train_command(name, directory=configured or None, data_path=str(cfg.data.get("path", "")))
+    there = f"{where} has no {feature_net_lib.META_FILE}" if where is not None else "none is configured"
+    raise ConfigError(f"run {run.key} needs a feature classifier for {name} ({', '.join(uses)}) and {there}; "
+                      f"train it first with `{cmd}`"
+                      + (", then pass --set eval.feature_net=<that folder>" if where is None else "")
+                      + ", and run the study again (nothing was trained)")
+
+
 def _flat(d: dict, prefix: str = "") -> dict:
   out = {}
   for k, v in d.items():
@@ -511,6 +541,7 @@ def run_study(study, out: str | pathlib.Path, workdirs: str | pathlib.Path = "ru
   todo = [r for r in runs if r.key not in skipped]
   if max_runs is not None:
     todo = todo[:max_runs]
+  check_feature_nets(todo)
   line = ProgressLine(str(study.name), len(runs), len(skipped), enabled=progress)
   ran = []
   try:
