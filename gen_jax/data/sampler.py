@@ -112,8 +112,10 @@ class StackedMnistSampler(BatchSampler):
     if self.mesh is not None:
       idx_g = jax.lax.with_sharding_constraint(idx_g, parallel.batch_sharded(self.mesh))
       idx_b = jax.lax.with_sharding_constraint(idx_b, parallel.batch_sharded(self.mesh))
-    g = self.to_model_input(gather_rows(data.images, idx_g), key)
-    b = self.to_model_input(gather_rows(data.images, idx_b), key)
+    # Each channel binarizes with its own key (R uses `key` itself; 1 drew the indices above): one key for all
+    # three would give the three digits one noise pattern under dynamic binarization.
+    g = self.to_model_input(gather_rows(data.images, idx_g), jax.random.fold_in(key, 2))
+    b = self.to_model_input(gather_rows(data.images, idx_b), jax.random.fold_in(key, 3))
     image = jnp.concatenate([batch["image"], g, b], axis=-1)
     label = batch["label"] * 100 + data.labels[idx_g] * 10 + data.labels[idx_b]
     return {"image": image, "label": label}, order

@@ -108,7 +108,9 @@ def _evaluate_workdir(workdir: pathlib.Path, step: int | None, overrides: Sequen
   run = setup(config_for_loading(config))
   ckpts = Checkpoints(workdir, async_save=False)
   try:
-    restored = ckpts.restore_latest_good(run.abstract_state(), step)
+    # A reader never moves checkpoints (train.py, which holds the workdir's lock, quarantines damaged ones): a
+    # damaged latest checkpoint is skipped with a warning and the previous one evaluated.
+    restored = ckpts.restore_latest_good(run.abstract_state(), step, quarantine=False)
   finally:
     ckpts.close()
   if restored is None:
@@ -142,7 +144,9 @@ def _evaluate_workdir(workdir: pathlib.Path, step: int | None, overrides: Sequen
       "eval_group_seconds": {g: r["seconds"] for g, r in per_group.items()},
       "last_evaluated_groups": list(per_group),   # by the eval.py call that wrote the file; see "groups"
       "params": count_params({name: m.params for name, m in state.models.items()}),
+      # wall_seconds includes eval_seconds (the during-training evaluation and image grids); None before it existed
       "train": {"steps": restored_step, "wall_seconds": meta.get("train_wall_seconds"),
+                "eval_seconds": meta.get("train_eval_seconds"),
                 "device_kind": meta.get("device_kind"), "num_devices": meta.get("num_devices")},
       "eval_hardware": dict(hardware_description(), eval_devices=devices),
       "eval_wall_seconds": time.time() - t0,

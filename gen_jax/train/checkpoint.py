@@ -9,9 +9,12 @@ leaves' bytes) is computed from the state at save time and written in the same c
 no window in which a checkpoint exists without it. At restore:
   - a state_spec that differs from the restore target is a ConfigError (the config does not match the checkpoint);
     nothing is moved;
-  - an unreadable step, or restored arrays whose sha256 differs from the recorded one (bytes changed on disk), is
-    corruption: reported in one line, moved to `<workdir>/checkpoints_corrupt/` (nothing is deleted) and the
-    previous step tried;
+  - evidence of damage (a missing or unparseable metadata or array file, restored arrays whose sha256 differs from
+    the recorded one) is corruption: reported in one line and the previous step tried; the process that owns the
+    workdir (train.py, holding its lock) moves the step to `<workdir>/checkpoints_corrupt/` (nothing is deleted),
+    readers (eval.py) leave it in place;
+  - any other failure (out of memory, permissions, an I/O error) says nothing about the files: a one-line
+    CheckpointError naming the step and the error, nothing moved;
   - a checkpoint written before fingerprints existed restores with a one-line note (it cannot be verified).
 A failed save (disk full, quota) is a CheckpointError naming the step, the folder and the last good checkpoint;
 orbax's temporary folder is removed.
@@ -22,6 +25,7 @@ import ast
 import datetime
 import errno
 import hashlib
+import json
 import logging
 import os
 import pathlib
@@ -45,7 +49,41 @@ _TMP_MARK = ".orbax-checkpoint-tmp"
 
 
 class CorruptCheckpoint(Exception):
-  """A step that cannot be read or fails its checksum (internal: turned into quarantine or a CheckpointError)."""
+  """A step whose files are damaged or fail their checksum (internal: turned into a skip, a quarantine or a
+  CheckpointError)."""
+
+
+# tensorstore's status codes (the start of its ValueError's text) that say the stored bytes are missing or garbled.
+_DAMAGE_CODES = ("DATA_LOSS:", "NOT_FOUND:", "OUT_OF_RANGE:")
+
+
+def _damage(e: BaseException | None) -> BaseException | None:
+  """The exception in `e`'s chain of causes that shows files of a step are missing or unparseable (what orbax and
+  tensorstore raise for a deleted, truncated or garbled file: tests/test_checkpoint_errors.py lists the cases), or
+  None: anything else (out of memory, permissions, I/O errors) says nothing about the files."""
+  for _ in range(20):
+    if e is None:
+      return None
+    if isinstance(e, (CorruptCheckpoint, json.JSONDecodeError, UnicodeDecodeError, FileNotFoundError,
+                      NotADirectoryError)):
+      return e
+    text = str(e).strip("'\"")
+    if isinstance(e, KeyError) and "was not found in the checkpoint" in text:   # an item folder is missing
+      return e
+    if text.startswith(_DAMAGE_CODES) or (text.startswith("FAILED_PRECONDITION:")
+                                          and ("Error reading" in text or "Error decoding" in text)):
+      return e   # FAILED_PRECONDITION: a compressed chunk or a JSON file that does not decode
+    e = e.__cause__   # orbax wraps a failed read of an array in a bare Exception raised from the cause
+  return None
+
+
+def _root(e: BaseException) -> BaseException:
+  """The first cause of `e` (orbax's wrapper of a failed array read says less than what it wraps)."""
+  for _ in range(20):
+    if e.__cause__ is None:
+      break
+    e = e.__cause__
+  return e
 
 
 def _host_leaf(x) -> np.ndarray:
@@ -282,11 +320,36 @@ class Checkpoints:
 
   def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
     """(state, meta) of `step`. ConfigError when the checkpoint's structure, shapes or dtypes differ from
-    `abstract_state`; CorruptCheckpoint when it cannot be read or fails its checksum."""
+    `abstract_state`; CorruptCheckpoint when its files are damaged or fail their checksum; CheckpointError (one
+    line) for any other failure, which says nothing about the files."""
     try:
-      meta = dict(self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"])
+      return self._restore(step, abstract_state)
+    except (CorruptCheckpoint, ConfigError, CheckpointError):
+      raise
+    except Exception as e:  # noqa: BLE001 - orbax/tensorstore/jax raise many types
+      damage = _damage(e)
+      if damage is not None:
+        raise CorruptCheckpoint(f"{type(damage).__name__}: {_short(damage)}") from e
+      raise self._restore_failed(step, e) from e
+
+  def _restore_failed(self, step: int, e: BaseException) -> CheckpointError:
+    e = _root(e)
+    return CheckpointError(
+        f"restoring checkpoint {self.directory / str(step)} failed ({type(e).__name__}: {_short(e)}); nothing was "
+        f"moved: this error does not show that its files are damaged. Fix the cause (memory, permissions, the disk) "
+        f"and rerun; if the files are damaged, move that folder into {self.workdir / CORRUPT_DIR} and rerun.")
+
+  def _restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
+    try:
+      meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
     except Exception as e:  # noqa: BLE001
-      raise CorruptCheckpoint(f"its meta item cannot be read ({type(e).__name__}: {_short(e)})") from e
+      damage = _damage(e)
+      if damage is None:
+        raise self._restore_failed(step, e) from e
+      raise CorruptCheckpoint(f"its meta item cannot be read ({type(damage).__name__}: {_short(damage)})") from e
+    if not isinstance(meta, dict):
+      raise CorruptCheckpoint(f"its meta item is a JSON {type(meta).__name__}, not an object")
+    meta = dict(meta)
     target = state_spec(abstract_state)
     if "state_spec" in meta:
       problem = _spec_mismatch(meta["state_spec"], target)
@@ -302,7 +365,10 @@ class Checkpoints:
         problem = self._legacy_mismatch(step, abstract_state)
         if problem:
           raise self._mismatch(step, problem) from None
-      raise CorruptCheckpoint(f"{type(e).__name__}: {_short(e)}") from e
+      damage = _damage(e)
+      if damage is None:
+        raise self._restore_failed(step, e) from e
+      raise CorruptCheckpoint(f"{type(damage).__name__}: {_short(damage)}") from e
     state = restored["state"]
     recorded = meta.get("state_digest")
     if isinstance(recorded, dict) and isinstance(recorded.get("leaves"), dict):
@@ -347,11 +413,14 @@ class Checkpoints:
       return None
     return f"the checkpoint has {len(saved_shapes)} arrays, the model built from this config {len(target) + keys}"
 
-  def restore_latest_good(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict, int] | None:
+  def restore_latest_good(self, abstract_state: Any, step: int | None = None,
+                          quarantine: bool = True) -> tuple[Any, dict, int] | None:
     """Restores `step` (or the newest readable one). Returns (state, meta, step) or None if none exist.
 
-    With an explicit `step`, a failure is an error. Without, unreadable steps are reported, moved aside, and the
-    next older one is tried. A checkpoint that does not match `abstract_state` is a ConfigError either way.
+    With an explicit `step`, a failure is an error. Without, damaged steps are reported and the next older one is
+    tried; with `quarantine` they are also moved to checkpoints_corrupt/ (only the process holding the workdir's
+    lock, train.py, may move them: a reader such as eval.py passes False). A checkpoint that does not match
+    `abstract_state` is a ConfigError and any other failure a CheckpointError, either way, and nothing is moved.
     """
     steps = self.steps()
     if step is not None:
@@ -369,14 +438,24 @@ class Checkpoints:
         self._last_good = candidate
         return state, meta, candidate
       except CorruptCheckpoint as e:
-        moved = self._quarantine(candidate)
-        log.warning("checkpoint at step %d is unreadable (%s); moved it to %s", candidate, e, moved)
-        print(f"WARNING: checkpoint at step {candidate} is unreadable ({e}); moved it to {moved}; falling back to "
-              "the previous checkpoint.", flush=True)
+        src = self.directory / str(candidate)
+        if not src.is_dir():   # removed while being read (a training run keeps only its newest checkpoints)
+          what = "was removed while being read"
+        elif quarantine:
+          what = f"is unreadable ({e}); moved it to {self._quarantine(candidate)}"
+        else:
+          what = (f"is unreadable ({e}); left it in place (train.py moves it to {self.workdir / CORRUPT_DIR} when "
+                  "it resumes this run)")
+        log.warning("checkpoint at step %d %s", candidate, what)
+        print(f"WARNING: checkpoint at step {candidate} {what}; falling back to the previous checkpoint.", flush=True)
     if steps:
-      raise CheckpointError(f"none of the checkpoints in {self.directory} could be read (steps {steps}); they were "
-                            f"moved to {self.workdir / CORRUPT_DIR}. Start a fresh run with a new --workdir "
-                            "(or train.py --restart to move this run's files aside and start over here).")
+      if quarantine:
+        raise CheckpointError(f"none of the checkpoints in {self.directory} could be read (steps {steps}); they were "
+                              f"moved to {self.workdir / CORRUPT_DIR}. Start a fresh run with a new --workdir "
+                              "(or train.py --restart to move this run's files aside and start over here).")
+      raise CheckpointError(f"none of the checkpoints in {self.directory} could be read (steps {steps}); nothing was "
+                            "moved. Rerun train.py on this workdir (it moves damaged checkpoints aside and resumes "
+                            "from a readable one, or says to start over).")
     return None
 
   def _quarantine(self, step: int) -> pathlib.Path:

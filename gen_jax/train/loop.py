@@ -317,14 +317,15 @@ def _train_locked(config, workdir: pathlib.Path, *, mesh, family, progress, inte
   ckpts = Checkpoints(workdir, keep=int(tc.keep_checkpoints))
   log = MetricsLog(workdir, enabled=main)
 
-  restored = ckpts.restore_latest_good(run.abstract_state())
+  restored = ckpts.restore_latest_good(run.abstract_state(), quarantine=True)   # this process holds the lock
   if restored is None:
-    state, wall_base, start = run.init_state(), 0.0, 0
+    state, wall_base, eval_base, start = run.init_state(), 0.0, 0.0, 0
     if main:
       metrics_log_lib.drop_rows_after(log.path, 0)   # rows of a run stopped before its first checkpoint
   else:
     state, meta, start = restored
     wall_base = float(meta.get("train_wall_seconds", 0.0))
+    eval_base = float(meta.get("train_eval_seconds", 0.0))   # absent in checkpoints written before it existed
     print(f"Resuming from {ckpts.directory / str(start)} (step {start}).", flush=True)
     if main and schedule_note and start < int(tc.num_steps):
       print(schedule_note(start), flush=True)
@@ -362,10 +363,13 @@ def _train_locked(config, workdir: pathlib.Path, *, mesh, family, progress, inte
   meta_base = {"config": config_lib.to_dict(config), "dataset": run.dataset.source,
                "num_devices": run.mesh.devices.size, "device_kind": jax.devices()[0].device_kind}
 
+  # train_wall_seconds: the whole wall time of the run (cumulative over resumes); train_eval_seconds: the part of
+  # it spent on the during-training evaluation and on writing image grids, so training alone = the difference.
   def save(step: int, state) -> bool:
     if not bool(_all_finite(state.models)):
       return False
-    ckpts.save(step, state, dict(meta_base, step=step, train_wall_seconds=wall_base + (time.time() - t_start)))
+    ckpts.save(step, state, dict(meta_base, step=step, train_wall_seconds=wall_base + (time.time() - t_start),
+                                 train_eval_seconds=eval_base + eval_seconds))
     return True
 
   # XLA:CPU runs the devices of a multi-device mesh on one shared thread pool; with several steps in
@@ -376,6 +380,8 @@ def _train_locked(config, workdir: pathlib.Path, *, mesh, family, progress, inte
   last_saved = start if restored is not None else None
   t_start = time.time()
   t_log, step_log = t_start, start
+  eval_seconds = 0.0   # this session's share of train_eval_seconds
+  images_per_step = int(config.data.batch_size) * int(run.family.capabilities.batches_per_step)
   latest: dict[str, float] = {}
   sums, window = jax.device_put(zero_sums, replicated), 0
   loss_watch = metrics_log_lib.LossWatch()
@@ -405,7 +411,8 @@ def _train_locked(config, workdir: pathlib.Path, *, mesh, family, progress, inte
           sums, window = jax.device_put(zero_sums, replicated), 0
           now = time.time()
           latest["steps_per_sec"] = (step - step_log) / max(now - t_log, 1e-9)
-          latest["examples_per_sec"] = latest["steps_per_sec"] * int(config.data.batch_size)
+          # real training images consumed per second: a step of a GAN with n_critic > 1 reads n_critic batches
+          latest["examples_per_sec"] = latest["steps_per_sec"] * images_per_step
           latest["wall_seconds"] = wall_base + now - t_start
           t_log, step_log = now, step
           bad = sorted(k for k, v in latest.items() if not np.isfinite(v))
@@ -426,12 +433,17 @@ def _train_locked(config, workdir: pathlib.Path, *, mesh, family, progress, inte
             raise NonFiniteLossError(
                 f"parameters became NaN/Inf by step {step}; not saving them. The last good checkpoint "
                 f"(step {last_saved}) in {ckpts.directory} is kept. Lower the learning rate or clip gradients.")
-        if main and ((sample_every and step % sample_every == 0) or last):
-          write_images(run, state.models, workdir / "images", step, log)
-        if training_eval is not None and not stopping and training_eval.due(step, last):
+        images_due = main and ((sample_every and step % sample_every == 0) or last)
+        eval_due = training_eval is not None and not stopping and training_eval.due(step, last)
+        if images_due or eval_due:
           t_eval = time.time()
-          log.write(step, training_eval.measure(state.models), split="eval")
-          t_log += time.time() - t_eval   # steps/s counts training only
+          if images_due:
+            write_images(run, state.models, workdir / "images", step, log)
+          if eval_due:
+            log.write(step, training_eval.measure(state.models), split="eval")
+          spent = time.time() - t_eval
+          eval_seconds += spent
+          t_log += spent   # steps/s counts training only
         if stopping:
           stopped_by = stop.signal_name
           break
