@@ -280,6 +280,49 @@ def test_wall_clock_rule_sets_steps_from_the_probe_and_keeps_them(tmp_path):
   info = study_lib._probe_steps(run, 30.0, fake_train)
   assert info["num_steps"] == 120 and info["probe_steps_per_sec"] == 4.0 and calls == [50]
   assert study_lib._probe_steps(run, 30.0, fake_train) == info and calls == [50]   # kept: no second probe
+  # A probe stopped by a signal writes no budget and stops the study; one without rates is an error, not 1 step/s.
+  other = study_lib.plan(study, tmp_path, only=["vae"], seeds=[1])[0]
+  with pytest.raises(KeyboardInterrupt, match="SIGTERM during the timing probe"):
+    study_lib._probe_steps(other, 30.0, lambda c, w: {"stopped_by": "SIGTERM"})
+  with pytest.raises(ConfigError, match="logged no step rate"):
+    study_lib._probe_steps(other, 30.0, lambda c, w: {})
+  assert not (other.workdir / study_lib.BUDGET_FILE).exists()
+
+
+def test_an_evaluation_is_reused_only_if_the_study_made_it_with_the_same_eval_settings(tmp_path):
+  """A run trained and evaluated earlier (by hand, or with other eval settings) is re-evaluated with the study's
+  settings, which are written into its config.json first; the record names the code that evaluated it."""
+  study = study_lib.load_study(str(REPO / "studies/tiny.py"))
+  run = study_lib.plan(study, tmp_path / "runs", only=["vae"], seeds=[0])[0]
+  from gen_jax import config as config_lib
+  run.workdir.mkdir(parents=True)
+  stale = config_lib.to_dict(run.config)
+  stale["eval"]["num_samples"] = 7
+  (run.workdir / "config.json").write_text(json.dumps(stale))
+  evals = []
+
+  def fake_train(config, workdir):
+    return {"step": 8}
+
+  def fake_eval(workdir):
+    saved = json.loads((workdir / "config.json").read_text())
+    evals.append(saved["eval"]["num_samples"])
+    report = {"step": 8, "groups": {g: {} for g in run.config.eval.suites}, "metrics": {"x": 1.0}, "train": {}}
+    (workdir / "eval").mkdir(exist_ok=True)
+    (workdir / "eval" / "metrics.json").write_text(json.dumps(report))
+    return report
+
+  (run.workdir / "eval").mkdir()   # an evaluation made by hand: complete, but not the study's
+  (run.workdir / "eval" / "metrics.json").write_text(json.dumps(
+      {"step": 8, "groups": {g: {} for g in run.config.eval.suites}, "metrics": {"x": 0.0}}))
+  record = study_lib.run_one(run, study, tmp_path / "out", train_fn=fake_train, evaluate_fn=fake_eval)
+  assert evals == [int(run.config.eval.num_samples)] and record["metrics"]["metrics"]["x"] == 1.0
+  assert "commit" in record["code"]
+  study_lib.run_one(run, study, tmp_path / "out", train_fn=fake_train, evaluate_fn=fake_eval)
+  assert len(evals) == 1                                      # the study's own evaluation, same settings: reused
+  run.config.eval.imputation_steps = int(run.config.eval.imputation_steps) + 1
+  study_lib.run_one(run, study, tmp_path / "out", train_fn=fake_train, evaluate_fn=fake_eval)
+  assert len(evals) == 2                                      # settings changed: evaluated again
 
 
 def test_images_per_step_asks_the_family():

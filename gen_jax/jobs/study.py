@@ -390,11 +390,17 @@ def _probe_steps(run: PlannedRun, seconds: float, train_fn, probe_steps: int = 5
   log_every = max(1, probe_steps // 5)
   config_lib.apply_overrides(cfg, [f"train.num_steps={probe_steps}", f"train.log_every={log_every}",
                                    "train.eval_every=0", f"train.checkpoint_every={probe_steps}"])
-  train_fn(cfg, probe_dir)
+  summary = train_fn(cfg, probe_dir)
+  if summary and summary.get("stopped_by"):   # the handler took the signal: stop here, write no budget
+    shutil.rmtree(probe_dir, ignore_errors=True)
+    raise KeyboardInterrupt(f"{summary['stopped_by']} during the timing probe of {run.key}")
   rates = [r["steps_per_sec"] for r in _read_jsonl(probe_dir / "metrics.jsonl")
            if r.get("split", "train") == "train" and "steps_per_sec" in r][1:]
   shutil.rmtree(probe_dir, ignore_errors=True)
-  rate = float(np.median(rates)) if rates else 1.0
+  if not rates:
+    raise ConfigError(f"the timing probe of {run.key} logged no step rate after its first row ({probe_steps} steps, "
+                      f"a row every {log_every}); the wall_clock budget cannot be set. Rerun the study.")
+  rate = float(np.median(rates))
   info = {"num_steps": max(1, int(seconds * rate)), "probe_steps": probe_steps, "probe_steps_per_sec": rate}
   run.workdir.mkdir(parents=True, exist_ok=True)
   write_text_atomic(path, json.dumps(info, indent=2))
@@ -408,18 +414,42 @@ def _train(config, workdir: pathlib.Path) -> dict:
   return train(config, workdir, progress=False, evaluator=make_training_evaluator)
 
 
-def _evaluated(workdir: pathlib.Path, step: int, suites: Sequence[str]) -> dict | None:
-  """The run's eval/metrics.json when it already holds every group of `suites` for `step`."""
-  path = workdir / "eval" / "metrics.json"
-  if not path.exists():
+STUDY_EVAL = "study_eval.json"   # in <workdir>/eval: the eval config and code of the study's evaluation
+
+
+def _eval_section(config) -> dict:
+  """The evaluation settings that decide a run's numbers (machine-local keys left out)."""
+  local = {k.split(".", 1)[1] for k in LOCAL_KEYS if k.startswith("eval.")}
+  return {k: v for k, v in config_lib.to_dict(config).get("eval", {}).items() if k not in local}
+
+
+def _evaluated(workdir: pathlib.Path, step: int, config) -> tuple[dict, dict] | None:
+  """(eval/metrics.json, the code that wrote it) when the study already evaluated this run at `step` with the same
+  evaluation settings and every group of its suites; None otherwise (an evaluation made by hand, at another step,
+  with other settings, or before this check existed is redone, not recorded under today's config)."""
+  path, mark_path = workdir / "eval" / "metrics.json", workdir / "eval" / STUDY_EVAL
+  if not (path.exists() and mark_path.exists()):
     return None
   try:
-    report = json.loads(path.read_text())
+    report, mark = json.loads(path.read_text()), json.loads(mark_path.read_text())
   except ValueError:
     return None
+  suites = tuple(config.eval.suites)
   if report.get("step") != step or not set(suites) <= set(report.get("groups", {})):
     return None
-  return report
+  if mark.get("step") != step or mark.get("eval") != json.loads(json.dumps(_eval_section(config), default=str)):
+    return None
+  return report, mark.get("code", {})
+
+
+def _with_study_eval_settings(workdir: pathlib.Path, config) -> None:
+  """Writes the study's evaluation settings into the run's saved config.json (what eval.py reads), so a run
+  trained before the study's eval settings changed is evaluated with today's."""
+  path = workdir / "config.json"
+  saved = config_lib.read_saved_config_json(path)
+  if saved.get("eval") != config_lib.to_dict(config).get("eval"):
+    saved["eval"] = config_lib.to_dict(config)["eval"]
+    write_text_atomic(path, json.dumps(saved, indent=2, default=str))
 
 
 def _evaluate(workdir: pathlib.Path) -> dict:
@@ -447,11 +477,16 @@ def run_one(run: PlannedRun, study, out: pathlib.Path, phase: Callable[[str], No
     if summary.get("stopped_by"):
       raise KeyboardInterrupt(f"{summary['stopped_by']} during {run.key}")
     step = int(summary["step"])
-    suites = tuple(run.config.eval.suites)
-    report = _evaluated(run.workdir, step, suites)
-    if report is None:
+    done = _evaluated(run.workdir, step, run.config)
+    if done is None:
       phase("eval")
+      _with_study_eval_settings(run.workdir, run.config)
+      code = git_state()
       report = evaluate_fn(run.workdir)
+      write_text_atomic(run.workdir / "eval" / STUDY_EVAL, json.dumps(
+          {"step": step, "eval": _eval_section(run.config), "code": code}, indent=1, default=str))
+    else:
+      report, code = done
   rows = _read_jsonl(run.workdir / "metrics.jsonl")
   rows = [r for r in rows if int(r.get("step", 0)) <= step]   # a resumed run may have logged past its checkpoint
   key_dir = ledger_dir(out) / run.key
@@ -472,14 +507,16 @@ def run_one(run: PlannedRun, study, out: pathlib.Path, phase: Callable[[str], No
       "config": config_lib.to_dict(run.config),
       "budget": dict(budget, steps=step, images_seen=step * budget["images_per_step"]),
       "train": {"steps": step, "images_seen": step * budget["images_per_step"],
-                "wall_seconds": train_info.get("wall_seconds")},
+                "wall_seconds": train_info.get("wall_seconds"),
+                # of which the training-time evaluation (FD curve) and image grids (None: not recorded then)
+                "eval_seconds": train_info.get("eval_seconds")},
       "eval": {"wall_seconds": report.get("eval_wall_seconds")},
       "metrics": report,
       "curve": {"eval_rows": [_numbers(r) for r in rows if r.get("split") == "eval"],
                 "train_rows": [_numbers(r) for r in rows if r.get("split", "train") == "train"],
                 "protocol": json.loads(training_eval.read_text()) if training_eval.exists() else None},
       "hardware": hardware(),
-      "code": git_state(),
+      "code": code,   # the code that evaluated the run (training's commit is in the checkpoints' history)
       "images": images,
   }
   write_text_atomic(key_dir / RECORD, json.dumps(record, indent=1, sort_keys=True, default=str))

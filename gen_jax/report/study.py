@@ -208,6 +208,7 @@ def _run_row(record: dict) -> dict:
           "steps": budget.get("steps"), "images_seen": budget.get("images_seen"), "rule": budget.get("rule"),
           "budget_images": budget.get("images"), "budget_seconds": budget.get("seconds"),
           "train_wall_seconds": record.get("train", {}).get("wall_seconds"),
+          "train_eval_seconds": record.get("train", {}).get("eval_seconds"),   # FD curve + grids, inside the wall
           "eval_wall_seconds": record.get("eval", {}).get("wall_seconds"),
           "hardware": (f"{hw.get('cpu')}, {hw.get('cpu_cores')} cores, {hw.get('num_devices')}x "
                        f"{hw.get('device_kind')}, jax {hw.get('jax_version')}"),
@@ -464,10 +465,12 @@ def _blocks(agg: dict, figures: dict) -> list:
       items.append([Cell(group, bold=True), " — " + "; ".join(parts)])
     blocks.append(BulletList(items))
   blocks.append(Heading(2, "Runs: what each one got", "runs"))
-  blocks.append(Table(["run", "steps", "images seen", "train wall", "eval wall", "hardware", "commit"],
+  blocks.append(Table(["run", "steps", "images seen", "train wall (of which FD curve + grids)", "eval wall",
+                       "hardware", "commit (evaluation)"],
                       [[r["key"], str(r["steps"]), f"{r['images_seen']:,}" if r["images_seen"] is not None else "",
-                        _seconds(r["train_wall_seconds"]), _seconds(r["eval_wall_seconds"]), r["hardware"],
-                        r["commit"]] for r in agg["runs"]]))
+                        _seconds(r["train_wall_seconds"]) + (f" ({_seconds(r['train_eval_seconds'])})"
+                                                             if r.get("train_eval_seconds") is not None else ""),
+                        _seconds(r["eval_wall_seconds"]), r["hardware"], r["commit"]] for r in agg["runs"]]))
   blocks.append(Paragraph([f"Shared evaluation overrides: {', '.join(info['eval_overrides']) or 'none'}. "
                            f"Shared training overrides: {', '.join(info['train_overrides']) or 'none'}. Entries: "
                            + "; ".join(f"{e['name']} = {e['config']}"
