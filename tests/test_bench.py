@@ -261,6 +261,9 @@ def test_cpu_sized_batches_for_default_large_configs(monkeypatch):
   with pytest.raises(ConfigError):
     bench_main.main(["--configs=resnet_gan@64", "--no_peak", "--quiet"])
   assert seen["entries"] == "resnet_gan@64"   # an explicit batch is kept
+  with pytest.raises(ConfigError, match="no benchmark entries"):   # --config alone (crashed on CPU before)
+    bench_main.main(["--config=configs/vae.py", "--no_peak", "--quiet"])
+  assert seen["entries"] == ""
 
 
 # --- rewritten layers of the speed work: the same function and parameters --------------------------------------

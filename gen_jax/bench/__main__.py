@@ -131,7 +131,7 @@ def main(argv=None) -> int:
   modes = [m.strip() for m in args.torch_modes.split(",") if m.strip()] if args.torch else []
   if set(modes) - {"eager", "compile"}:
     raise ConfigError(f"--torch_modes={args.torch_modes!r}: use eager, compile or eager,compile")
-  entries = args.configs if (args.configs or args.config) else DEFAULT_CONFIGS
+  entries = args.configs or ("" if args.config else DEFAULT_CONFIGS)   # --config alone: that file only
   cpu_sized = {}
   if jax.default_backend() == "cpu" and not args.batch_size:
     names = [e.strip() for e in entries.split(",") if e.strip()]
