@@ -11,10 +11,11 @@ is taken from its own loss only (one `jax.vjp`, three cotangents):
 The loss formulas, with the sign convention explained, are in
 `gen_jax/objectives/vaegan.py`. Images are mapped to [-1, 1].
 
-With `train.ema_decay` > 0 the encoder keeps EMA parameters like the decoder (same decay and warm-up): the encoder
-is trained against the decoder it is paired with, so evaluation encodes and decodes with the averaged pair, and
-`raw_models` drops both averages (the raw pair). An EMA decoder behind a raw encoder reconstructs worse than either
-matched pair and makes conditional sampling drift (NOTES.md, "Imputation: Metropolis-within-Gibbs").
+With `train.ema_decay` > 0 the encoder keeps EMA parameters like the decoder (same decay and warm-up), so that
+evaluation encodes and decodes with two networks averaged over the same updates, and `raw_models` drops both
+averages (the raw pair the encoder was trained with). The EMA decoder's batch-norm statistics are the family
+protocol's standing statistics on prior draws: right for samples; reconstructions and imputations decode posterior
+latents, which those statistics fit less well (NOTES.md, "Imputation: Metropolis-within-Gibbs").
 """
 from __future__ import annotations
 

@@ -177,13 +177,16 @@ def _check_chain(chain: str) -> str:
   return chain
 
 
-def _observation_model(m: Any, x_obs, observed, labels):
-  """z -> (the fill: x_obs at observed pixels, the decoder mean elsewhere; log p(x_obs | z) [n] up to a constant).
+def _observation_model(m: Any, x_obs, observed, labels, log_lik: bool = True):
+  """z -> (the fill: x_obs at observed pixels, the decoder mean elsewhere; log p(x_obs | z) [n] up to a constant,
+  or zeros without ``log_lik``).
 
   The family's pixel likelihood where it has one (per-pixel terms masked: each pixel is scored as a 1x1 image of
   its own, which every likelihood of gen_jax/objectives/likelihoods.py factorizes over), else a Gaussian of
   variance PRIOR_WEIGHT / 2 around the decoder mean (see the module docstring)."""
   n = x_obs.shape[0]
+  if not log_lik:
+    return lambda z: (jnp.where(observed, x_obs, m.decode(z, labels)), jnp.zeros((n,), jnp.float32))
   weights = observed.reshape(n, -1).astype(jnp.float32)   # [n, H * W]
   family = getattr(m, "family", None)
   if getattr(m, "has_likelihood", False) and family is not None:
@@ -218,7 +221,7 @@ def _conditional_sampler(model: Any, steps: int, average_last: int, chain: str):
   def run(models, key, index, x_obs, observed, labels, init):
     m = _bound(model, models)
     keys = _example_keys(key, index)
-    observe = _observation_model(m, x_obs, observed, labels)
+    observe = _observation_model(m, x_obs, observed, labels, log_lik=chain == "mwg")
     fill = jnp.where(observed, x_obs, init)
     mean, logvar = m.encode(fill, labels)
     z, log_lik = jnp.zeros_like(mean), jnp.full(mean.shape[:1], -jnp.inf)   # no state yet: the first draw is taken
