@@ -89,6 +89,10 @@ def _imputation_specs() -> list[MetricSpec]:
            "pixels in [0,1]", NEITHER, ".4f",
            f"as impute_mse_{mask}, filling with the training-set mean image: no model; the baseline a model "
            "must beat (not ranked)"),
+        _s(f"impute_accept_{mask}", "imputation", f"Conditional sampling, {mask} mask, acceptance rate", "fraction",
+           NEITHER, ".3f",
+           "fraction of Metropolis-within-Gibbs proposals accepted (encoder models; near 0: the chains barely move "
+           "from their latent-optimization starts, so the imputation is mostly latent optimization's) (not ranked)"),
     ]
   return out
 
