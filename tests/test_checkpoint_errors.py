@@ -250,3 +250,20 @@ def test_stacked_mnist_binarizes_each_channel_with_its_own_noise():
   assert not np.array_equal(r, g) and not np.array_equal(r, b) and not np.array_equal(g, b)
   for c in (r, g, b):
     assert 0.3 < c.mean() < 0.7   # Bernoulli(128/255) each
+
+
+def test_a_checkpoint_from_before_new_ema_parameters_says_to_retrain_not_to_fix_the_config(tmp_path):
+  """A VAE-GAN saved before its encoder kept EMA parameters: the message says why and what to do."""
+  from gen_jax.errors import ConfigError as Cfg
+  from gen_jax.train.checkpoint import Checkpoints, _spec_mismatch
+  saved = [[".models['encoder'].params['w']", [3], "float32"]]
+  target = saved + [[".models['encoder'].ema_params['w']", [3], "float32"]]
+  ckpts = Checkpoints(tmp_path, async_save=False)
+  try:
+    err = ckpts._mismatch(7, _spec_mismatch(saved, target))
+    assert isinstance(err, Cfg) and "older gen_jax" in str(err) and "--restart" in str(err)
+    assert "encoder" in str(err) and "drop --config.model" not in str(err)
+    other = ckpts._mismatch(7, _spec_mismatch(saved, [[".models['encoder'].params['w']", [4], "float32"]]))
+    assert "use the config the run was trained with" in str(other)
+  finally:
+    ckpts.close()

@@ -389,6 +389,12 @@ class Checkpoints:
     return state, meta
 
   def _mismatch(self, step: int, problem: str) -> ConfigError:
+    if "ema_params" in problem and "the checkpoint does not" in problem:
+      # Not a config mistake: the network gained EMA parameters since (the VAE-GAN encoder, 2026-12-06).
+      return ConfigError(f"checkpoint {self.directory / str(step)} was written by an older gen_jax whose model had no "
+                         f"{problem.split(' (')[0].replace('the model has ', '')}; this version keeps EMA parameters "
+                         "there. The checkpoint is fine (nothing was moved): retrain with --restart (or into another "
+                         "--workdir), or evaluate it with the commit that trained it (git log).")
     return ConfigError(f"checkpoint {self.directory / str(step)} does not match the model this config builds: "
                        f"{problem}. The checkpoint is fine (nothing was moved): use the config the run was trained "
                        f"with (<workdir>/config.json; drop --config.model.* / --config.data.* overrides), or another "
