@@ -31,7 +31,10 @@ def one_device():
 
 
 def assert_trees_equal(a, b):
-  jax.tree.map(np.testing.assert_array_equal, jax.device_get(a), jax.device_get(b))
+  """Equal to float32 rounding: under the tests' XLA flags (no fusion emitters) a fused multi-step call and single
+  steps may round differently in the last bit (measured: 12 of 32 values); any real difference is far larger."""
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), jax.device_get(a),
+               jax.device_get(b))
 
 
 # --- the dispatch schedule (pure Python, brute force) ------------------------------------------------------------
