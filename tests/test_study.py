@@ -206,6 +206,9 @@ def test_study_files_plan_equal_images_and_refuse_bad_input(tmp_path):
   study = study_lib.load_study(str(REPO / "studies/mnist.py"))
   runs = study_lib.plan(study, tmp_path)
   assert len(runs) == 15 and len({r.key for r in runs}) == 15
+  # seed-major: a study stopped part-way leaves whole seeds (every entry of seed 0 before any of seed 1)
+  assert [r.seed for r in runs] == [0] * 5 + [1] * 5 + [2] * 5
+  assert [r.entry for r in runs[:5]] == [str(e.name) for e in study.entries]
   for r in runs:
     assert r.config.data.name == "mnist" and r.config.seed == r.seed
     seen = int(r.config.train.num_steps) * study_lib.images_per_step(r.config)
@@ -232,7 +235,7 @@ def test_tiny_study_resumes_skips_finished_runs_and_reaggregates_from_ledgers_al
   out, workdirs = tmp_path / "out", tmp_path / "runs"
   # "Interrupted" after two of the four runs.
   first = study_lib.run_study(study, out, workdirs, extra_overrides=local, progress=False, max_runs=2)
-  assert first["ran"] == ["vae__mnist__seed0", "vae__mnist__seed1"] and first["skipped"] == []
+  assert first["ran"] == ["vae__mnist__seed0", "gan__mnist__seed0"] and first["skipped"] == []   # seed-major
   before = {k: (out / "ledger" / k / "record.json").read_bytes() for k in first["ran"]}
   # The same command again finishes the study: the recorded runs are skipped, not retrained.
   args = [str(REPO / "studies/tiny.py"), "--out", str(out), "--workdirs", str(workdirs), "--no_progress"]

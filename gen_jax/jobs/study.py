@@ -201,7 +201,8 @@ def run_config(study, entry, dataset: str, seed: int, extra_overrides: Sequence[
 
 def plan(study, workdirs: str | pathlib.Path, only: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
          extra_overrides: Sequence[str] = ()) -> list[PlannedRun]:
-  """Every (entry, dataset, seed) of the study, entries in file order, then datasets, then seeds; `only` and
+  """Every (entry, dataset, seed) of the study, seed-major: all of seed 0 (datasets, then entries in file order),
+  then seed 1, ..., so that a study stopped part-way (a session's end) leaves whole seeds that aggregate. `only` and
   `seeds` select some of them (unknown names are errors). Budgets of the 'images' rule are set here."""
   names = [str(e.name) for e in study.entries]
   if only:
@@ -214,12 +215,12 @@ def plan(study, workdirs: str | pathlib.Path, only: Sequence[str] | None = None,
       raise ConfigError(f"--seeds {unknown} are not seeds of study {study.name} {tuple(study.seeds)}")
   from gen_jax.eval import suite as eval_suite  # noqa: PLC0415 (imports jax)
   runs = []
-  for entry in study.entries:
-    if only and entry.name not in only:
+  for seed in study.seeds:
+    if seeds is not None and seed not in seeds:
       continue
     for dataset in study.datasets:
-      for seed in study.seeds:
-        if seeds is not None and seed not in seeds:
+      for entry in study.entries:
+        if only and entry.name not in only:
           continue
         config = run_config(study, entry, dataset, seed, extra_overrides)
         if study.budget.rule == "images":
