@@ -224,6 +224,30 @@ def test_named_dataset_through_tfds(tmp_path, kind):
   assert "cifar10: 3 train" in line and "airplane" in line and "32x32x3 (colour)" in line and desc in line
 
 
+def test_replaced_archive_rebuilds_the_cache_and_short_splits_are_recorded(tmp_path):
+  """A cache is tied to the sha256 of the file it was built from: an archive of the same kind replaced by another
+  rebuilds it (not the old images under the new name); a cache without a source record (older code) is adopted.
+  Splits smaller than the release's 50000 / 10000 say so in the data source that every protocol records."""
+  from gen_jax.data import tfds_builders
+  archive = tmp_path / "data" / "cifar10_jpeg" / "cifar10_jpeg.tar.gz"
+  cfg = _cfg(data_dir=str(tmp_path / "data"), tfds_dir=str(tmp_path / "tfds"))
+  write_jpeg_tar(archive, {"train": 1, "test": 1})
+  first = load_dataset(cfg)
+  assert "(built)" in first.source and len(first.train) == 10
+  assert "10 train / 10 test images, not the release's 50000 / 10000" in first.source
+  builder = tfds_builders.get_builder("cifar10", tmp_path / "tfds", "jpeg")
+  assert tfds_builders.read_source_record(builder)["sha256"] == cifar10.fingerprint(cifar10.Source(cifar10.JPEG,
+                                                                                                  archive))
+  assert "(reused)" in load_dataset(cfg).source
+  write_jpeg_tar(archive, {"train": 2, "test": 1})          # same kind, same name, other images
+  second = load_dataset(cfg)
+  assert "(rebuilt: the source changed)" in second.source and len(second.train) == 20
+  np.testing.assert_array_equal(second.train.images, cifar10.read_jpeg_tar(archive)["train"][0])
+  # A cache built before source records existed is adopted for the present source, then checked as usual.
+  (pathlib.Path(builder.data_path) / tfds_builders.SOURCE_RECORD).unlink()
+  assert "(reused)" in load_dataset(cfg).source and tfds_builders.read_source_record(builder) is not None
+
+
 def test_real_jpeg_archive_first_members_parse(shared_data_dir):
   """The shared JPEG archive's layout: its first members are train|test/<CIFAR-10 class>/NNNN.jpg, 32x32 RGB."""
   path = shared_data_dir / "cifar10_jpeg" / "cifar10_jpeg.tar.gz"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import hashlib
 import io
 import os
 import pathlib
@@ -55,6 +56,29 @@ class Source:
   @property
   def description(self) -> str:
     return f"{self.kind.description}, {self.path}"
+
+
+def fingerprint(source: Source) -> str:
+  """sha256 of the source's bytes (an archive; or an extracted folder's files, names included, in sorted order):
+  the identity of what a prepared cache was built from, so a replaced archive of the same kind is noticed."""
+  digest = hashlib.sha256()
+  paths = [source.path] if source.path.is_file() else sorted(p for p in source.path.rglob("*") if p.is_file())
+  for path in paths:
+    if path != source.path:
+      digest.update(path.relative_to(source.path).as_posix().encode() + b"\0")
+    with open(path, "rb") as f:
+      for block in iter(lambda: f.read(1 << 20), b""):
+        digest.update(block)
+  return digest.hexdigest()
+
+
+def count_note(counts: dict[str, int]) -> str:
+  """'' when a split has the release's size, else what it holds (recorded in the protocol's data source)."""
+  if all(counts.get(s) == n for s, n in NUM_EXAMPLES.items()):
+    return ""
+  have = " / ".join(f"{counts.get(s, 0)} {s}" for s in SPLITS)
+  full = " / ".join(str(NUM_EXAMPLES[s]) for s in SPLITS)
+  return f"{have} images, not the release's {full}"
 
 
 def find_source(candidates: list[tuple[str, pathlib.Path | None]], explicit: bool) -> Source:

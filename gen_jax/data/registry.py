@@ -262,14 +262,32 @@ def _load_cifar10(data_cfg: Any, num_train: int | None, num_test: int | None, cl
   else:
     kind = source.kind
     builder = tfds_builders.get_builder("cifar10", tfds_dir, kind.key)
+    sha = cifar10.fingerprint(source)
     how = "reused" if tfds_builders.is_prepared(builder) else "built"
-    if how == "built":
+    if how == "reused":
+      record = tfds_builders.read_source_record(builder)
+      if record is None:  # a cache from before source records: adopt it for this source, and say so in the log
+        log.warning("cifar10: the cache %s has no source record; recording %s (sha256 %s) as its source",
+                    builder.data_path, source.path, sha[:12])
+        tfds_builders.write_source_record(builder, sha, str(source.path))
+      elif record["sha256"] != sha:
+        log.warning("cifar10: %s changed since the cache %s was built from %s (sha256 %s -> %s); rebuilding",
+                    source.path, builder.data_path, record.get("source"), record["sha256"][:12], sha[:12])
+        tfds_builders.remove_prepared(builder)
+        builder = tfds_builders.get_builder("cifar10", tfds_dir, kind.key)  # one that did not read the old info
+        how = "rebuilt: the source changed"
+    if how != "reused":
       tfds_builders.prepare(builder, source.path.parent)
+      tfds_builders.write_source_record(builder, sha, str(source.path))
     desc = source.description
   t1 = time.perf_counter()
   train = ArraySplit(*_read_train(builder, num_train, classes))
   test = ArraySplit(*tfds_builders.read_split(builder, "test", num_test))
   log.info("cifar10: TFDS %s in %.1fs, read in %.1fs", how, t1 - t0, time.perf_counter() - t1)
+  note = cifar10.count_note({s: int(builder.info.splits[s].num_examples) for s in cifar10.SPLITS})
+  if note:
+    log.warning("cifar10: %s holds %s", desc, note)
+    desc = f"{desc}; {note}"
   source_text = (f"CIFAR-10 {desc} -> TFDS {builder.name}/{kind.key} {builder.version} array_record at "
                  f"{builder.data_path} ({how})")
   return Dataset(name="cifar10", train=train, test=test, num_classes=10, binarization=None, source=source_text,

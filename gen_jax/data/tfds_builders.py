@@ -9,6 +9,7 @@ and are read back through `builder.as_data_source()`, which needs no TensorFlow.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pathlib
@@ -23,6 +24,7 @@ from tensorflow_datasets.proto import tf_example_pb2
 
 from gen_jax.data import cifar10, idx
 from gen_jax.errors import DatasetError
+from gen_jax.storage.atomic import write_json_atomic
 
 IMAGE_SHAPE = (28, 28, 1)
 SPLIT_STEMS = {"train": "train", "test": "t10k"}  # split -> file-name prefix
@@ -187,6 +189,31 @@ def prepare(builder: tfds.core.DatasetBuilder, raw_dir: str | os.PathLike) -> No
     for leftover in pathlib.Path(os.fspath(builder.data_path)).parent.glob("incomplete.*"):
       shutil.rmtree(leftover, ignore_errors=True)
   log.info("Prepared %s from %s in %.1fs", builder.data_path, raw_dir, time.perf_counter() - t0)
+
+
+SOURCE_RECORD = "gen_jax_source.json"   # beside TFDS's dataset_info.json: which source file the cache came from
+
+
+def read_source_record(builder: tfds.core.DatasetBuilder) -> dict | None:
+  """The {'sha256', 'source'} written by `write_source_record` when the cache was built; None for a cache built
+  before such records existed (or with the record missing or unreadable)."""
+  path = pathlib.Path(os.fspath(builder.data_path)) / SOURCE_RECORD
+  try:
+    record = json.loads(path.read_text())
+  except (OSError, ValueError):
+    return None
+  return record if isinstance(record, dict) and isinstance(record.get("sha256"), str) else None
+
+
+def write_source_record(builder: tfds.core.DatasetBuilder, sha256: str, source: str) -> None:
+  """Records (atomically) the fingerprint of the source a prepared cache was built from."""
+  write_json_atomic(pathlib.Path(os.fspath(builder.data_path)) / SOURCE_RECORD, {"sha256": sha256, "source": source},
+                    indent=2, sort_keys=True)
+
+
+def remove_prepared(builder: tfds.core.DatasetBuilder) -> None:
+  """Deletes a prepared cache (derived files only: the version folder under the TFDS dir), to rebuild it."""
+  shutil.rmtree(os.fspath(builder.data_path), ignore_errors=True)
 
 
 def _decode_records(records: list[bytes], shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
