@@ -45,6 +45,24 @@ def test_plain_metrics_rank_by_direction_over_seed_means():
   assert not any(x.best for x in judge("impute_mse_half_meanfill", {"a": [0.1], "b": [0.2]}, {}, {}).values())
 
 
+def test_conditional_likelihood_is_not_ranked_beside_unconditional_ones():
+  """A cVAE's NLL is -log p(x|y): lower than an equally good unconditional model's -log p(x) by up to log 10 nats on
+  MNIST, so it must not win the NLL row against them; among conditional models alone it ranks as usual."""
+  runs = {"conv_vae": [{"nll": 80.0, "elbo": -84.0, "fd_classifier": 30.0}],
+          "cvae": [{"nll": 78.0, "elbo": -82.0, "fd_classifier": 20.0}],
+          "mlp_vae": [{"nll": 90.0, "elbo": -95.0, "fd_classifier": 40.0}]}
+  cond = {"conv_vae": False, "cvae": True, "mlp_vae": False}
+  for metric in ("nll", "elbo"):
+    v = judge_runs(metric, runs, conditional=cond)
+    assert v["cvae"].marked == ranking.CONDITIONAL_MARK and not v["cvae"].best and v["conv_vae"].best, metric
+  assert judge_runs("nll", runs)["cvae"].best                      # without the flags: the old, unfair verdict
+  assert judge_runs("fd_classifier", runs, conditional=cond)["cvae"].best     # samples: one scale for all
+  both = {"cvae": runs["cvae"], "cvae2": [{"nll": 79.0}]}
+  v = judge_runs("nll", both, conditional={"cvae": True, "cvae2": True})
+  assert v["cvae"].best and v["cvae2"] == Verdict()
+  assert any("p(x|y)" in line for line in ranking.rule_lines(["nll"]))
+
+
 def test_judge_runs_reads_baselines_and_gates_from_the_runs():
   runs = {"vae": [{"impute_mse_half": 0.09, "impute_mse_half_meanfill": 0.067, "ppl_prior_lerp": 30.0,
                    "recall": 0.6}],

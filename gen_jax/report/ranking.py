@@ -8,6 +8,9 @@ One rule for every report (the comparison report, gen_jax/report/build.py; the s
   gate        a metric that rewards degenerate models is ranked only among models that pass a gate on another
               metric (GATES: latent smoothness only among models whose recall >= RECALL_THRESHOLD, since a
               collapsed generator has the shortest paths); the others are marked "collapsed/low recall".
+  conditional a likelihood (NLL, ELBO) of a conditional model is -log p(x|y), up to log(classes) nats below the
+              -log p(x) of an unconditional one: where both kinds are in a table, the conditional models' values
+              are marked and not ranked against the others (CONDITIONAL_LIKELIHOOD).
   best        among the unmarked models, the best value (mean over seeds) wins, ties all win; nobody wins when
               fewer than two models have a value or all values are equal.
 
@@ -23,6 +26,9 @@ from gen_jax.eval import metric_specs as specs
 
 RECALL_THRESHOLD = 0.5
 IMPUTE_PREFIX = "impute_mse_"
+# Likelihood metrics that mean p(x|y) for a conditional model and p(x) otherwise.
+CONDITIONAL_LIKELIHOOD = ("nll", "nll_bits_per_dim", "elbo", "elbo_bits_per_dim")
+CONDITIONAL_MARK = "conditional: -log p(x|y), not comparable to -log p(x)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +71,8 @@ def judge(metric_key: str, per_model_values: Mapping[str, Sequence[float]], base
   baselines: {model: the value of the metric's trivial baseline for that model's runs} (see `baseline_of`; a model
   missing here is not checked against a baseline). context: {gating metric name: {model: value or values}} (see
   `gate_of`, e.g. {"recall": {...}}); a model whose gating value is missing is marked too ("not measured").
+  context["conditional"]: {model: whether it is a conditional model} for the CONDITIONAL_LIKELIHOOD rule (a model
+  missing there counts as unconditional).
   """
   spec = specs.spec_or_unknown(metric_key)
   means = {m: _mean(v) for m, v in per_model_values.items()}
@@ -74,8 +82,13 @@ def judge(metric_key: str, per_model_values: Mapping[str, Sequence[float]], base
   lower = spec.direction == specs.LOWER
   base = baseline_of(metric_key)
   gate = gate_of(metric_key)
+  conditional = {m: bool((context.get("conditional") or {}).get(m)) for m in per_model_values}
+  mixed = metric_key in CONDITIONAL_LIKELIHOOD and len({conditional[m] for m, x in means.items() if x is not None}) > 1
   for m, x in means.items():
     if x is None:
+      continue
+    if mixed and conditional[m]:
+      verdicts[m] = Verdict(marked=CONDITIONAL_MARK)
       continue
     b = _mean(baselines.get(m))
     if base is not None and b is not None and not (x < b if lower else x > b):
@@ -106,9 +119,11 @@ def judge(metric_key: str, per_model_values: Mapping[str, Sequence[float]], base
   return verdicts
 
 
-def judge_runs(metric_key: str, per_model_metrics: Mapping[str, Sequence[Mapping]]) -> dict[str, Verdict]:
+def judge_runs(metric_key: str, per_model_metrics: Mapping[str, Sequence[Mapping]],
+               conditional: Mapping[str, bool] | None = None) -> dict[str, Verdict]:
   """`judge` from each model's metrics dicts ({model: [metrics of each seed's run]}): values, baselines and
-  gating metrics are read from the same runs."""
+  gating metrics are read from the same runs; `conditional`: {model: whether it is a conditional model} (its
+  capabilities), for the conditional-likelihood rule."""
   values = {m: [r.get(metric_key) for r in runs] for m, runs in per_model_metrics.items()}
   baselines, context = {}, {}
   base = baseline_of(metric_key)
@@ -120,6 +135,8 @@ def judge_runs(metric_key: str, per_model_metrics: Mapping[str, Sequence[Mapping
   gate = gate_of(metric_key)
   if gate is not None:
     context[gate[0]] = {m: [r.get(gate[0]) for r in runs] for m, runs in per_model_metrics.items()}
+  if conditional:
+    context["conditional"] = dict(conditional)
   return judge(metric_key, values, baselines, context)
 
 
@@ -133,6 +150,9 @@ def rule_lines(metric_keys) -> list[str]:
                "marked and never best.")
   if any(baseline_of(k) and baseline_of(k)[1] != "mean fill" for k in keys):
     out.append("Augmentation: real subset + generated accuracy no better than the real subset alone is marked.")
+  if any(k in CONDITIONAL_LIKELIHOOD for k in keys):
+    out.append("Likelihoods: a conditional model's NLL / ELBO is -log p(x|y) (at most log(classes) nats below its "
+               "-log p(x)); beside unconditional models it is marked 'conditional', not ranked.")
   if any(gate_of(k) for k in keys):
     out.append(f"Latent smoothness (path length) is ranked only among models with recall >= {RECALL_THRESHOLD:g}; "
                "a collapsed generator has the shortest paths, so the others are marked 'collapsed/low recall'.")

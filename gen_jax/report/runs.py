@@ -177,7 +177,9 @@ def metric_table(runs: Sequence[RunInfo]) -> list[dict]:
       values = [num(r.metrics.get(name)) for r in runs]
       ranked, marked = [], {}
       for data, members in partitions.items():
-        verdicts = ranking.judge_runs(name, {str(i): [runs[i].metrics] for i in members})
+        verdicts = ranking.judge_runs(name, {str(i): [runs[i].metrics] for i in members},
+                                      conditional={str(i): bool(runs[i].capabilities.get("conditional"))
+                                                   for i in members})
         marked.update({int(i): v.marked for i, v in verdicts.items() if v.marked and values[int(i)] is not None})
         best = [i for i in members if verdicts[str(i)].best]
         if best:

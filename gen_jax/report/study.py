@@ -80,6 +80,12 @@ def _metrics(record: dict) -> dict:
   return dict(record.get("metrics", {}).get("metrics", {}))
 
 
+def _capabilities(record: dict) -> dict:
+  """What the run's model can do, as its evaluation recorded it (a record without it: {})."""
+  caps = record.get("metrics", {}).get("capabilities")
+  return caps if isinstance(caps, dict) else {}
+
+
 def _winner(name: str, entries: list[str], values: dict[str, list], verdicts: dict, comparisons: dict) -> dict:
   """{kind: win | tie | none, entries}: the best unmarked entry by mean wins if significantly better than every
   other unmarked entry with a value; otherwise it ties with those it is not significantly better than."""
@@ -150,7 +156,7 @@ def aggregate(records: Mapping[str, dict], info: dict, method: str = "t") -> dic
           "test": (f"Welch's unequal-variance t-test between every pair of entries, two-sided, p-values "
                    f"Holm-corrected over the pairs of each metric and dataset; significant at alpha {stats.ALPHA}; a "
                    f"metric with a target (→1) is compared on each seed's distance to the target"),
-          "ranking": ranking.rule_lines(["impute_mse_half", "ppl_prior_slerp"]),
+          "ranking": ranking.rule_lines(["impute_mse_half", "ppl_prior_slerp", "nll"]),
       },
       "missing": sorted(planned - set(records)),
       "ignored": sorted(set(records) - planned),
@@ -163,6 +169,7 @@ def aggregate(records: Mapping[str, dict], info: dict, method: str = "t") -> dic
     present = [e for e in entries if runs[e]]
     check_same_protocol([r for e in present for r in runs[e]], dataset)
     names = sorted({n for e in present for r in runs[e] for n, v in _metrics(r).items() if _finite(v) is not None})
+    conditional = {e: any(_capabilities(r).get("conditional") for r in runs[e]) for e in present}
     table = {}
     for group, rows in specs.ordered_names(names):
       for name in rows:
@@ -171,7 +178,8 @@ def aggregate(records: Mapping[str, dict], info: dict, method: str = "t") -> dic
         if not any(v is not None for vs in values.values() for v in vs):
           continue
         verdicts = {e: {"best": v.best, "marked": v.marked}
-                    for e, v in ranking.judge_runs(name, {e: [_metrics(r) for r in runs[e]] for e in present}).items()}
+                    for e, v in ranking.judge_runs(name, {e: [_metrics(r) for r in runs[e]] for e in present},
+                                                   conditional=conditional).items()}
         # A target metric (better = closer to spec.target) is tested on each seed's distance to the target: a
         # difference of raw values says nothing about which entry is closer.
         tested = values if spec.target is None else {
