@@ -55,6 +55,28 @@ def test_mixture_runs_log_mode_counts(make_config, tmp_path):
   assert protocol["high_quality"] == "within 3.0 std of the nearest mode"
 
 
+def test_a_stop_at_an_evaluation_step_leaves_no_gap_in_the_curve(make_config, tmp_path):
+  """A SIGTERM at an evaluation step saves the checkpoint but skips the evaluation (as does a crash between the
+  two); the resumed run measures that checkpoint first, so the curve equals an uninterrupted run's."""
+  args = ("configs/gan_toy.py:runlocal", "train.num_steps=6", "train.eval_every=3", "train.eval_samples=500",
+          "train.checkpoint_every=3", "train.sample_every=0")
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  loop.train(make_config(*args), tmp_path / "whole", progress=False, mesh=mesh, evaluator=make_training_evaluator)
+  stopped = tmp_path / "stopped"
+  loop.train(make_config(*args), stopped, progress=False, mesh=mesh, evaluator=make_training_evaluator,
+             interrupt_at=3)
+  assert [r["step"] for r in read_metrics(stopped / "metrics.jsonl") if r["split"] == "eval"] == []
+  loop.train(make_config(*args), stopped, progress=False, mesh=mesh, evaluator=make_training_evaluator)
+  want = [r for r in read_metrics(tmp_path / "whole" / "metrics.jsonl") if r["split"] == "eval"]
+  got = [r for r in read_metrics(stopped / "metrics.jsonl") if r["split"] == "eval"]
+  assert [r["step"] for r in got] == [3, 6]
+  for a, b in zip(got, want):
+    assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], rel=1e-6) for k in a if k != "split")
+  # A rerun of the finished run adds nothing (the row of its last step is there).
+  loop.train(make_config(*args), stopped, progress=False, mesh=mesh, evaluator=make_training_evaluator)
+  assert len([r for r in read_metrics(stopped / "metrics.jsonl") if r["split"] == "eval"]) == 2
+
+
 def test_data_without_a_classifier_is_a_note_not_a_crash(make_config, tmp_path, capsys):
   config = make_config("configs/gan.py", *TINY, "train.eval_every=10", f"eval.feature_net={tmp_path / 'none'}")
   run = types.SimpleNamespace(dataset=types.SimpleNamespace(name="mnist", image_shape=(28, 28, 1)))

@@ -381,6 +381,14 @@ def _train_locked(config, workdir: pathlib.Path, *, mesh, family, progress, inte
   t_start = time.time()
   t_log, step_log = t_start, start
   eval_seconds = 0.0   # this session's share of train_eval_seconds
+  if (training_eval is not None and restored is not None and training_eval.due(start, start == num_steps)
+      and not metrics_log_lib.has_row(log.path, start, split="eval")):
+    # The checkpoint of an evaluation step was saved but its row was not (a stop between the two, or a SIGTERM at
+    # that step, which skips the evaluation): measure those weights now, so the curve has no gap.
+    t_eval = time.time()
+    log.write(start, training_eval.measure(state.models), split="eval")
+    eval_seconds += time.time() - t_eval
+    t_log += time.time() - t_eval
   images_per_step = int(config.data.batch_size) * int(run.family.capabilities.batches_per_step)
   latest: dict[str, float] = {}
   sums, window = jax.device_put(zero_sums, replicated), 0

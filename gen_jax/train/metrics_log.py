@@ -131,6 +131,13 @@ class LossWatch:
     return lines
 
 
+def has_row(path: str | pathlib.Path, step: int, split: str = "train") -> bool:
+  """Whether metrics.jsonl at `path` (absent: no) holds a row of `split` at `step`."""
+  if not pathlib.Path(path).is_file():
+    return False
+  return any(r.get("step") == step and r.get("split", "train") == split for r in read_metrics(path))
+
+
 def read_metrics(path: str | pathlib.Path) -> list[dict]:
   """All rows of a metrics.jsonl file (for reports and tests)."""
   rows = []
