@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The project's long CPU runs, resumed in order (each step skips what is already done):
+#   1. the CIFAR-10 feature classifier (runs/feature_net_cifar10, resumable per epoch) -> classifiers/cifar10
+#   2. the Fashion-MNIST study (cpu variant), seed by seed  -> results/study_fashion_mnist/ledger
+#   3. the CIFAR-10 study (cpu variant), seed by seed       -> results/study_cifar10/ledger
+# A session that ends part-way loses at most one epoch or one run's progress since its last checkpoint; rerun
+# the script in the next session. It commits nothing: commit each new ledger record (and classifiers/cifar10 once
+# written) yourself; never commit runs/.
+#
+# The code runs from a git worktree snapshot of this checkout's HEAD (default ../study_tree), not from the working
+# tree: a study imports modules lazily, and a half-edited file would crash it hours in. Outputs (runs/, results/,
+# classifiers/) go to this checkout by absolute paths.
+#
+#   scripts/long_runs.sh                  everything, in the background: nohup scripts/long_runs.sh > long_runs.log &
+#   STEPS="classifier fashion_mnist" scripts/long_runs.sh       some steps only
+#   DRY_RUN=1 scripts/long_runs.sh        print the commands only
+# Needs the data (GEN_JAX_DATA_DIR, default ../shared/data) and the venv (.venv, or PYTHON=...).
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+tree="${TREE:-$(dirname "$repo")/study_tree}"
+data="${GEN_JAX_DATA_DIR:-$(dirname "$repo")/shared/data}"
+python="${PYTHON:-$repo/.venv/bin/python}"
+steps="${STEPS:-classifier fashion_mnist cifar10}"
+export GEN_JAX_DATA_DIR="$data"
+
+run() {   # echo, then run unless DRY_RUN
+  echo "+ $*" >&2
+  if [ -z "${DRY_RUN:-}" ]; then "$@"; fi
+}
+
+in_tree() {   # the same, from the snapshot
+  echo "+ (cd $tree && $*)" >&2
+  if [ -z "${DRY_RUN:-}" ]; then (cd "$tree" && "$@"); fi
+}
+
+head="$(git -C "$repo" rev-parse HEAD)"
+if [ ! -e "$tree/.git" ]; then
+  run git -C "$repo" worktree add --detach "$tree" "$head"
+elif [ -n "$(git -C "$tree" status --porcelain --untracked-files=no)" ]; then
+  echo "$tree has local changes; not moving it to $head (commit or discard them, or set TREE=...)" >&2
+  exit 1
+else
+  run git -C "$tree" checkout -q --detach "$head"
+fi
+[ -e "$tree/.venv" ] || run ln -s "$repo/.venv" "$tree/.venv"
+
+classifier() {
+  if [ -f "$repo/classifiers/cifar10/classifier.json" ]; then
+    echo "classifier: $repo/classifiers/cifar10 exists" >&2
+  else
+    in_tree "$python" -m gen_jax.eval.train_feature_net --dataset=cifar10 --data_dir="$data" \
+      --work_dir="$repo/runs/feature_net_cifar10" --out="$repo/classifiers/cifar10"
+  fi
+  # The snapshot reads classifiers/ from its own tree: give it the new one (until it is committed and in HEAD).
+  if [ -f "$repo/classifiers/cifar10/classifier.json" ] && [ ! -e "$tree/classifiers/cifar10" ]; then
+    run cp -r "$repo/classifiers/cifar10" "$tree/classifiers/cifar10"
+  fi
+}
+
+study() {   # study() NAME: studies/NAME.py, seeds 0 1 2 in turn
+  for seed in 0 1 2; do
+    in_tree "$python" -m gen_jax.study "studies/$1.py" --out "$repo/results/study_$1" \
+      --workdirs "$repo/runs/studies" --seeds "$seed" --no_progress
+  done
+}
+
+for step in $steps; do
+  case "$step" in
+    classifier) classifier ;;
+    fashion_mnist|cifar10|mnist) study "$step" ;;
+    *) echo "unknown step $step (classifier, mnist, fashion_mnist, cifar10)" >&2; exit 2 ;;
+  esac
+done
