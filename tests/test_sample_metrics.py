@@ -263,3 +263,23 @@ def test_classifier_score_matches_scipy_entropy_and_logits():
     cs.classifier_score(logits, num_splits=4)
   with pytest.raises(ConfigError, match="num_splits"):
     cs.classifier_score(probs, num_splits=500)
+
+
+def test_generate_hands_each_call_its_own_labels_and_keys():
+  """batching.generate: call i gets fold_in(key, i) and labels[i*b:(i+1)*b]; the tail is trimmed to `num`; too few
+  labels is an error, not a silent reuse."""
+  import jax
+  from gen_jax.eval import batching
+  seen = []
+
+  def sample_fn(k, m, labels=None):
+    seen.append(np.asarray(k))
+    return np.asarray(labels, np.float32)[:, None] if labels is not None else np.zeros((m, 1), np.float32)
+
+  key = jax.random.PRNGKey(3)
+  out = batching.generate(sample_fn, key, 7, 3, labels=np.arange(9))
+  np.testing.assert_array_equal(out[:, 0], np.arange(7))
+  assert len(seen) == 3 and all(np.array_equal(s, np.asarray(jax.random.fold_in(key, i))) for i, s in enumerate(seen))
+  assert batching.generate(sample_fn, key, 2, 5).shape == (2, 1)            # batch clamped to num, no labels
+  with pytest.raises(ValueError, match="need 9"):
+    batching.generate(sample_fn, key, 7, 3, labels=np.arange(8))

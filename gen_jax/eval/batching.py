@@ -47,15 +47,27 @@ def _pad(a: np.ndarray, size: int) -> np.ndarray:
   return np.concatenate([a, pad], axis=0)
 
 
-def generate(sample_fn: Callable[[jax.Array, int], Any], key: jax.Array, num: int, batch_size: int,
-             progress: str | None = None) -> np.ndarray:
-  """``num`` samples drawn as ceil(num / batch_size) calls of sample_fn(fold_in(key, i), batch_size), on the host."""
+def generate(sample_fn: Callable[..., Any], key: jax.Array, num: int, batch_size: int,
+             progress: str | None = None, labels: np.ndarray | None = None) -> np.ndarray:
+  """``num`` samples drawn as ceil(num / batch_size) calls of sample_fn(fold_in(key, i), batch_size), on the host.
+  With `labels` (a conditional model's class per sample, at least ceil(num / batch_size) * batch_size of them),
+  call i is sample_fn(fold_in(key, i), batch_size, labels[i * batch_size:(i + 1) * batch_size])."""
   if num < 1:
     raise ValueError(f"need at least one sample, got {num}")
   batch_size = max(1, min(int(batch_size), num))
-  chunks = range(-(-num // batch_size))
+  calls = -(-num // batch_size)
+  if labels is not None and len(labels) < calls * batch_size:
+    raise ValueError(f"{len(labels)} labels for {calls} calls of {batch_size} samples: need {calls * batch_size}")
+  chunks = range(calls)
   if progress:
     from tqdm.auto import tqdm
     chunks = tqdm(chunks, desc=progress, unit="batch", leave=False)
-  out = [np.asarray(jax.device_get(sample_fn(jax.random.fold_in(key, i), batch_size))) for i in chunks]
+
+  def call(i):
+    k = jax.random.fold_in(key, i)
+    if labels is None:
+      return sample_fn(k, batch_size)
+    return sample_fn(k, batch_size, labels[i * batch_size:(i + 1) * batch_size])
+
+  out = [np.asarray(jax.device_get(call(i))) for i in chunks]
   return np.concatenate(out, axis=0)[:num]

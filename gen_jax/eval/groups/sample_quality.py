@@ -79,15 +79,8 @@ def evaluate_sample_quality(model, dataset, feature_net, key: jax.Array, eval_cf
   if model.conditional and ref_labels is not None:
     sample_labels = np.resize(np.asarray(ref_labels, np.int32), -(-n // batch_size) * batch_size)
   if samples is None:
-    chunk = iter(range(len(sample_labels) // batch_size if sample_labels is not None else 0))
-
-    def draw(k, m):
-      if sample_labels is None:
-        return model.sample(k, m)
-      i = next(chunk)
-      return model.sample(k, m, sample_labels[i * m:(i + 1) * m])
-
-    samples = batching.generate(draw, key, n, batch_size, progress="samples" if progress else None)
+    samples = batching.generate(model.sample, key, n, batch_size, progress="samples" if progress else None,
+                                labels=sample_labels)
   samples = np.asarray(samples[:n], np.float32)
 
   def feats(x):
