@@ -91,3 +91,17 @@ def cli_env(num_devices: int = 1) -> dict:
   """Environment for a subprocess running train.py / eval.py at full XLA optimization."""
   flags = USER_XLA_FLAGS + (f" --xla_force_host_platform_device_count={num_devices}" if num_devices > 1 else "")
   return dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu")
+
+
+def trained(config, steps: int, num_devices: int = 1):
+  """(run, state): `config` set up on `num_devices` CPU devices and trained `steps` steps by the loop's own compiled
+  step, for tests that need a model that has moved from its initialisation."""
+  import jax
+  from gen_jax import parallel
+  from gen_jax.train import loop
+  run = loop.setup(config, parallel.make_mesh(jax.devices()[:num_devices]))
+  step = run.compile_train_step()
+  state = run.init_state()
+  for _ in range(steps):
+    state, _ = step(state, run.data, run.keys)
+  return run, state

@@ -9,12 +9,10 @@ import numpy as np
 import optax
 import pytest
 
-from conftest import TINY
-from gen_jax import parallel
+from conftest import TINY, trained
 from gen_jax.eval.model_api import EvalModel
 from gen_jax.models import standing_stats
 from gen_jax.models.state import ModelState, ema_decay_at
-from gen_jax.train import loop
 
 GAN_TINY = ("model.g_width=8", "model.d_width=8", "data.batch_size=16")
 
@@ -98,11 +96,7 @@ def test_recomputed_statistics_are_the_exact_mean_and_variance_over_all_draws():
 
 def test_ema_generator_is_sampled_with_statistics_computed_for_its_weights(make_config):
   config = make_config("configs/gan.py", *TINY, *GAN_TINY, "train.num_steps=3")
-  run = loop.setup(config, parallel.make_mesh(jax.devices()[:1]))
-  step = run.compile_train_step()
-  state = run.init_state()
-  for _ in range(3):
-    state, _ = step(state, run.data, run.keys)
+  run, state = trained(config, 3)
   models, family = state.models, run.family
   gen = models["generator"]
   assert family.params_kind(models) == "ema"
@@ -127,3 +121,26 @@ def test_ema_generator_is_sampled_with_statistics_computed_for_its_weights(make_
   labels = jnp.zeros((8,), jnp.int32)
   by_hand, _ = family.generator(gen.ema_params, sampled.collections, z, None, train=False)
   np.testing.assert_allclose(model.decode(z, labels), family.from_gan_space(by_hand), atol=1e-6)
+
+
+def test_vaegan_encoder_keeps_ema_parameters_and_evaluation_uses_the_averaged_pair(make_config):
+  config = make_config("configs/vaegan.py", *TINY, "model.g_width=8", "model.d_width=8", "model.features=(8,16)",
+                       "data.batch_size=16", "train.num_steps=3")
+  run, state = trained(config, 3)
+  models, family = state.models, run.family
+  enc = models["encoder"]
+  assert enc.ema_params is not None and models["decoder"].ema_params is not None
+  assert not np.allclose(jax.tree.leaves(enc.ema_params)[0], jax.tree.leaves(enc.params)[0])
+  x = jnp.asarray(run.dataset.test.images[:4], jnp.float32) / 255.0
+  y = jnp.zeros((4,), jnp.int32)
+  mean, _ = family.encode(models, x, y)
+  np.testing.assert_allclose(mean, family.apply_encoder(enc.ema_params, x * 2 - 1, y)[0], rtol=1e-5, atol=1e-6)
+  assert not np.allclose(mean, family.apply_encoder(enc.params, x * 2 - 1, y)[0], atol=1e-4)
+  np.testing.assert_allclose(family.reconstruct(models, x, y)[1], mean, rtol=1e-5, atol=1e-6)
+  raw = family.raw_models(models)
+  assert raw["encoder"].ema_params is None and raw["decoder"].ema_params is None
+  np.testing.assert_allclose(family.encode(raw, x, y)[0], family.apply_encoder(enc.params, x * 2 - 1, y)[0],
+                             rtol=1e-5, atol=1e-6)
+  assert family.params_kind(models) == "ema" and family.params_kind(raw) == "raw"
+  model = EvalModel(family, models, run.dataset)
+  np.testing.assert_allclose(model.encode(x, y)[0], mean, rtol=1e-5, atol=1e-6)

@@ -1,5 +1,6 @@
 """Conditional sampling by Metropolis-within-Gibbs (eval.imputation_chain='mwg'): it targets p(x_miss | x_obs) even
-with a wrong encoder, where the pseudo-Gibbs chain does not; the key's validation; the VAE-GAN's matched EMA pair."""
+with a wrong encoder, where the pseudo-Gibbs chain does not; the key's validation. (The VAE-GAN's matched EMA
+encoder/decoder pair, which the chains use, is tested in test_ema.py.)"""
 from __future__ import annotations
 
 import jax
@@ -7,14 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import TINY
 from gen_jax import config as config_lib
-from gen_jax import parallel
 from gen_jax.errors import ConfigError
 from gen_jax.eval.groups import imputation as imp
-from gen_jax.eval.model_api import EvalModel
 from gen_jax.models.family import LikelihoodModel
-from gen_jax.train import loop
 from linear_gaussian import LinearGaussian
 
 MISSING = np.array([False, False, False, True, True, True])   # 6 pixels in a row, the last 3 missing
@@ -94,30 +91,3 @@ def test_the_chain_key_is_validated():
   x = np.zeros((2, 1, 6, 1), np.float32)
   with pytest.raises(ConfigError, match="imputation_chain='gibbs'"):
     imp.impute_conditional_sampling(model, x, np.ones((2, 1, 6, 1), bool), jax.random.key(0), 2, chain="gibbs")
-
-
-def test_vaegan_encoder_keeps_ema_parameters_and_evaluation_uses_the_averaged_pair(make_config):
-  config = make_config("configs/vaegan.py", *TINY, "model.g_width=8", "model.d_width=8", "model.features=(8,16)",
-                       "data.batch_size=16", "train.num_steps=3")
-  run = loop.setup(config, parallel.make_mesh(jax.devices()[:1]))
-  step = run.compile_train_step()
-  state = run.init_state()
-  for _ in range(3):
-    state, _ = step(state, run.data, run.keys)
-  models, family = state.models, run.family
-  enc = models["encoder"]
-  assert enc.ema_params is not None and models["decoder"].ema_params is not None
-  assert not np.allclose(jax.tree.leaves(enc.ema_params)[0], jax.tree.leaves(enc.params)[0])
-  x = jnp.asarray(run.dataset.test.images[:4], jnp.float32) / 255.0
-  y = jnp.zeros((4,), jnp.int32)
-  mean, _ = family.encode(models, x, y)
-  np.testing.assert_allclose(mean, family.apply_encoder(enc.ema_params, x * 2 - 1, y)[0], rtol=1e-5, atol=1e-6)
-  assert not np.allclose(mean, family.apply_encoder(enc.params, x * 2 - 1, y)[0], atol=1e-4)
-  np.testing.assert_allclose(family.reconstruct(models, x, y)[1], mean, rtol=1e-5, atol=1e-6)
-  raw = family.raw_models(models)
-  assert raw["encoder"].ema_params is None and raw["decoder"].ema_params is None
-  np.testing.assert_allclose(family.encode(raw, x, y)[0], family.apply_encoder(enc.params, x * 2 - 1, y)[0],
-                             rtol=1e-5, atol=1e-6)
-  assert family.params_kind(models) == "ema" and family.params_kind(raw) == "raw"
-  model = EvalModel(family, models, run.dataset)
-  np.testing.assert_allclose(model.encode(x, y)[0], mean, rtol=1e-5, atol=1e-6)
