@@ -9,6 +9,9 @@ from gen_jax import schema
 def get_config(variant: str = ""):
   c = schema.base()
   tokens = {t.strip() for t in variant.split(",") if t.strip()}
+  unknown = tokens - {"freebits", "runlocal"}
+  if unknown:
+    raise ValueError(f"configs/beta_vae.py: unknown variant(s) {sorted(unknown)}; use freebits, runlocal")
   c.data.name = "mnist"
   c.model.arch = "conv"
   c.model.latent_dim = 10

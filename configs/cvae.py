@@ -10,6 +10,9 @@ from gen_jax import schema
 def get_config(variant: str = ""):
   c = schema.base()
   tokens = {t.strip() for t in variant.split(",") if t.strip()}
+  unknown = tokens - {"fashion", "runlocal"}
+  if unknown:
+    raise ValueError(f"configs/cvae.py: unknown variant(s) {sorted(unknown)}; use fashion, runlocal")
   c.model.conditional = True
   c.model.latent_dim = 16
   c.model.hidden = (400, 400)

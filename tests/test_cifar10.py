@@ -443,12 +443,20 @@ def test_no_classifier_note_prints_the_data_path_and_the_readme_command(tmp_path
   assert f"--data_path='{folder}'" in cmd and "PYTHONPATH" not in cmd
   assert "PYTHONPATH" not in feature_net_lib.train_command("mnist")
   assert "cifar10/ or cifar10_jpeg/" in feature_net_lib.train_command("cifar10")
-  x = np.zeros((4, 32, 32, 3), np.uint8)
-  ds = Dataset("image_folder", ArraySplit(x, None), ArraySplit(x, None), None, None, "test")
+  x, y = np.zeros((4, 32, 32, 3), np.uint8), (np.arange(4) % 2).astype(np.int32)
   config = _load_config("configs/gan.py:folder", f"data.path={folder}", "train.eval_every=10")
+  ds = Dataset("image_folder", ArraySplit(x, y), ArraySplit(x, y), 2, None, "test")
   assert TrainingEval.create(types.SimpleNamespace(dataset=ds, config=config), config) is None
   out = capsys.readouterr().out
-  assert f"--data_path='{folder}'" in out and "PYTHONPATH" not in out and "<the image folder>" not in out
+  assert f"--data_path='{folder}' --arch=resnet" in out and "PYTHONPATH" not in out and "<the image folder>" not in out
+  # A folder without class sub-folders: no classifier is possible, and the note says so instead of a command.
+  ds = Dataset("image_folder", ArraySplit(x, None), ArraySplit(x, None), None, None, "test")
+  assert TrainingEval.create(types.SimpleNamespace(dataset=ds, config=config), config) is None
+  out = capsys.readouterr().out
+  assert "no class labels" in out and "train_feature_net" not in out
+  # The missing-classifier error gives the colour classifier's real cost, not "a few minutes".
+  with pytest.raises(Exception, match="about an hour"):
+    feature_net_lib.load_feature_net(tmp_path / "nothing" / "cifar10", "cifar10")
 
 
 def test_eval_decides_config_only_skips_before_loading_data():

@@ -81,6 +81,10 @@ def test_variants():
     load("configs/vae.py:convv")
   with pytest.raises(ConfigError, match="does not exist"):
     load("configs/nope.py")
+  # Every config file refuses a variant it does not know (configs/cvae.py:cifar10 once loaded binarized MNIST).
+  for path in sorted(p.name for p in (REPO_ROOT / "configs").glob("*.py") if p.name != "__init__.py"):
+    with pytest.raises(ConfigError, match="unknown"):
+      load(f"configs/{path}:cifar100")
 
 
 def test_saved_config_round_trip(tmp_path):

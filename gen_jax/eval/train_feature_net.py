@@ -46,7 +46,7 @@ DEFAULT_STEPS = {"mnist": 3000, "fashion_mnist": 3500}
 DEFAULT_BATCH = 128
 DEFAULT_LR = 2e-3
 # Datasets trained with the resnet recipe unless --arch says otherwise.
-RESNET_DATASETS = ("cifar10",)
+RESNET_DATASETS = fn_lib.RESNET_DATASETS
 
 
 def _as_model_input(x: jax.Array) -> jax.Array:

@@ -94,9 +94,15 @@ class TrainingEval:
       return cls(run, config, "mixture")
     from gen_jax.eval.features import feature_net as feature_net_lib
     if not config.eval.feature_net and dataset.name in feature_net_lib.OWN_DATA:
+      if dataset.train.labels is None:
+        print(f"Note: config.train.eval_every={config.train.eval_every} but your own data ({dataset.name}) has no "
+              "class labels, so no feature classifier can be trained for it (an image folder needs one sub-folder "
+              "per class): the training-time sample quality is not measured.", flush=True)
+        return None
+      colour = tuple(dataset.image_shape)[-1] == 3
+      command = feature_net_lib.train_command(dataset.name, data_path=config.data.path, colour=colour)
       print(f"Note: config.train.eval_every={config.train.eval_every} but your own data ({dataset.name}) has no "
-            f"feature classifier yet: train one with "
-            f"`{feature_net_lib.train_command(dataset.name, data_path=config.data.path)}`, then pass "
+            f"feature classifier yet: train one with `{command}`, then pass "
             "--config.eval.feature_net=<that folder>.",
             flush=True)
       return None

@@ -214,6 +214,7 @@ def canonical_dataset(dataset_name: str) -> str:
 
 # A user's own data: no shared default classifier (two image folders are two datasets); eval.feature_net names it.
 OWN_DATA = ("image_folder", "npz")
+RESNET_DATASETS = ("cifar10",)   # named datasets whose classifier is the residual net (the others: the grey CNN)
 
 
 def default_feature_net_dir(dataset_name: str) -> pathlib.Path:
@@ -221,20 +222,30 @@ def default_feature_net_dir(dataset_name: str) -> pathlib.Path:
   return CLASSIFIERS_DIR / canonical_dataset(dataset_name)
 
 
-def train_command(dataset_name: str, directory: str | pathlib.Path | None = None, data_path: str = "") -> str:
+def train_command(dataset_name: str, directory: str | pathlib.Path | None = None, data_path: str = "",
+                  colour: bool = False) -> str:
   """The documented command (as the README writes it) that (re)trains the classifier of a dataset; `data_path`:
-  the user's image folder / .npz when known (else a placeholder)."""
+  the user's image folder / .npz when known (else a placeholder); `colour`: own colour images get the residual
+  net (the grey CNN is the default for own data)."""
   name = canonical_dataset(dataset_name)
   if name in OWN_DATA:
     what = "the image folder" if name == "image_folder" else "the .npz file"
     path = shlex.quote(str(data_path)) if data_path else f"<{what}>"
     out = directory if directory is not None else "<a folder for its classifier>"
-    return f"python -m gen_jax.eval.train_feature_net --dataset={name} --data_path={path} --out={out}"
+    arch = " --arch=resnet" if colour else ""
+    return f"python -m gen_jax.eval.train_feature_net --dataset={name} --data_path={path}{arch} --out={out}"
   raw = "the folder holding cifar10/ or cifar10_jpeg/" if name == "cifar10" else "folder of raw IDX files"
   cmd = f"python -m gen_jax.eval.train_feature_net --dataset={name} --data_dir=<{raw}>"
   if directory is not None and pathlib.Path(directory).resolve() != default_feature_net_dir(name).resolve():
     cmd += f" --out={directory}"
   return cmd
+
+
+def train_cost(dataset_name: str) -> str:
+  """How long the classifier's training takes, for messages (classifiers/README.md has the measurements)."""
+  if canonical_dataset(dataset_name) in RESNET_DATASETS:
+    return "about an hour on an idle 2-core CPU, resumable per epoch"
+  return "minutes on a CPU"
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -337,7 +348,7 @@ def load_feature_net(directory: str | pathlib.Path, dataset: str | None = None) 
   if not meta_path.is_file():
     what = "no such folder" if not directory.exists() else f"no {META_FILE} in it"
     raise GenJaxError(f"feature classifier not found at {directory} ({what}). Fix: train it with "
-                      f"`{train_command(guess, directory)}` (a few minutes on a CPU), or point "
+                      f"`{train_command(guess, directory)}` ({train_cost(guess)}), or point "
                       "--config.eval.feature_net at an existing classifier folder.")
   retrain = f"Fix: retrain it with `{train_command(guess, directory)}`."
   try:
