@@ -121,6 +121,11 @@ def test_winners_ties_and_the_honest_ranking_rule():
   sentences = study_report._summary_sentences("mnist", agg["datasets"]["mnist"])
   assert any(s.startswith("Fréchet distance") and "a is best" in s for s in sentences)
   assert agg["missing"] == [] and agg["datasets"]["mnist"]["curves"]["a"]["0"] == [[500, 100.0], [1000, 50.0]]
+  # One seed per entry (a study's first session): nothing can be tested, and the summary says so, not "a tie".
+  first = study_report.aggregate({k: r for k, r in _synthetic_records().items() if r["seed"] == 0}, INFO)
+  lines = study_report._summary_sentences("mnist", first["datasets"]["mnist"])
+  fd_line = next(s for s in lines if s.startswith("Fréchet distance"))
+  assert "no difference can be tested yet: not called" in fd_line and "a tie" not in fd_line
 
 
 def test_reports_from_one_or_two_ledger_folders_are_identical(tmp_path):

@@ -275,6 +275,11 @@ def _summary_sentences(dataset: str, data: dict) -> list[str]:
       e = w["entries"][0]
       text = (f"{row['label']}: {e} is best ({better} mean {_fmt(name, row['entries'][e]['mean'])}), "
               f"significantly better than every other ranked entry.")
+    elif w["kind"] == "tie" and any(row["entries"][x]["n"] < 2 for x in w["entries"]):
+      e = w["entries"][0]
+      text = (f"{row['label']}: {e} has the {better} mean ({_fmt(name, row['entries'][e]['mean'])}); with one seed "
+              f"of {', '.join(x for x in w['entries'] if row['entries'][x]['n'] < 2)} no difference can be tested "
+              "yet: not called.")
     elif w["kind"] == "tie":
       e = w["entries"][0]
       others = ", ".join(w["entries"][1:])
