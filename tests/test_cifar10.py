@@ -455,7 +455,7 @@ def test_no_classifier_note_prints_the_data_path_and_the_readme_command(tmp_path
   out = capsys.readouterr().out
   assert "no class labels" in out and "train_feature_net" not in out
   # The missing-classifier error gives the colour classifier's real cost, not "a few minutes".
-  with pytest.raises(Exception, match="about an hour"):
+  with pytest.raises(Exception, match="about two hours"):
     feature_net_lib.load_feature_net(tmp_path / "nothing" / "cifar10", "cifar10")
 
 

@@ -244,7 +244,7 @@ def train_command(dataset_name: str, directory: str | pathlib.Path | None = None
 def train_cost(dataset_name: str) -> str:
   """How long the classifier's training takes, for messages (classifiers/README.md has the measurements)."""
   if canonical_dataset(dataset_name) in RESNET_DATASETS:
-    return "about an hour on an idle 2-core CPU, resumable per epoch"
+    return "about two hours on an idle 2-core CPU, resumable per epoch"
   return "minutes on a CPU"
 
 
