@@ -126,6 +126,15 @@ def test_winners_ties_and_the_honest_ranking_rule():
   lines = study_report._summary_sentences("mnist", first["datasets"]["mnist"])
   fd_line = next(s for s in lines if s.startswith("Fréchet distance"))
   assert "no difference can be tested yet: not called" in fd_line and "a tie" not in fd_line
+  # Every other entry marked: the one left is 'only', neither a win nor "a tie" with nobody.
+  records = _synthetic_records()
+  for r in records.values():
+    if r["entry"] == "c":
+      r["metrics"]["metrics"]["impute_mse_half"] = 0.08   # worse than mean fill (0.067), like a
+  only = study_report.aggregate(records, INFO)["datasets"]["mnist"]
+  assert only["metrics"]["impute_mse_half"]["winner"] == {"kind": "only", "entries": ["b"]}
+  line = next(s for s in study_report._summary_sentences("mnist", only) if s.startswith("Imputation MSE, half"))
+  assert "b (lowest mean" in line and "only ranked entry" in line and "a tie" not in line and "Marked" in line
 
 
 def test_reports_from_one_or_two_ledger_folders_are_identical(tmp_path):

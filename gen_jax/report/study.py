@@ -87,8 +87,9 @@ def _capabilities(record: dict) -> dict:
 
 
 def _winner(name: str, entries: list[str], values: dict[str, list], verdicts: dict, comparisons: dict) -> dict:
-  """{kind: win | tie | none, entries}: the best unmarked entry by mean wins if significantly better than every
-  other unmarked entry with a value; otherwise it ties with those it is not significantly better than."""
+  """{kind: win | tie | only | none, entries}: the best unmarked entry by mean wins if significantly better than
+  every other unmarked entry with a value; otherwise it ties with those it is not significantly better than; 'only'
+  when every other entry with a value is marked (nothing to compare it with: not a win)."""
   best = [e for e in entries if verdicts[e]["best"]]
   if not best:
     return {"kind": "none", "entries": []}
@@ -97,7 +98,9 @@ def _winner(name: str, entries: list[str], values: dict[str, list], verdicts: di
             and any(v is not None for v in values[e])]
   tied = [lead] + [e for e in ranked
                    if not (stats.significantly(comparisons, lead, e) or {}).get("significant", False)]
-  return {"kind": "win" if len(tied) == 1 and ranked else "tie", "entries": tied}
+  if not ranked:
+    return {"kind": "only", "entries": tied}
+  return {"kind": "win" if len(tied) == 1 else "tie", "entries": tied}
 
 
 # Protocol fields whose values must agree over every run of a dataset: numbers measured with different feature
@@ -275,6 +278,10 @@ def _summary_sentences(dataset: str, data: dict) -> list[str]:
       e = w["entries"][0]
       text = (f"{row['label']}: {e} is best ({better} mean {_fmt(name, row['entries'][e]['mean'])}), "
               f"significantly better than every other ranked entry.")
+    elif w["kind"] == "only":
+      e = w["entries"][0]
+      text = (f"{row['label']}: {e} ({better} mean {_fmt(name, row['entries'][e]['mean'])}) is the only ranked "
+              "entry: nothing to compare it with.")
     elif w["kind"] == "tie" and any(row["entries"][x]["n"] < 2 for x in w["entries"]):
       e = w["entries"][0]
       text = (f"{row['label']}: {e} has the {better} mean ({_fmt(name, row['entries'][e]['mean'])}); with one seed "
