@@ -168,7 +168,7 @@ def _choices() -> dict[str, tuple]:
   from gen_jax.data import registry as data_registry  # noqa: PLC0415
   from gen_jax.models import optim, precision  # noqa: PLC0415
   from gen_jax.models import registry as family_registry  # noqa: PLC0415
-  from gen_jax.nets import layers  # noqa: PLC0415
+  from gen_jax.nets import layers, resnet_gan  # noqa: PLC0415
   from gen_jax.objectives import gan, likelihoods, vae  # noqa: PLC0415
   return {
       "model.family": family_registry.family_names(),
@@ -178,6 +178,7 @@ def _choices() -> dict[str, tuple]:
       "model.likelihood": likelihoods.LIKELIHOODS,
       "model.activation": tuple(layers.ACTIVATIONS),
       "model.upsample": layers.UPSAMPLE_METHODS,
+      "model.d_layout": resnet_gan.D_LAYOUTS,
       "objective.name": vae.OBJECTIVES,
       "objective.gradient": vae.GRADIENT_ESTIMATORS,
       "optimizer.name": optim.OPTIMIZERS,

@@ -53,12 +53,13 @@ def base() -> ml_collections.ConfigDict:
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "adam"
   c.optimizer.learning_rate = 1e-3
-  c.optimizer.schedule = "constant"  # constant | cosine | warmup_cosine | constant_cosine | exponential | burda
+  c.optimizer.schedule = "constant"  # constant | linear | cosine | warmup_cosine | constant_cosine | exponential |
+                                     # burda
   c.optimizer.warmup_steps = 0
   c.optimizer.decay_steps = 1000     # exponential
   c.optimizer.decay_rate = 0.5       # exponential
   c.optimizer.decay_fraction = 0.3   # constant_cosine: closing part of the run that decays
-  c.optimizer.final_lr_fraction = 0.0  # cosine, warmup_cosine, constant_cosine: last lr / first lr
+  c.optimizer.final_lr_fraction = 0.0  # linear, cosine, warmup_cosine, constant_cosine: last lr / first lr
   c.optimizer.stage_steps = 0        # burda: steps per unit of the 3^i stages (steps per epoch = the paper's
                                      # schedule); 0 = stages scaled to train.num_steps
   c.optimizer.b1 = 0.9

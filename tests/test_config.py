@@ -45,7 +45,7 @@ def test_badly_typed_value(override, pattern):
     ("model.likelihood=poisson", r"config\.model\.likelihood='poisson' is not valid"),
     ("train.num_steps=0", r"config\.train\.num_steps must be > 0"),
     ("objective.beta=-1", r"config\.objective\.beta must be >= 0"),
-    ("optimizer.schedule=linear", r"config\.optimizer\.schedule='linear' is not valid"),
+    ("optimizer.schedule=step", r"config\.optimizer\.schedule='step' is not valid"),
     ("model.likelihood=logistic", r"bernoulli|binary|grey"),
 ])
 def test_invalid_values_fail_validation(override, pattern):

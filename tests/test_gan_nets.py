@@ -11,6 +11,7 @@ import pytest
 
 from gen_jax import config as config_lib
 from gen_jax.errors import ConfigError
+from gen_jax.nets import resnet_gan
 from gen_jax.nets import (
   ConditionalBatchNorm, DCGANDiscriminator, DCGANGenerator, ResNetDiscriminator, SNConv, SNDense, build_gan,
   num_stages, spectral_norm_estimate)
@@ -77,6 +78,41 @@ def test_image_shapes(arch, image_shape):
     channels = 4 * 2 ** i if arch == "dcgan" else 4
     assert logits.shape == (2,)
     assert feats.shape == (2, h >> (i + 1), w >> (i + 1), channels)
+
+
+@pytest.mark.parametrize("image_shape", [(28, 28, 1), (32, 32, 3), (64, 64, 3)])
+def test_sngan_discriminator_layout_stops_halving_one_stage_early_and_adds_two_identity_blocks(image_shape):
+  """d_layout='sngan' (Miyato et al.'s CIFAR-10 D): 32x32 -> 16 -> 8, then two blocks at 8x8 that keep the map
+  and add their input back (no shortcut conv); one block more than the default layout, feature_layer over all."""
+  h, w, c = image_shape
+  s = num_stages(h)
+  gen, disc = build_gan(gan_cfg(arch="resnet", d_width=4, d_layout="sngan", feature_layer=-1), image_shape, None)
+  variables, (logits, feats) = shapes(disc, jnp.zeros((2, h, w, c)), train=False)
+  assert logits.shape == (2,) and feats.shape == (2, h >> (s - 1), w >> (s - 1), 4)
+  blocks = sorted(k for k in variables["params"] if k.startswith("block_"))
+  assert blocks == [f"block_{i}" for i in range(s + 1)]
+  assert all("shortcut" not in variables["params"][f"block_{i}"] for i in (s - 1, s))
+  assert all("shortcut" in variables["params"][f"block_{i}"] for i in range(s - 1))
+  _, (_, first) = shapes(build_gan(gan_cfg(arch="resnet", d_width=4, d_layout="sngan", feature_layer=0),
+                                   image_shape, None)[1], jnp.zeros((2, h, w, c)), train=False)
+  assert first.shape == (2, h // 2, w // 2, 4)
+  # A plain block is x + f(x): with its convolutions zeroed it passes its input through unchanged.
+  x = jax.random.normal(jax.random.key(0), (2, 8, 8, 4))
+  block = resnet_gan.PlainResBlock(4, spectral_norm=False)
+  v = block.init(jax.random.key(1), x, train=False)
+  zero = jax.tree.map(jnp.zeros_like, v)
+  np.testing.assert_allclose(block.apply(zero, x, train=False), x)
+  assert not np.allclose(block.apply(v, x, train=False), x)
+
+
+@pytest.mark.parametrize("overrides, match", [
+  (dict(arch="dcgan", d_layout="sngan"), r"d_layout='sngan' is a ResNet discriminator layout.*model.arch='dcgan'"),
+  (dict(arch="resnet", d_layout="pyramid"),
+   r"config.model.d_layout='pyramid' is not valid; choose one of halve, sngan"),
+])
+def test_d_layout_errors_name_the_fix(overrides, match):
+  with pytest.raises(ConfigError, match=match):
+    build_gan(gan_cfg(**overrides), (32, 32, 3), None)
 
 
 @pytest.mark.parametrize("arch", ["dcgan", "resnet"])
@@ -228,6 +264,7 @@ def test_jitted_gan_gradients_are_finite():
   ("vaegan", "model.arch=mlp", r"config\.model\.arch='mlp' is not available.*dcgan, resnet"),
   ("gan", "model.upsample=bilinear", r"config\.model\.upsample='bilinear' is not valid"),
   ("gan", "model.activation=sigmoid", r"config\.model\.activation='sigmoid' is not valid"),
+  ("gan", "model.d_layout=pyramid", r"config\.model\.d_layout='pyramid' is not valid"),
 ])
 def test_gan_config_errors_name_the_key_at_start_up(family, override, pattern):
   """The choices of arch, upsample and activation are checked once, by config.validate_config, not in build_gan."""

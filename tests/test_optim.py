@@ -30,6 +30,14 @@ def test_warmup_then_constant():
   assert float(sched(0)) == 0.0 and float(sched(5)) == pytest.approx(5e-4) and float(sched(50)) == pytest.approx(1e-3)
 
 
+def test_linear_schedule_falls_to_its_final_fraction_at_the_last_step():
+  sched = optim.make_schedule(cfg(schedule="linear", learning_rate=2e-4), 100)
+  assert float(sched(0)) == pytest.approx(2e-4) and float(sched(50)) == pytest.approx(1e-4)
+  assert float(sched(100)) == 0.0 and float(sched(150)) == 0.0
+  half = optim.make_schedule(cfg(schedule="linear", learning_rate=1.0, final_lr_fraction=0.5), 10)
+  assert float(half(10)) == pytest.approx(0.5) and float(half(5)) == pytest.approx(0.75)
+
+
 def test_gradient_clipping_bounds_the_update():
   tx = optim.make_optimizer(cfg(name="sgd", learning_rate=1.0, grad_clip_norm=1.0), 10)
   params = {"w": jnp.zeros(4)}

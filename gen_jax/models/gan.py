@@ -78,6 +78,7 @@ class GanFamily(ModelFamily):
     c.model.spectral_norm = False     # spectral normalization in D (Miyato et al. 2018)
     c.model.conditional = False       # conditional batch norm in G + projection discriminator
     c.model.feature_layer = -1        # D layer whose features the VAE-GAN compares
+    c.model.d_layout = "halve"        # resnet D: halve | sngan (halve to 8x8, two blocks there; Miyato et al.)
     c.gan = ml_collections.ConfigDict()
     c.gan.loss = "nonsaturating"      # minimax | nonsaturating | wasserstein | hinge | lsgan
     c.gan.n_critic = 1                # D steps per G step (each on its own real batch)

@@ -1,12 +1,15 @@
 """optax optimizers and learning-rate schedules built from `config.optimizer`.
 
 Fields: name (adam | adamw | sgd | rmsprop), learning_rate, schedule
-(constant | cosine | warmup_cosine | constant_cosine | exponential | burda), warmup_steps,
+(constant | linear | cosine | warmup_cosine | constant_cosine | exponential | burda), warmup_steps,
 decay_rate (exponential: factor per `decay_steps`), decay_steps, decay_fraction
 (constant_cosine: the closing part of the run that decays), final_lr_fraction (cosine,
-warmup_cosine, constant_cosine: the last learning rate as a fraction of the first),
+warmup_cosine, constant_cosine, linear: the last learning rate as a fraction of the first),
 stage_steps (burda), b1, b2, eps, momentum (sgd), weight_decay (decoupled for adamw,
 L2 added to the gradient otherwise), grad_clip_norm (0 = off).
+
+'linear' falls in a straight line from learning_rate at step 0 to final_lr_fraction * learning_rate at the
+last step (Mimicry's SNGAN: to 0 over the run).
 
 'burda' is the schedule of Burda et al. 2015: stage i = 0..7 lasts 3^i
 units at learning rate lr * 10^(-i/7). With stage_steps = steps per epoch the
@@ -28,6 +31,7 @@ from gen_jax.errors import ConfigError
 # so resuming with a different value of one of them is allowed (train/loop.py).
 SCHEDULE_FIELDS = {
     "constant": ("warmup_steps",),
+    "linear": ("final_lr_fraction",),
     "cosine": ("final_lr_fraction",),
     "warmup_cosine": ("warmup_steps", "final_lr_fraction"),
     "constant_cosine": ("decay_fraction", "final_lr_fraction"),
@@ -74,6 +78,8 @@ def make_schedule(cfg, num_steps: int) -> optax.Schedule:
       sched = optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), sched], [warmup])
     return sched
   final = float(cfg.final_lr_fraction)
+  if name == "linear":
+    return optax.linear_schedule(lr, final * lr, max(1, num_steps))
   if name == "cosine":
     return optax.cosine_decay_schedule(lr, max(1, num_steps), alpha=final)
   if name == "warmup_cosine":

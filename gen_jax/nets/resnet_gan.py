@@ -5,8 +5,9 @@ Generator: dense z -> [H/2^S, W/2^S, width] (4x4, or 7x7 for 28x28), S up-resblo
 conditional batch norm in the blocks (Miyato & Koyama 2018).
 
 Discriminator: an optimized first block and S-1 down-resblocks (so the final map is 4x4 or 7x7), final
-ReLU, global sum pooling, spectrally normalized dense to one logit (+ projection <embed(y), h>).
-SNGAN's CIFAR model also has two non-downsampling blocks at 8x8; here every block downsamples.
+ReLU, global sum pooling, spectrally normalized dense to one logit (+ projection <embed(y), h>). Layout 'sngan'
+is the CIFAR-10 discriminator of Miyato et al. 2018 (and Mimicry): it stops halving one stage earlier (8x8 for
+32x32) and adds two residual blocks at that size, with identity shortcuts.
 """
 from typing import Optional
 
@@ -17,6 +18,14 @@ import flax.linen as nn
 from gen_jax.nets.gan_layers import (
   ConditionalBatchNorm, SNConv, SNDense, check_feature_layer, downsample2x, num_stages, projection)
 from gen_jax.nets.layers import DEFAULT_UPSAMPLE, Upsample2x, nearest_upsample2x
+
+D_LAYOUTS = ("halve", "sngan")   # every block halves the map | halve to 8x8 (32x32 input), then two blocks there
+
+
+def num_d_blocks(layout: str, height: int, width: int) -> int:
+  """How many residual blocks the discriminator of `layout` has for an image of this size."""
+  s = num_stages(height, width)
+  return s if layout == "halve" else s + 1
 
 
 class UpResBlock(nn.Module):
@@ -65,6 +74,19 @@ class DownResBlock(nn.Module):
     return h + SNConv(self.features, 1, 1, sn, name="shortcut")(downsample2x(x), update_stats=train)
 
 
+class PlainResBlock(nn.Module):
+  """ReLU -> 3x3 conv -> ReLU -> 3x3 conv, plus the identity: a block that keeps the map's size and width."""
+  features: int
+  spectral_norm: bool = True
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    sn = self.spectral_norm
+    h = SNConv(self.features, 3, 1, sn, name="conv_0")(nn.relu(x), update_stats=train)
+    h = SNConv(self.features, 3, 1, sn, name="conv_1")(nn.relu(h), update_stats=train)
+    return x + h
+
+
 class ResNetGenerator(nn.Module):
   """z [N,D] (+ labels y [N] when ``num_classes``) -> images [N,H,W,C] in [-1, 1]."""
   out_shape: tuple[int, int, int] = (32, 32, 3)
@@ -90,16 +112,19 @@ class ResNetDiscriminator(nn.Module):
   spectral_norm: bool = True
   num_classes: Optional[int] = None
   feature_layer: int = -1
+  layout: str = "halve"
 
   @nn.compact
   def __call__(self, x: jax.Array, y: Optional[jax.Array] = None, train: bool = True
                ) -> tuple[jax.Array, jax.Array]:
-    s = num_stages(x.shape[1], x.shape[2])
-    index = check_feature_layer(self.feature_layer, s)
+    n = num_d_blocks(self.layout, x.shape[1], x.shape[2])
+    halving = num_stages(x.shape[1], x.shape[2]) - (self.layout == "sngan")
+    index = check_feature_layer(self.feature_layer, n)
     h = OptimizedDownBlock(self.width, self.spectral_norm, name="block_0")(x, train)
     features = h
-    for i in range(1, s):
-      h = DownResBlock(self.width, self.spectral_norm, name=f"block_{i}")(h, train)
+    for i in range(1, n):
+      block = DownResBlock if i < halving else PlainResBlock
+      h = block(self.width, self.spectral_norm, name=f"block_{i}")(h, train)
       if i == index:
         features = h
     h = jnp.sum(nn.relu(h), axis=(1, 2))
