@@ -21,12 +21,17 @@ from studies import _common as c
 
 IMAGES = {"cpu": 204_800, "full": 16_000_000}
 CURVE_IMAGES = {"cpu": 25_600, "full": 640_000}     # training-time curve: 8 points (cpu), 25 points (full)
+# Checkpoints at equal images seen too: a run with n_critic 5 makes a fifth of the steps, and a step-based period
+# (train.checkpoint_every=1000) would give the 640-step CPU runs no checkpoint before the end.
+CHECKPOINT_IMAGES = {"cpu": 51_200, "full": 320_000}
 # The colour VAEs' likelihood protocol (configs/vae.py:conv,cifar10): k = 100 on a seeded 2000-image test subset.
 CPU_EVAL = tuple(e for e in c.CPU_EVAL if not e.startswith("eval.num_examples=")) + ("eval.num_examples=2000",)
 
 
-def _curve(variant: str, images_per_step: int) -> str:
-  return f"train.eval_every={CURVE_IMAGES[variant] // images_per_step}"
+def _curve(variant: str, images_per_step: int) -> tuple[str, str]:
+  """The curve and checkpoint periods in steps of an entry drawing `images_per_step` real images per step."""
+  return (f"train.eval_every={CURVE_IMAGES[variant] // images_per_step}",
+          f"train.checkpoint_every={CHECKPOINT_IMAGES[variant] // images_per_step}")
 
 
 def colour_entries(variant: str) -> tuple:
@@ -36,19 +41,19 @@ def colour_entries(variant: str) -> tuple:
   w = () if full else ("model.g_width=32", "model.d_width=32")
   entries = (
       # conv VAE (64, 128 channels, 64 latents), discretized logistic likelihood, bits/dim
-      c.entry("conv_vae", "configs/vae.py:conv,cifar10", _curve(variant, 100)),
+      c.entry("conv_vae", "configs/vae.py:conv,cifar10", *_curve(variant, 100)),
       # DCGAN (Radford et al. 2016), non-saturating loss, EMA generator
-      c.entry("dcgan", "configs/gan.py:cifar10", *w, _curve(variant, 64)),
-      # SNGAN, the Mimicry CIFAR-10 setting: ResNet G/D, spectral norm, hinge, n_critic 5, Adam 2e-4 (0, 0.9)
-      c.entry("sngan", "configs/gan.py:cifar10,sngan", *w, _curve(variant, 320)),
+      c.entry("dcgan", "configs/gan.py:cifar10", *w, *_curve(variant, 64)),
+      # SNGAN, the Mimicry CIFAR-10 setting: ResNet G/D (D 8x8 blocks), SN, hinge, n_critic 5, Adam 2e-4 -> 0
+      c.entry("sngan", "configs/gan.py:cifar10,sngan", *w, *_curve(variant, 320)),
       # WGAN-GP (Gulrajani et al. 2017): DCGAN networks, gradient penalty 10, n_critic 5, Adam 1e-4 (0, 0.9)
-      c.entry("wgan_gp", "configs/gan.py:cifar10,wgan_gp", *w, _curve(variant, 320)),
+      c.entry("wgan_gp", "configs/gan.py:cifar10,wgan_gp", *w, *_curve(variant, 320)),
       # VAE-GAN (Larsen et al. 2016), DCGAN decoder / discriminator
       c.entry("vaegan", "configs/vaegan.py:cifar10", *w, *(() if full else ("model.features=(32,64)",)),
-              _curve(variant, 64)),
+              *_curve(variant, 64)),
   )
   if full:   # conditional DCGAN: conditional batch norm in G, projection D
-    entries += (c.entry("cdcgan", "configs/gan.py:cifar10,conditional", _curve(variant, 64)),)
+    entries += (c.entry("cdcgan", "configs/gan.py:cifar10,conditional", *_curve(variant, 64)),)
   return entries
 
 

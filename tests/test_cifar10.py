@@ -275,9 +275,11 @@ def test_real_jpeg_archive_first_members_parse(shared_data_dir):
 # function traced: every shape at 32x32x3 is checked without the XLA compile, which is most of a config's test time.
 # Widths are the smallest that keep each architecture; the colour-specific values are asserted on the config as loaded.
 
-TRAINED_SPECS = ["configs/vae.py:conv,cifar10", "configs/vaegan.py:cifar10"]
+# SNGAN trains with n_critic 2 (two D steps on two real batches per G step, its linear rate schedules, the 8x8 blocks).
+TRAINED_SPECS = ["configs/vae.py:conv,cifar10", "configs/vaegan.py:cifar10", "configs/gan.py:cifar10,sngan"]
 TRACED_SPECS = ["configs/gan.py:cifar10", "configs/gan.py:cifar10,wgan_gp", "configs/gan.py:cifar10,sngan,conditional",
-                "configs/vae.py:conv,folder"]
+                "configs/gan.py:cifar10,conditional", "configs/vaegan.py:cifar10,conditional",
+                "configs/vae.py:conv,folder", "configs/vae.py:mlp,cifar10"]
 SMALL = {"vae": ("model.features=(8,16)", "model.latent_dim=8"),
          "gan": ("model.g_width=8", "model.d_width=8", "gan.n_critic=1"),   # one D step and one G step
          "vaegan": ("model.g_width=8", "model.d_width=8", "model.features=(8,16)", "model.latent_dim=8")}
@@ -315,13 +317,20 @@ def _colour_config(spec: str, cifar_dirs, tmp_path: pathlib.Path):
   family = config.model.family
   assert config.data.name == ("image_folder" if "folder" in spec else "cifar10")
   if family == "vae":   # a discrete likelihood over 0..255 and the colour eval protocol
-    assert config.model.likelihood == "logistic" and config.model.arch == "conv"
+    assert config.model.likelihood == "logistic" and config.model.arch == ("mlp" if "mlp" in spec else "conv")
     assert (config.eval.num_importance_samples, config.eval.num_examples) == (100, 2000)
-    if "cifar10" in spec:
+    if "conv,cifar10" in spec:
       assert (tuple(config.model.features), config.model.latent_dim) == ((64, 128), 64)
+  if "sngan" in spec:   # Mimicry's setting: D halving to 8x8 then two blocks there, rates falling linearly to 0
+    assert config.model.d_layout == "sngan" and config.gan.n_critic == 5
+    assert config.optimizer.schedule == config.d_optimizer.schedule == "linear"
   overrides = [f"data.data_dir={data_dir}", f"data.tfds_dir={tfds_dir}", "data.batch_size=16", "data.num_train=0",
                "data.num_test=0", "train.num_steps=2", "train.log_every=1", "train.checkpoint_every=2",
                "train.sample_every=0", "train.eval_every=0", *SMALL[family]]
+  if "sngan" in spec and spec in TRAINED_SPECS:
+    overrides.append("gan.n_critic=2")
+  if "mlp" in spec:
+    overrides += ["model.hidden=(16,)"]
   if "folder" in spec:
     overrides += [f"data.path={_colour_folder(tmp_path / 'images')}", "data.test_fraction=0.25"]
   config_lib.apply_overrides(config, overrides)

@@ -51,6 +51,11 @@ def test_cifar10_study_plans_every_family_at_equal_images(tmp_path, variant):
   # The training-time curve at the same images seen for every entry.
   periods = {n: int(cfg.train.eval_every) * study_lib.images_per_step(cfg) for n, cfg in one.items()}
   assert len(set(periods.values())) == 1, periods
+  # Checkpoints at equal images too, several per run: a killed 640-step SNGAN run keeps most of its work.
+  saves = {n: int(cfg.train.checkpoint_every) * study_lib.images_per_step(cfg) for n, cfg in one.items()}
+  assert len(set(saves.values())) == 1, saves
+  assert all(int(cfg.train.num_steps) >= 4 * int(cfg.train.checkpoint_every) for cfg in one.values())
+  assert sn.model.d_layout == "sngan" and sn.optimizer.schedule == sn.d_optimizer.schedule == "linear"
   gans = [cfg for n, cfg in one.items() if cfg.model.family in ("gan", "vaegan")]
   if variant == "full":
     assert all(int(cfg.train.num_steps) >= 50_000 for cfg in gans)
@@ -122,7 +127,8 @@ def test_study_stops_before_training_without_its_feature_classifier(tmp_path, mo
     raise AssertionError("trained although the classifier is missing")
 
   with pytest.raises(ConfigError, match=r"feature classifier for cifar10 \(samples, latent, the training-time curve\)"
-                                        r".*`python -m gen_jax\.eval\.train_feature_net --dataset=cifar10 "):
+                                        r".*`python -m gen_jax\.eval\.train_feature_net --dataset=cifar10 .*` "
+                                        r"\(about two hours"):
     study_lib.run_study(study, tmp_path / "out", tmp_path / "runs", progress=False, train_fn=no_training)
   assert not (tmp_path / "runs").exists() and not (tmp_path / "out" / "ledger").exists()
   # A configured folder without a classifier is named as such; once a classifier is there, the check passes.

@@ -258,7 +258,7 @@ def check_feature_nets(runs: Sequence[PlannedRun]) -> None:
     cmd = feature_net_lib.train_command(name, directory=configured or None, data_path=str(cfg.data.get("path", "")))
     there = f"{where} has no {feature_net_lib.META_FILE}" if where is not None else "none is configured"
     raise ConfigError(f"run {run.key} needs a feature classifier for {name} ({', '.join(uses)}) and {there}; "
-                      f"train it first with `{cmd}`"
+                      f"train it first with `{cmd}` ({feature_net_lib.train_cost(name)})"
                       + (", then pass --set eval.feature_net=<that folder>" if where is None else "")
                       + ", and run the study again (nothing was trained)")
 
