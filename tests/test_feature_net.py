@@ -374,3 +374,12 @@ def test_command_trains_the_resnet_resumably_and_refuses_cnn_flags(tmp_path, mon
     tfn.main(args + ["--steps=5"])
   with pytest.raises(fn_lib.ConfigError, match="resnet recipe"):
     tfn.main(["--dataset=npz", f"--data_path={data}", "--epochs=2"])
+  # --widths: the residual net's widths (features = the last), recorded; a bad list is refused before training.
+  wide = tmp_path / "wide"
+  assert tfn.main(args[:2] + [f"--out={wide}", "--arch=resnet", "--epochs=1", "--batch_size=16", "--widths=4,8,8,12",
+                              f"--work_dir={tmp_path / 'work_wide'}", "--allow_below_target"]) == 0
+  net = fn_lib.load_feature_net(wide)
+  assert net.arch.widths == (4, 8, 8, 12) and net.feature_dim == 12 and net.meta["recipe"]["widths"] == [4, 8, 8, 12]
+  for bad in ("4,8,8", "4,8,x,12", "4,8,0,12"):
+    with pytest.raises(fn_lib.ConfigError, match=r"--widths=.* must be 4 positive integers"):
+      tfn.main(args + [f"--widths={bad}"])

@@ -405,6 +405,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                  help="resnet: checkpoints after every epoch; a rerun resumes ('' = runs/feature_net_<dataset>)")
   p.add_argument("--stop_after_epochs", type=int, default=0,
                  help="resnet: stop after this many epochs in total (checkpointed; rerun to continue)")
+  p.add_argument("--widths", default="",
+                 help=f"resnet: stem and three stage widths, e.g. 48,96,192,384 ('' = "
+                      f"{','.join(map(str, fn_lib.RESNET_WIDTHS))}; the features are the last width)")
   p.add_argument("--allow_below_target", action="store_true",
                  help=f"save even below the target test accuracy {TARGETS}")
   args = p.parse_args(argv)
@@ -414,8 +417,17 @@ def main(argv: Sequence[str] | None = None) -> int:
   arch_kind = args.arch or ("resnet" if args.dataset in RESNET_DATASETS else "cnn")
   if arch_kind == "resnet" and args.steps:
     raise ConfigError("--steps sets the cnn recipe; the resnet recipe counts epochs. Fix: pass --epochs instead.")
-  if arch_kind == "cnn" and (args.epochs or args.stop_after_epochs or args.work_dir):
-    raise ConfigError("--epochs / --stop_after_epochs / --work_dir belong to the resnet recipe. "
+  widths = fn_lib.RESNET_WIDTHS
+  if args.widths:
+    try:
+      widths = tuple(int(w) for w in args.widths.split(","))
+    except ValueError:
+      widths = ()
+    if len(widths) != len(fn_lib.RESNET_WIDTHS) or min(widths) < 1:
+      raise ConfigError(f"--widths={args.widths!r} must be {len(fn_lib.RESNET_WIDTHS)} positive integers (stem and "
+                        f"three stages), e.g. --widths=48,96,192,384")
+  if arch_kind == "cnn" and (args.epochs or args.stop_after_epochs or args.work_dir or args.widths):
+    raise ConfigError("--epochs / --stop_after_epochs / --work_dir / --widths belong to the resnet recipe. "
                       "Fix: pass --steps for the cnn, or --arch=resnet.")
   out = pathlib.Path(args.out or fn_lib.default_feature_net_dir(args.dataset)).resolve()
   dataset = _load(args)
@@ -427,7 +439,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "train_examples": len(dataset.train), "test_examples": len(dataset.test)}
   if arch_kind == "resnet":
     recipe = ResNetRecipe(epochs=args.epochs or ResNetRecipe.epochs, batch_size=args.batch_size or
-                          ResNetRecipe.batch_size, peak_lr=args.learning_rate or ResNetRecipe.peak_lr, seed=args.seed)
+                          ResNetRecipe.batch_size, peak_lr=args.learning_rate or ResNetRecipe.peak_lr, seed=args.seed,
+                          widths=widths)
     work_dir = pathlib.Path(args.work_dir or f"runs/feature_net_{args.dataset}")
     spe = len(dataset.train) // recipe.batch_size
     print(f"training the {args.dataset} feature classifier (resnet): {len(dataset.train)} train images "
