@@ -3,8 +3,8 @@
 Fields read: arch ('mlp' for 1-D toy data, 'dcgan' or 'resnet' for images), g_width, d_width (image archs;
 where absent or None: 64 for dcgan, 128 for resnet), hidden and activation (mlp), upsample, spectral_norm (D;
 where absent: False except for resnet), conditional, feature_layer, d_layout (resnet: 'halve' (default) or
-'sngan', the CIFAR-10 discriminator of Miyato et al.). The choices of arch, activation and
-upsample are checked once, at start-up, by `gen_jax.config.validate_config`; what depends on the data (its
+'sngan', the CIFAR-10 discriminator of Miyato et al.). The choices of arch, activation,
+upsample and d_layout are checked once, at start-up, by `gen_jax.config.validate_config`; what depends on the data (its
 shape, its labels) is checked here.
 """
 from typing import Any, Optional, Sequence
@@ -16,7 +16,7 @@ from gen_jax.errors import ConfigError
 from gen_jax.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gen_jax.nets.gan_layers import check_feature_layer, num_stages
 from gen_jax.nets.layers import DEFAULT_UPSAMPLE, positive_int
-from gen_jax.nets.resnet_gan import D_LAYOUTS, ResNetDiscriminator, ResNetGenerator, num_d_blocks
+from gen_jax.nets.resnet_gan import ResNetDiscriminator, ResNetGenerator, d_block_halves
 from gen_jax.nets.toy import ToyDiscriminator, ToyGenerator
 
 GAN_ARCHS = ("mlp", "dcgan", "resnet")
@@ -78,12 +78,10 @@ def build_gan(model_cfg: Any, data_shape: Sequence[int], num_classes: Optional[i
                       f"use arch 'mlp' for 2-D toy data")
   gen_cls, disc_cls, default_width, default_sn = IMAGE_ARCHS[arch]
   layout = _get(model_cfg, "d_layout", "halve")
-  if layout not in D_LAYOUTS:
-    raise ConfigError(f"config.model.d_layout={layout!r} is not valid; choose one of {', '.join(D_LAYOUTS)}")
   if layout != "halve" and arch != "resnet":
     raise ConfigError(f"config.model.d_layout={layout!r} is a ResNet discriminator layout, but model.arch={arch!r}; "
                       f"set model.arch='resnet' or model.d_layout='halve'")
-  blocks = num_d_blocks(layout, shape[0], shape[1]) if arch == "resnet" else num_stages(shape[0], shape[1])
+  blocks = len(d_block_halves(layout, shape[0], shape[1])) if arch == "resnet" else num_stages(shape[0], shape[1])
   check_feature_layer(feature_layer, blocks)
   g_width = _positive_int(_get(model_cfg, "g_width", default_width), "g_width")
   d_width = _positive_int(_get(model_cfg, "d_width", default_width), "d_width")

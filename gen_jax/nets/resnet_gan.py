@@ -22,10 +22,11 @@ from gen_jax.nets.layers import DEFAULT_UPSAMPLE, Upsample2x, nearest_upsample2x
 D_LAYOUTS = ("halve", "sngan")   # every block halves the map | halve to 8x8 (32x32 input), then two blocks there
 
 
-def num_d_blocks(layout: str, height: int, width: int) -> int:
-  """How many residual blocks the discriminator of `layout` has for an image of this size."""
+def d_block_halves(layout: str, height: int, width: int) -> tuple[bool, ...]:
+  """For each residual block of the discriminator of `layout` on an image of this size, whether it halves the map
+  (the first, optimized block always does)."""
   s = num_stages(height, width)
-  return s if layout == "halve" else s + 1
+  return (True,) * s if layout == "halve" else (True,) * (s - 1) + (False, False)
 
 
 class UpResBlock(nn.Module):
@@ -61,30 +62,21 @@ class OptimizedDownBlock(nn.Module):
 
 class DownResBlock(nn.Module):
   """ReLU -> 3x3 conv -> ReLU -> 3x3 conv -> avg pool, plus shortcut 1x1 conv -> avg pool (computed as avg
-  pool -> 1x1 conv, and conv -> avg pool as one stride-2 convolution: the same function, fewer FLOPs)."""
+  pool -> 1x1 conv, and conv -> avg pool as one stride-2 convolution: the same function, fewer FLOPs).
+  With `downsample` False: no pooling and the identity as shortcut (SNGAN's blocks at 8x8)."""
   features: int
   spectral_norm: bool = True
+  downsample: bool = True
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     sn = self.spectral_norm
     h = SNConv(self.features, 3, 1, sn, name="conv_0")(nn.relu(x), update_stats=train)
-    h = SNConv(self.features, 3, 1, sn, pool=True, name="conv_1")(nn.relu(h), update_stats=train)
+    h = SNConv(self.features, 3, 1, sn, pool=self.downsample, name="conv_1")(nn.relu(h), update_stats=train)
+    if not self.downsample:
+      return x + h
     # A 1x1 conv commutes with average pooling; pooling first is 4x cheaper.
     return h + SNConv(self.features, 1, 1, sn, name="shortcut")(downsample2x(x), update_stats=train)
-
-
-class PlainResBlock(nn.Module):
-  """ReLU -> 3x3 conv -> ReLU -> 3x3 conv, plus the identity: a block that keeps the map's size and width."""
-  features: int
-  spectral_norm: bool = True
-
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
-    sn = self.spectral_norm
-    h = SNConv(self.features, 3, 1, sn, name="conv_0")(nn.relu(x), update_stats=train)
-    h = SNConv(self.features, 3, 1, sn, name="conv_1")(nn.relu(h), update_stats=train)
-    return x + h
 
 
 class ResNetGenerator(nn.Module):
@@ -117,14 +109,12 @@ class ResNetDiscriminator(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, y: Optional[jax.Array] = None, train: bool = True
                ) -> tuple[jax.Array, jax.Array]:
-    n = num_d_blocks(self.layout, x.shape[1], x.shape[2])
-    halving = num_stages(x.shape[1], x.shape[2]) - (self.layout == "sngan")
-    index = check_feature_layer(self.feature_layer, n)
+    halves = d_block_halves(self.layout, x.shape[1], x.shape[2])
+    index = check_feature_layer(self.feature_layer, len(halves))
     h = OptimizedDownBlock(self.width, self.spectral_norm, name="block_0")(x, train)
     features = h
-    for i in range(1, n):
-      block = DownResBlock if i < halving else PlainResBlock
-      h = block(self.width, self.spectral_norm, name=f"block_{i}")(h, train)
+    for i in range(1, len(halves)):
+      h = DownResBlock(self.width, self.spectral_norm, halves[i], name=f"block_{i}")(h, train)
       if i == index:
         features = h
     h = jnp.sum(nn.relu(h), axis=(1, 2))
