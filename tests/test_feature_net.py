@@ -241,6 +241,7 @@ def test_cas_labels_are_balanced_and_unconditional_models_are_skipped(mnist):
 COMMITTED_SHA256 = {
     "mnist": "6901d83c0ce01972693d314e7a936787623a69b124e00a9246c09a2b8d176cbc",
     "fashion_mnist": "7542099fb6a30f7a4714a295638d1d81ac0f3c3854aadac2e373eefdcbf5868a",
+    "cifar10": "c016d66f5194fdbb06af6babbeddd606f67a1a9b091507451e701e8d48a3e42b",
 }
 TINY_WIDTHS = (4, 8, 8, 16)
 
@@ -257,11 +258,18 @@ def _colour_data(n: int, seed: int = 0, size: int = 16, classes: int = 4) -> tup
 
 
 def test_committed_classifiers_load_unchanged_with_their_recorded_sha256():
+  committed = sorted(d.name for d in fn_lib.CLASSIFIERS_DIR.iterdir() if (d / fn_lib.META_FILE).is_file())
+  assert committed == sorted(COMMITTED_SHA256), "list every committed classifier's sha256 here"
   for name, sha in COMMITTED_SHA256.items():
     net = fn_lib.load_feature_net(fn_lib.CLASSIFIERS_DIR / name, dataset=name)
-    assert net.sha256 == sha and net.arch.kind == "cnn" and net.feature_dim == 128
     record = json.loads((fn_lib.CLASSIFIERS_DIR / name / fn_lib.META_FILE).read_text())
-    assert net.arch.to_json() == record["architecture"]  # the cnn JSON gained no field
+    assert net.sha256 == sha and net.arch.to_json() == record["architecture"]
+    assert 100 * net.test_accuracy >= tfn.TARGETS[name] and record["test_examples"] == 10000
+    if name in fn_lib.RESNET_DATASETS:   # the residual net, read out flip-averaged (its accuracy is that read-out's)
+      assert net.arch.kind == "resnet" and net.flip_average and net.feature_dim == net.arch.widths[-1]
+    else:                                # the cnn JSON gained no field
+      assert net.arch.kind == "cnn" and not net.flip_average and net.feature_dim == 128
+      assert "flip_average" not in record["architecture"]
 
 
 def test_resnet_builds_for_32x32_colour_with_256_features_in_inference_mode():
@@ -280,6 +288,40 @@ def test_resnet_builds_for_32x32_colour_with_256_features_in_inference_mode():
     fn_lib.resnet_architecture((28, 28, 3))
   with pytest.raises(fn_lib.ConfigError, match="4 widths"):
     fn_lib.Architecture(widths=(8, 16), feature_dim=16, image_shape=(32, 32, 3), kind="resnet")
+
+
+def test_flip_averaged_readout_is_the_mean_over_the_mirror_pair_and_is_hashed_and_recorded(tmp_path):
+  arch = fn_lib.resnet_architecture((16, 16, 3), 4, TINY_WIDTHS)
+  flip = fn_lib.Architecture(**{**arch.__dict__, "flip_average": True})
+  state = fn_lib.init_params(arch, jax.random.key(0))
+  x = np.random.default_rng(0).uniform(size=(6, 16, 16, 3)).astype(np.float32)
+  f1, l1 = fn_lib.apply_net(arch.module(), state, x)
+  f2, l2 = fn_lib.apply_net(arch.module(), state, x[:, :, ::-1])
+  fa, la = fn_lib.apply_net(arch.module(), state, x, True)
+  np.testing.assert_allclose(np.asarray(fa), (np.asarray(f1) + np.asarray(f2)) / 2, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(la), (np.asarray(l1) + np.asarray(l2)) / 2, rtol=1e-5, atol=1e-6)
+  assert not np.allclose(np.asarray(f1), np.asarray(f2), atol=1e-4)  # the mirror pair differs: the mean is a choice
+  fm, _ = fn_lib.apply_net(arch.module(), state, x[:, :, ::-1], True)
+  np.testing.assert_allclose(np.asarray(fm), np.asarray(fa), rtol=1e-5, atol=1e-6)  # mirror-invariant features
+  # JSON: the flag is written only when set (older records read as single), and round-trips.
+  assert "flip_average" not in arch.to_json() and flip.to_json()["flip_average"] is True
+  assert fn_lib.Architecture.from_json(flip.to_json()) == flip and fn_lib.Architecture.from_json(arch.to_json()) == arch
+  with pytest.raises(fn_lib.ConfigError, match="flip_average must be true or false"):
+    fn_lib.Architecture.from_json({**flip.to_json(), "flip_average": "yes"})
+  # Saved and loaded: the read-out is part of the hash, recorded beside every number, and an edited flag is caught.
+  fn_lib.save_feature_net(tmp_path / "f", state, flip, {"dataset": "npz"})
+  net = fn_lib.load_feature_net(tmp_path / "f")
+  assert net.flip_average and net.sha256 == fn_lib.params_sha256(state, True) != fn_lib.params_sha256(state)
+  np.testing.assert_allclose(net.features(x), np.asarray(fa), rtol=1e-5, atol=1e-6)
+  assert net.describe()["feature_net_readout"].startswith("mean over the image")
+  meta_path = tmp_path / "f" / fn_lib.META_FILE
+  meta = json.loads(meta_path.read_text())
+  del meta["architecture"]["flip_average"]
+  meta_path.write_text(json.dumps(meta))
+  with pytest.raises(CheckpointError, match="hash to .* but classifier.json records"):
+    fn_lib.load_feature_net(tmp_path / "f")
+  fn_lib.save_feature_net(tmp_path / "s", state, arch, {"dataset": "npz"})
+  assert "feature_net_readout" not in fn_lib.load_feature_net(tmp_path / "s").describe()
 
 
 def test_augment_keeps_shapes_and_is_a_function_of_the_key():
@@ -370,10 +412,25 @@ def test_command_trains_the_resnet_resumably_and_refuses_cnn_flags(tmp_path, mon
   assert json.loads((work / tfn.HISTORY_FILE).read_text()) == history
   net = fn_lib.load_feature_net(out)
   assert net.arch.kind == "resnet" and net.meta["train_epochs"] == 2 and net.meta["train_steps"] == 8
+  # The default read-out is flip-averaged; --no-flip_average reads the same finished run once, without training,
+  # and saves another feature network (another sha256), its accuracy that read-out's.
+  assert net.flip_average and net.meta["readout"].startswith("mean over the image and its horizontal mirror")
+  single = tmp_path / "single"
+  assert tfn.main([a for a in args if not a.startswith("--out")] + [f"--out={single}", "--no-flip_average",
+                                                                    "--allow_below_target"]) == 0
+  assert json.loads((work / tfn.HISTORY_FILE).read_text()) == history
+  once = fn_lib.load_feature_net(single)
+  assert not once.flip_average and once.meta["readout"] == "single" and once.sha256 != net.sha256
+  assert fn_lib.params_sha256(once.params, flip_average=True) == net.sha256  # same weights, another read-out
+  xt = x[64:].astype(np.float32) / 255.0
+  assert once.meta["test_accuracy"] == pytest.approx(np.mean(once.predict(xt) == y[64:]))
+  assert net.meta["test_accuracy"] == pytest.approx(np.mean(net.predict(xt) == y[64:]))
   with pytest.raises(fn_lib.ConfigError, match="--epochs"):
     tfn.main(args + ["--steps=5"])
   with pytest.raises(fn_lib.ConfigError, match="resnet recipe"):
     tfn.main(["--dataset=npz", f"--data_path={data}", "--epochs=2"])
+  with pytest.raises(fn_lib.ConfigError, match="--flip_average belong to the resnet"):
+    tfn.main(["--dataset=npz", f"--data_path={data}", "--flip_average"])
   # --widths: the residual net's widths (features = the last), recorded; a bad list is refused before training.
   wide = tmp_path / "wide"
   assert tfn.main(args[:2] + [f"--out={wide}", "--arch=resnet", "--epochs=1", "--batch_size=16", "--widths=4,8,8,12",

@@ -8,7 +8,9 @@ never waits for the device except to log every `log_every` steps. Adam with a wa
 `train_resnet_classifier` is the colour-data recipe (--arch=resnet, the default for cifar10): a FeatureResNet
 trained by epochs (a fresh permutation each epoch), random 4-px reflect-padded crops and horizontal flips drawn inside
 jit, label smoothing 0.2, SGD with Nesterov momentum 0.9 and a linear warm-up-then-decay rate (Page's DAWNBench
-recipe). It checkpoints every epoch in --work_dir, and a rerun of the same command continues from there.
+recipe). It checkpoints every epoch in --work_dir, and a rerun of the same command continues from there. Its
+features and logits are read out flip-averaged by default (the mean over the image and its mirror, Page's test-time
+flip): the recorded accuracy is that read-out's, and the read-out is part of the classifier's sha256.
 
 Command (writes <repo>/classifiers/<dataset>/ = an orbax checkpoint + classifier.json):
 
@@ -103,11 +105,13 @@ def update(params, opt_state, images, labels, data_key, step, *, module, batch_s
 
 
 def accuracy(params: Any, arch: fn_lib.Architecture, images, labels, batch_size: int = 500) -> float:
-  """Top-1 accuracy (fraction) of a FeatureCNN on images (uint8 or float [0, 1]) and int labels."""
+  """Top-1 accuracy (fraction) of a feature network on images (uint8 or float [0, 1]) and int labels, read out as
+  arch says (arch.flip_average: the accuracy of the flip-averaged logits, i.e. of the features used)."""
   from gen_jax.eval.batching import map_batches
 
   module = arch.module()
-  predict = lambda x: jnp.argmax(fn_lib.apply_net(module, params, _as_model_input(jnp.asarray(x)))[1], -1)  # noqa
+  predict = lambda x: jnp.argmax(fn_lib.apply_net(module, params, _as_model_input(jnp.asarray(x)),  # noqa: E731
+                                                  arch.flip_average)[1], -1)
   pred = map_batches(predict, np.asarray(images), batch_size=batch_size)
   return float(np.mean(pred == np.asarray(labels)))
 
@@ -257,12 +261,14 @@ HISTORY_FILE = "history.json"
 def train_resnet_classifier(images, labels, num_classes: int, recipe: ResNetRecipe = ResNetRecipe(), *,
                             work_dir: str | pathlib.Path | None = None, eval_images=None, eval_labels=None,
                             progress: bool = False, stop_after_epochs: int | None = None,
-                            run_info: dict | None = None) -> tuple[Any, dict]:
+                            run_info: dict | None = None, flip_average: bool = False) -> tuple[Any, dict]:
   """Trains a FeatureResNet by the recipe; returns (state, history), state = {"params", "batch_stats"}.
 
   work_dir: checkpoints after every epoch (orbax, under work_dir/checkpoints) and run.json / history.json; a
   call with the same data size and recipe continues from the last checkpoint (a different one is a ConfigError).
   stop_after_epochs: return after that many epochs in total (the schedule still spans recipe.epochs).
+  flip_average: the read-out of the returned architecture and of eval_accuracy (not a training setting: run.json
+  and resuming ignore it, so a finished run can be read out either way without training).
   history: 'architecture', 'epochs' (per epoch: loss, train_accuracy on the augmented batches, lr, seconds),
   'steps_per_epoch', 'done_epochs', 'train_seconds' (this call), 'eval_accuracy' (fraction; None without eval
   data or before the last epoch).
@@ -354,6 +360,7 @@ def train_resnet_classifier(images, labels, num_classes: int, recipe: ResNetReci
     if lock is not None:
       lock.release()
   done = max(start_epoch, end_epoch)
+  arch = dataclasses.replace(arch, flip_average=bool(flip_average))
   history: dict = {"architecture": arch, "epochs": epochs_log, "steps_per_epoch": spe, "done_epochs": done,
                    "train_seconds": time.perf_counter() - t0, "eval_accuracy": None, "recipe": recipe}
   if eval_images is not None and done == recipe.epochs:
@@ -408,6 +415,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--widths", default="",
                  help=f"resnet: stem and three stage widths, e.g. 48,96,192,384 ('' = "
                       f"{','.join(map(str, fn_lib.RESNET_WIDTHS))}; the features are the last width)")
+  p.add_argument("--flip_average", action=argparse.BooleanOptionalAction, default=None,
+                 help="resnet: features and logits = the mean over the image and its horizontal mirror (Page's "
+                      "test-time flip; default on; --no-flip_average reads each image once). A read-out, not "
+                      "training: a finished run can be read out either way")
   p.add_argument("--allow_below_target", action="store_true",
                  help=f"save even below the target test accuracy {TARGETS}")
   args = p.parse_args(argv)
@@ -426,8 +437,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(widths) != len(fn_lib.RESNET_WIDTHS) or min(widths) < 1:
       raise ConfigError(f"--widths={args.widths!r} must be {len(fn_lib.RESNET_WIDTHS)} positive integers (stem and "
                         f"three stages), e.g. --widths=48,96,192,384")
-  if arch_kind == "cnn" and (args.epochs or args.stop_after_epochs or args.work_dir or args.widths):
-    raise ConfigError("--epochs / --stop_after_epochs / --work_dir / --widths belong to the resnet recipe. "
+  if arch_kind == "cnn" and (args.epochs or args.stop_after_epochs or args.work_dir or args.widths
+                             or args.flip_average is not None):
+    raise ConfigError("--epochs / --stop_after_epochs / --work_dir / --widths / --flip_average belong to the resnet "
+                      "recipe. "
                       "Fix: pass --steps for the cnn, or --arch=resnet.")
   out = pathlib.Path(args.out or fn_lib.default_feature_net_dir(args.dataset)).resolve()
   dataset = _load(args)
@@ -450,7 +463,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         dataset.train.images, dataset.train.labels, dataset.num_classes, recipe, work_dir=work_dir,
         eval_images=dataset.test.images, eval_labels=dataset.test.labels, progress=True,
         stop_after_epochs=args.stop_after_epochs or None,
-        run_info={"dataset": args.dataset, "data_source": dataset.source})
+        run_info={"dataset": args.dataset, "data_source": dataset.source},
+        flip_average=args.flip_average is not False)
     if history["done_epochs"] < recipe.epochs:
       print(f"stopped after epoch {history['done_epochs']} of {recipe.epochs} (checkpointed in {work_dir}); "
             "rerun without --stop_after_epochs to finish.", flush=True)
@@ -461,6 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 batch_size=recipe.batch_size, learning_rate=recipe.peak_lr, recipe=recipe.to_json(),
                 optimizer="sgd nesterov 0.9, weight decay 5e-4, linear warm-up (20%) then linear decay to 0; "
                           "label smoothing 0.2; random 4-px reflect crops + flips",
+                readout=("mean over the image and its horizontal mirror" if history["architecture"].flip_average
+                         else "single"),
                 final_train_loss=history["epochs"][-1]["loss"] if history["epochs"] else None,
                 train_seconds=round(sum(e["seconds"] for e in history["epochs"]), 1))
   else:
@@ -479,7 +495,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 train_seconds=round(history["train_seconds"], 1))
   acc = 100.0 * history["eval_accuracy"]
   target = TARGETS.get(args.dataset)
-  print(f"{args.dataset} test accuracy: {acc:.2f}% ({len(dataset.test)} test images; target "
+  readout = " (flip-averaged read-out)" if history["architecture"].flip_average else ""
+  print(f"{args.dataset} test accuracy: {acc:.2f}%{readout} ({len(dataset.test)} test images; target "
         f"{target if target is not None else 'none'}); training took {meta['train_seconds']:.0f} s", flush=True)
   if target is not None and acc < target and not args.allow_below_target:
     raise GenJaxError(f"test accuracy {acc:.2f}% is below the target {target}% for {args.dataset}; nothing saved. "

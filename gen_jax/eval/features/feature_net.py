@@ -10,6 +10,10 @@ for FID is a Frechet distance in the penultimate layer of a classifier trained o
   FeatureResNet       the colour-data network (kind "resnet"): a ResNet-9-style net with batch norm; the global
                       max-pooled last stage (widths[-1] values) = the features. Batch norm runs in inference mode
                       (running statistics) whenever features or logits are computed.
+  flip averaging      an optional read-out (Architecture.flip_average, the default for the colour net): features
+                      and logits are the mean over the image and its horizontal mirror, the test-time flip of
+                      Page's ResNet-9; the logits of the mean features are the mean logits (the head is linear,
+                      no bias), so the recorded test accuracy is that of the features used.
   FeatureNet          a trained classifier loaded from disk: .features / .logits / .probs of float images
                       [N, H, W, C] in [0, 1], batched (bounded memory); .sha256 identifies the weights;
                       .place(placement) puts it on the evaluation mesh (batches split over its devices).
@@ -23,7 +27,8 @@ Stored format of a classifier folder (e.g. <repo>/classifiers/mnist, committed t
                       sha256 of the parameters, the command that trained it, date
 
 The sha256 is taken over that whole stored state (so for "resnet" it covers the batch-norm running statistics
-too; one hash, no second one) in a canonical order (sorted key paths; for each leaf its path,
+too; one hash, no second one) and the read-out (a flip-averaged net hashes differently from the same weights read
+once), in a canonical order (sorted key paths; for each leaf its path,
 dtype, shape and little-endian C-order bytes), so it does not depend on the checkpoint's file layout, survives a
 save/load round trip, and changes when any weight changes. Every number computed with these features should
 record it (`FeatureNet.describe()`).
@@ -67,14 +72,17 @@ class Architecture:
 
   kind "cnn": FeatureCNN (widths = its conv stages); kind "resnet": FeatureResNet (widths = stem, stage 1, 2, 3;
   feature_dim must equal widths[-1], the pooled last stage). The "cnn" JSON has no kind field, as before, so the
-  committed MNIST / Fashion-MNIST records read unchanged."""
+  committed MNIST / Fashion-MNIST records read unchanged; likewise flip_average is written only when set."""
   widths: tuple[int, ...] = (32, 64, 128)
   feature_dim: int = 128
   num_classes: int = 10
   image_shape: tuple[int, int, int] = (28, 28, 1)
   kind: str = "cnn"
+  flip_average: bool = False   # read-out: mean of the image's and its mirror's outputs (not a training setting)
 
   def __post_init__(self):
+    if not isinstance(self.flip_average, bool):
+      raise ConfigError(f"flip_average must be true or false; got {self.flip_average!r}.")
     if self.kind not in ARCH_KINDS:
       raise ConfigError(f"feature network kind {self.kind!r} is unknown. Fix: use one of {', '.join(ARCH_KINDS)}.")
     if self.kind == "resnet":
@@ -88,8 +96,11 @@ class Architecture:
                           "Fix: resize the images (e.g. to 32x32) or use --arch=cnn.")
 
   def to_json(self) -> dict:
-    return {"name": _ARCH_NAMES[self.kind], "widths": list(self.widths), "feature_dim": self.feature_dim,
-            "num_classes": self.num_classes, "image_shape": list(self.image_shape)}
+    d = {"name": _ARCH_NAMES[self.kind], "widths": list(self.widths), "feature_dim": self.feature_dim,
+         "num_classes": self.num_classes, "image_shape": list(self.image_shape)}
+    if self.flip_average:
+      d["flip_average"] = True
+    return d
 
   @classmethod
   def from_json(cls, d: dict) -> "Architecture":
@@ -100,7 +111,7 @@ class Architecture:
                             "gen_jax.eval.train_feature_net.")
     return cls(widths=tuple(int(w) for w in d["widths"]), feature_dim=int(d["feature_dim"]),
                num_classes=int(d["num_classes"]), image_shape=tuple(int(s) for s in d["image_shape"]),
-               kind=kinds[d["name"]])
+               kind=kinds[d["name"]], flip_average=d.get("flip_average", False))
 
   def module(self) -> "FeatureCNN | FeatureResNet":
     if self.kind == "resnet":
@@ -195,8 +206,9 @@ def init_params(arch: Architecture, key: jax.Array) -> Any:
   return variables["params"]
 
 
-def params_sha256(params: Any) -> str:
-  """sha256 over the parameter leaves in sorted key-path order: path, dtype, shape and little-endian bytes."""
+def params_sha256(params: Any, flip_average: bool = False) -> str:
+  """sha256 over the parameter leaves in sorted key-path order: path, dtype, shape and little-endian bytes; a
+  flip-averaged read-out adds a final tag (the same weights read two ways are two feature networks)."""
   leaves = jax.tree_util.tree_leaves_with_path(jax.device_get(params))
   digest = hashlib.sha256()
   for path, leaf in sorted(leaves, key=lambda kv: jax.tree_util.keystr(kv[0])):
@@ -205,6 +217,8 @@ def params_sha256(params: Any) -> str:
     digest.update(jax.tree_util.keystr(path).encode())
     digest.update(f"|{a.dtype.str}|{a.shape}|".encode())
     digest.update(a.tobytes())
+  if flip_average:
+    digest.update(b"|readout:flip_average|")
   return digest.hexdigest()
 
 
@@ -248,12 +262,20 @@ def train_cost(dataset_name: str) -> str:
   return "minutes on a CPU"
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def apply_net(module: nn.Module, params: Any, images: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """(features, logits) of float images in [0, 1] (batch norm in inference mode); jitted once per module and shape.
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def apply_net(module: nn.Module, params: Any, images: jax.Array,
+              flip_average: bool = False) -> tuple[jax.Array, jax.Array]:
+  """(features, logits) of float images [N, H, W, C] in [0, 1] (batch norm in inference mode); jitted once per
+  module, shape and read-out.
 
-  `params`: the stored state (init_params)."""
-  return module.apply(variables_of(module, params), images)
+  `params`: the stored state (init_params). flip_average: the mean of the outputs for the images and their
+  horizontal mirrors (one pass over both; inference-mode batch norm keeps the halves independent)."""
+  variables = variables_of(module, params)
+  if not flip_average:
+    return module.apply(variables, images)
+  n = images.shape[0]
+  both = module.apply(variables, jnp.concatenate([images, images[:, :, ::-1]], axis=0))
+  return jax.tree.map(lambda a: 0.5 * (a[:n] + a[n:]), both)
 
 
 class FeatureNet:
@@ -272,7 +294,8 @@ class FeatureNet:
     self.image_shape: tuple[int, int, int] = tuple(arch.image_shape)
     self.num_classes: int = arch.num_classes
     self.feature_dim: int = arch.feature_dim
-    self.sha256: str = params_sha256(params)
+    self.flip_average: bool = arch.flip_average
+    self.sha256: str = params_sha256(params, arch.flip_average)
     self.placement: Placement = LEFT_TO_JIT
 
   def place(self, placement: Placement) -> "FeatureNet":
@@ -295,7 +318,8 @@ class FeatureNet:
     self._check(images)
     from gen_jax.eval.batching import map_batches
     place = self.placement
-    fn = lambda x: apply_net(self.module, self.params, place.batch(np.asarray(x, np.float32)))  # noqa: E731
+    fn = lambda x: apply_net(self.module, self.params, place.batch(np.asarray(x, np.float32)),  # noqa: E731
+                             self.flip_average)
     return map_batches(fn, images, batch_size=place.round_batch(batch_size), progress=progress)
 
   def features(self, images, batch_size: int = EVAL_BATCH, progress: str | None = None) -> np.ndarray:
@@ -313,9 +337,12 @@ class FeatureNet:
 
   def describe(self) -> dict:
     """What to record next to every number computed with this classifier."""
-    return {"feature_net": str(self.directory) if self.directory else None, "feature_net_sha256": self.sha256,
-            "feature_net_dataset": self.dataset, "feature_net_test_accuracy": self.test_accuracy,
-            "feature_dim": self.feature_dim}
+    d = {"feature_net": str(self.directory) if self.directory else None, "feature_net_sha256": self.sha256,
+         "feature_net_dataset": self.dataset, "feature_net_test_accuracy": self.test_accuracy,
+         "feature_dim": self.feature_dim}
+    if self.flip_average:   # written only when set: the records of single-read nets stay as they were
+      d["feature_net_readout"] = "mean over the image and its horizontal mirror"
+    return d
 
 
 def save_feature_net(directory: str | pathlib.Path, params: Any, arch: Architecture, meta: dict) -> dict:
@@ -326,7 +353,7 @@ def save_feature_net(directory: str | pathlib.Path, params: Any, arch: Architect
   directory.mkdir(parents=True, exist_ok=True)
   params = jax.device_get(params)
   record = dict(meta, format_version=FORMAT_VERSION, architecture=arch.to_json(), num_classes=arch.num_classes,
-                image_shape=list(arch.image_shape), sha256=params_sha256(params))
+                image_shape=list(arch.image_shape), sha256=params_sha256(params, arch.flip_average))
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(directory / PARAMS_DIR, params, force=True)
     ckptr.wait_until_finished()
