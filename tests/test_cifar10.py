@@ -106,6 +106,33 @@ def test_original_release_readers(tmp_path, writer, reader):
     np.testing.assert_array_equal(y, expected[split][1])
 
 
+@pytest.mark.parametrize("writer,kind", [(write_binary_release, cifar10.BINARY), (write_python_release, cifar10.PYTHON)])
+def test_extracted_release_folders_read_like_their_archives(tmp_path, writer, kind):
+  """The release unpacked (cifar10/cifar-10-batches-bin/ or -py/, the archive gone) is found, read to the same
+  arrays, fingerprinted by its files (a changed batch file changes the cache identity), and an incomplete folder
+  names the missing batch."""
+  expected = writer(tmp_path)
+  archive = tmp_path / "cifar10" / kind.names[0]
+  with tarfile.open(archive) as tar:
+    tar.extractall(tmp_path / "cifar10", filter="data")
+  archive.unlink()
+  src = cifar10.find_source([("dir", tmp_path)], explicit=True)
+  assert src.kind is kind and src.path == tmp_path / "cifar10" / kind.names[1] and src.path.is_dir()
+  got = cifar10.read_source(src)
+  for split in ("train", "test"):
+    np.testing.assert_array_equal(got[split][0], expected[split][0])
+    np.testing.assert_array_equal(got[split][1], expected[split][1])
+  before = cifar10.fingerprint(src)
+  batch = next(p for p in sorted(src.path.iterdir()) if "test_batch" in p.name)
+  data = bytearray(batch.read_bytes())
+  data[-1] ^= 1
+  batch.write_bytes(bytes(data))
+  assert cifar10.fingerprint(src) != before
+  batch.unlink()
+  with pytest.raises(DatasetError, match=rf"lacks {batch.name}: not a complete CIFAR-10 release"):
+    cifar10.read_source(src)
+
+
 def test_binary_order_is_independent_of_member_order(tmp_path):
   write_binary_release(tmp_path / "a")
   a = cifar10.read_binary(tmp_path / "a/cifar10/cifar-10-binary.tar.gz")
