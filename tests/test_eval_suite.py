@@ -69,6 +69,9 @@ def test_untrained_vae_is_far_from_real_data_and_every_number_carries_its_protoc
     assert np.isfinite(m[key]), key
   assert "known modes" in p["modes"]["skipped"] and "not class-conditional" in p["cas"]["skipped"]
   assert p["samples"]["num_samples"] == 64 and "not computed" in p["samples"]["fid_inception"]
+  # The untrained VAE's likelihood is worse than every pixel on its own (the baseline beside it) -> marked in reports.
+  assert m["nll_bits_per_dim"] > m["nll_bits_per_dim_independent"] > 0
+  assert "every pixel on its own" in p["likelihood"]["baseline"] and "Bernoulli" in p["likelihood"]["baseline"]
 
 
 def test_gan_has_no_likelihood_and_stacked_mnist_counts_modes_with_the_mnist_classifier(make_config):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gen_jax.eval.groups.likelihood import (active_units, evaluate_encoder_model, importance_log_weights,
-                                     importance_sampled_log_likelihood)
+                                     importance_sampled_log_likelihood, independent_pixel_nll)
 from gen_jax.objectives import distributions as D
 from gen_jax.objectives.likelihoods import make_likelihood
 
@@ -159,3 +159,41 @@ def test_evaluate_rejects_an_unknown_binarization():
   with pytest.raises(ValueError, match="binarization"):
     evaluate_encoder_model(model.encode_fn, model.decode_fn, model.likelihood, _images_from_model(model, 2), None,
                            jax.random.key(0), binarize="otsu")
+
+
+def test_independent_pixel_baseline_against_counting_by_hand():
+  """256 levels: per pixel the add-one smoothed training histogram; checked against a Python count."""
+  rng = np.random.default_rng(0)
+  train = rng.integers(0, 256, (7, 2, 3, 2), dtype=np.uint8)
+  train[:, 0, 0, 0] = 17                                   # a constant pixel: its value gets (7 + 1) / (7 + 256)
+  test = rng.integers(0, 256, (4, 2, 3, 2), dtype=np.uint8)
+  test[0, 0, 0, 0] = 17
+  got = independent_pixel_nll(train, test, 256, chunk=3)   # chunking must not matter
+  flat_train, flat_test = train.reshape(7, -1), test.reshape(4, -1)
+  want = [-sum(math.log((np.sum(flat_train[:, j] == v) + 1) / (7 + 256)) for j, v in enumerate(row))
+          for row in flat_test]
+  np.testing.assert_allclose(got, want, rtol=1e-12)
+  # A pixel value never seen in training still has a finite cost, log(N + 256).
+  assert np.isfinite(got).all()
+
+
+def test_independent_pixel_baseline_bernoulli_is_the_expectation_over_binarizations():
+  rng = np.random.default_rng(1)
+  train = rng.integers(0, 256, (9, 1, 2, 1), dtype=np.uint8)
+  test = np.array([[[[0], [255]]], [[[64], [200]]]], np.uint8)
+  p = (train.reshape(9, 2).astype(np.float64) / 255).sum(0)
+  p = (p + 1) / (9 + 2)
+  got = independent_pixel_nll(train, test, 2, "dynamic")
+  # Exact expectation: enumerate the 4 binarizations of each 2-pixel test image.
+  for i, img in enumerate(test.reshape(2, 2).astype(np.float64) / 255):
+    expect = 0.0
+    for b0 in (0, 1):
+      for b1 in (0, 1):
+        prob = (img[0] if b0 else 1 - img[0]) * (img[1] if b1 else 1 - img[1])
+        expect += prob * -(math.log(p[0] if b0 else 1 - p[0]) + math.log(p[1] if b1 else 1 - p[1]))
+    assert math.isclose(got[i], expect, rel_tol=1e-12)
+  fixed = independent_pixel_nll(train, test, 2, "fixed")
+  pf = ((train.reshape(9, 2) > 127.5).sum(0) + 1) / 11
+  assert math.isclose(fixed[1], -(math.log(1 - pf[0]) + math.log(pf[1])), rel_tol=1e-12)   # 64 -> 0, 200 -> 1
+  with pytest.raises(ValueError, match="levels must be 2 or 256"):
+    independent_pixel_nll(train, test, 16)

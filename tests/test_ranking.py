@@ -95,3 +95,20 @@ def test_comparison_table_marks_and_never_bolds_a_degenerate_run(tmp_path):
   assert rows["impute_mse_half"]["best"] == [2] and set(rows["impute_mse_half"]["marked"]) == {0}
   assert rows["ppl_prior_lerp"]["best"] == [0] and "collapsed" in rows["ppl_prior_lerp"]["marked"][2]
   assert rows["impute_mse_half_meanfill"]["best"] == []   # the baseline itself is not ranked
+
+
+def test_a_likelihood_no_better_than_independent_pixels_is_marked_and_the_rule_is_stated():
+  """The study's lone VAE on colour images after a short budget can sit near the independent-pixel baseline: it must
+  not be reported as 'the only ranked entry' when it has learned nothing about how pixels go together."""
+  runs = {"vae": [{"nll_bits_per_dim": 7.95, "nll_bits_per_dim_independent": 7.87},
+                  {"nll_bits_per_dim": 7.80, "nll_bits_per_dim_independent": 7.87}],
+          "vae2": [{"nll_bits_per_dim": 5.1, "nll_bits_per_dim_independent": 7.87}]}
+  v = judge_runs("nll_bits_per_dim", runs)
+  assert v["vae"].marked == "no better than independent pixels (7.8700)" and not v["vae"].best   # mean 7.875
+  assert v["vae2"].best
+  assert ranking.baseline_of("nll") == ("nll_independent", "independent pixels")
+  assert ranking.baseline_of("nll_independent") is None and ranking.baseline_of("elbo") is None
+  assert any("every pixel modelled on its own" in line for line in ranking.rule_lines(["nll_bits_per_dim"]))
+  assert not any("every pixel" in line for line in ranking.rule_lines(["impute_mse_half"]))
+  # Records measured before the baseline existed: nothing to compare with, ranked as before.
+  assert judge_runs("nll_bits_per_dim", {"a": [{"nll_bits_per_dim": 9.0}], "b": [{"nll_bits_per_dim": 8.0}]})["b"].best

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from gen_jax.errors import ConfigError
+from gen_jax.errors import CheckpointError, ConfigError
 from gen_jax.jobs import study as study_lib
 from gen_jax.report import stats
 from gen_jax.report import study as study_report
@@ -274,6 +274,32 @@ def test_tiny_study_resumes_skips_finished_runs_and_reaggregates_from_ledgers_al
   assert fd["entries"]["gan"]["n"] == 2 and math.isfinite(fd["entries"]["vae"]["mean"])
   assert (out / "assets" / "curves_mnist.png").is_file()
   assert (out / "assets" / "gan__mnist__seed0_samples.png").is_file()
+  # The NLL's trivial baseline is measured with the likelihood and stated under the headline table; a record
+  # measured before it existed gains exactly the same numbers from the data alone (gen_jax.jobs.nll_baseline).
+  from gen_jax.jobs import nll_baseline
+  vae_path = out / "ledger" / "vae__mnist__seed0" / "record.json"
+  measured = json.loads(vae_path.read_text())
+  m = measured["metrics"]["metrics"]
+  assert 0 < m["nll_bits_per_dim_independent"] < m["nll_bits_per_dim"]   # 8 steps: worse than independent pixels
+  assert "independent pixels" in (out / "headline.md").read_text()
+  old = json.loads(vae_path.read_text())
+  for k in ("nll_independent", "nll_bits_per_dim_independent"):
+    del old["metrics"]["metrics"][k]
+  del old["metrics"]["protocol"]["likelihood"]["baseline"]
+  vae_path.write_text(json.dumps(old))
+  assert nll_baseline.main([str(out / "ledger")]) == 0
+  filled = json.loads(vae_path.read_text())
+  for k in ("nll_independent", "nll_bits_per_dim_independent"):
+    assert filled["metrics"]["metrics"][k] == m[k], k
+  assert "added to this record later" in filled["metrics"]["protocol"]["likelihood"]["baseline"]
+  assert nll_baseline.add_baseline(vae_path, "x") == "has it"
+  assert nll_baseline.add_baseline(out / "ledger" / "gan__mnist__seed0" / "record.json", "x") == "no likelihood"
+  # A record whose test subset cannot be drawn again the same way is refused, not guessed.
+  del filled["metrics"]["metrics"]["nll_independent"]
+  filled["metrics"]["protocol"]["likelihood"]["examples"] = "the first 32 images"
+  vae_path.write_text(json.dumps(filled))
+  with pytest.raises(CheckpointError, match="not the ones the record describes"):
+    nll_baseline.add_baseline(vae_path, "x")
   # A record made with another config than the study now plans is refused, with the fix.
   runs = study_lib.plan(study, workdirs, extra_overrides=local)
   runs[0].config.model.latent_dim = 5

@@ -41,6 +41,7 @@ class Likelihood(Protocol):
   name: str
   params_per_channel: int
   is_discrete: bool
+  levels: int   # the values a pixel takes: 2 ({0, 1}) or NUM_BINS (k / 255)
 
   def log_prob(self, x: Array, out: Array) -> Array:
     """log p(x | out) in nats, summed over the last 3 axes: [..., H, W, C] -> [...]."""
@@ -86,6 +87,7 @@ class BernoulliLikelihood:
   """p(x | out) = prod_i Bernoulli(x_i; sigmoid(out_i)) for binary images; out = logits."""
 
   name: str = "bernoulli"
+  levels: int = 2
   params_per_channel: int = 1
   is_discrete: bool = True
 
@@ -121,6 +123,7 @@ class DiscretizedGaussianLikelihood(_LocScaleLikelihood):
   """Discretized N(mu, s^2) per pixel; out = [mu | log s] (log s clipped to [LOG_SCALE_MIN, LOG_SCALE_MAX])."""
 
   name: str = "gaussian"
+  levels: int = NUM_BINS
   params_per_channel: int = 2
   is_discrete: bool = True
   num_bins: int = NUM_BINS
@@ -138,6 +141,7 @@ class FixedGaussianLikelihood:
 
   sigma: float = 0.1
   name: str = "gaussian_fixed"
+  levels: int = NUM_BINS
   params_per_channel: int = 1
   is_discrete: bool = True
   num_bins: int = NUM_BINS
@@ -159,6 +163,7 @@ class DiscretizedLogisticLikelihood(_LocScaleLikelihood):
   """Discretized Logistic(mu, s) per pixel; out = [mu | log s] (log s clipped to [LOG_SCALE_MIN, LOG_SCALE_MAX])."""
 
   name: str = "logistic"
+  levels: int = NUM_BINS
   params_per_channel: int = 2
   is_discrete: bool = True
   num_bins: int = NUM_BINS

@@ -3,8 +3,9 @@
 One rule for every report (the comparison report, gen_jax/report/build.py; the study report):
 
   direction   better = the metric's arrow in gen_jax/eval/metric_specs.py; unranked metrics crown nobody.
-  baseline    a model no better than the metric's trivial baseline (BASELINES: imputation vs filling with the mean
-              training image; generated-data augmentation vs the real subset alone) is marked and never best.
+  baseline    a model no better than the metric's trivial baseline (`baseline_of`: imputation vs filling with the
+              mean training image; generated-data augmentation vs the real subset alone; test NLL vs independent
+              pixels, each its own training histogram) is marked and never best.
   gate        a metric that rewards degenerate models is ranked only among models that pass a gate on another
               metric (GATES: latent smoothness only among models whose recall >= RECALL_THRESHOLD, since a
               collapsed generator has the shortest paths); the others are marked "collapsed/low recall".
@@ -45,6 +46,8 @@ def baseline_of(metric_key: str) -> tuple[str, str] | None:
     return f"{IMPUTE_PREFIX}{kind}_meanfill", "mean fill"
   if metric_key == "real_subset_plus_generated_accuracy":
     return "real_subset_accuracy", "the real subset alone"
+  if metric_key in ("nll", "nll_bits_per_dim"):
+    return f"{metric_key}_independent", "independent pixels"
   return None
 
 
@@ -148,8 +151,11 @@ def rule_lines(metric_keys) -> list[str]:
   if any(baseline_of(k) and baseline_of(k)[1] == "mean fill" for k in keys):
     out.append("Imputation: a model no better than filling the missing pixels with the mean training image is "
                "marked and never best.")
-  if any(baseline_of(k) and baseline_of(k)[1] != "mean fill" for k in keys):
+  if any(baseline_of(k) and baseline_of(k)[1] == "the real subset alone" for k in keys):
     out.append("Augmentation: real subset + generated accuracy no better than the real subset alone is marked.")
+  if any(baseline_of(k) and baseline_of(k)[1] == "independent pixels" for k in keys):
+    out.append("Likelihood: a model whose test NLL is no better than every pixel modelled on its own (its "
+               "training histogram) is marked and never best.")
   if any(k in CONDITIONAL_LIKELIHOOD for k in keys):
     out.append("Likelihoods: a conditional model's NLL / ELBO is -log p(x|y) (at most log(classes) nats below its "
                "-log p(x)); beside unconditional models it is marked 'conditional', not ranked.")

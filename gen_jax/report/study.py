@@ -375,12 +375,13 @@ def headline_table(dataset: str, data: dict) -> Table:
   baseline = [Cell("baseline", bold=True), ""]
   for n in names:
     row = data["metrics"][n]
-    base = data["metrics"].get(f"{n}_meanfill")
+    which = ranking.baseline_of(n)
+    base = data["metrics"].get(which[0]) if which else None
     if row["floor"] is not None:
       baseline.append(f"real data {_fmt(n, row['floor'])}")
     elif base is not None:
       means = [v["mean"] for v in base["entries"].values() if v["n"]]
-      baseline.append(f"mean fill {_fmt(n, sum(means) / len(means))}" if means else "")
+      baseline.append(f"{which[1]} {_fmt(n, sum(means) / len(means))}" if means else "")
     else:
       baseline.append("")
   rows.append(baseline)

@@ -208,6 +208,40 @@ def evaluate_encoder_model(
   }
 
 
+def independent_pixel_nll(train_images: np.ndarray, test_images: np.ndarray, levels: int,
+                          binarize: str = "none", chunk: int = 2000) -> np.ndarray:
+  """-log p(x) in nats of each test image under the trivial baseline that models every pixel (position and channel)
+  on its own, fitted on the training images: the floor a likelihood model must beat to have learned anything
+  about how pixels go together.
+
+  levels 256: per pixel, the training histogram of its 256 values with add-one smoothing, (count + 1) / (N + 256).
+  levels 2 (Bernoulli): per pixel p = (sum of q + 1) / (N + 2), q = the probability the pixel is 1 (pixel / 255
+  for dynamic binarization, pixel > 127.5 for fixed); a test image's value is the expected -log p over its
+  binarization draw, -sum [q log p + (1 - q) log(1 - p)] (exact; the model's NLL uses one draw per image).
+  Images: uint8 [N, H, W, C]. Returns [num_test] float64."""
+  train, test = np.asarray(train_images), np.asarray(test_images)
+  if train.shape[1:] != test.shape[1:] or train.ndim != 4 or len(train) == 0:
+    raise ValueError(f"train and test images must be [N, H, W, C] of one shape; got {train.shape}, {test.shape}")
+  d = int(np.prod(train.shape[1:]))
+  if levels == 2:
+    def ones(x):   # [n, d] probability that each pixel is 1
+      x = x.reshape(len(x), d).astype(np.float64) / 255.0
+      return (x > 0.5).astype(np.float64) if binarize == "fixed" else x
+    total = sum(ones(train[i:i + chunk]).sum(0) for i in range(0, len(train), chunk))
+    p = (total + 1.0) / (len(train) + 2.0)
+    q = ones(test)
+    return -(q @ np.log(p) + (1.0 - q) @ np.log1p(-p))
+  if levels != 256:
+    raise ValueError(f"independent-pixel baseline: levels must be 2 or 256, got {levels}")
+  offsets = np.arange(d, dtype=np.int64) * 256
+  counts = np.zeros(d * 256, np.int64)
+  for i in range(0, len(train), chunk):
+    counts += np.bincount((train[i:i + chunk].reshape(-1, d).astype(np.int64) + offsets).ravel(),
+                          minlength=d * 256)
+  log_p = np.log((counts + 1.0) / (len(train) + 256.0))
+  return -log_p[test.reshape(-1, d).astype(np.int64) + offsets].sum(axis=1)
+
+
 def evaluate_likelihood_group(family, models, dataset, key: Array, eval_cfg, progress: bool = False,
                               placement: Placement = LEFT_TO_JIT) -> dict[str, Any]:
   """{'metrics', 'protocol'} of the 'likelihood' group for a family with an encoder (see the module docstring).
@@ -234,6 +268,10 @@ def _likelihood_model_metrics(family, models, dataset, key, eval_cfg, progress, 
       model.encode, model.decode, model.likelihood, images, labels, key, batch_size=batch_size,
       num_importance_samples=k, chunk_size=int(eval_cfg.chunk_size),
       binarize=dataset.binarization or "none", progress=progress, placement=placement)
+  # The trivial baseline on the same test images (ranking: a model no better than it is marked, never best).
+  base = independent_pixel_nll(dataset.train.images, images, model.likelihood.levels, dataset.binarization or "none")
+  metrics["nll_independent"] = float(base.mean())
+  metrics["nll_bits_per_dim_independent"] = float(bits_per_dim(base.mean(), int(np.prod(images.shape[1:]))))
   protocol = {
       "split": eval_cfg.split, "num_examples": n, "batch_size": batch_size,
       "examples": _describe_examples(split, n, eval_cfg),
@@ -244,6 +282,10 @@ def _likelihood_model_metrics(family, models, dataset, key, eval_cfg, progress, 
       "likelihood": model.likelihood.name, **model.protocol,
       "params": family.params_kind(models),
       "estimator": f"log mean of {k} importance weights p(x,z)/q(z|x), z ~ q (Burda et al. 2015)",
+      "baseline": (f"nll_independent: every pixel on its own, fitted on the {len(dataset.train.images)} training "
+                   + ("images (Bernoulli, add-one smoothed; expected over the binarization)"
+                      if model.likelihood.levels == 2 else "images (256-bin histogram, add-one smoothed)")
+                   + ", on the same test images"),
   }
   return {"metrics": metrics, "protocol": protocol}
 

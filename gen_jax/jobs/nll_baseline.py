@@ -1,0 +1,91 @@
+"""Adds the independent-pixel NLL baseline to study records measured before the likelihood group computed it.
+
+The baseline (gen_jax/eval/groups/likelihood.py: independent_pixel_nll) depends on the data alone: the training
+split and the test images the record's likelihood was measured on. So a record that lacks it can gain it without
+re-evaluating the model: this job rebuilds the record's dataset from its config, draws the same seeded test subset,
+checks that the draw matches the one the record describes, and writes `nll_independent` /
+`nll_bits_per_dim_independent` into the record's metrics (and a `baseline` line, saying it was added later, into
+its likelihood protocol). Records that have it, or have no likelihood, are left alone. Writes are atomic.
+
+  python -m gen_jax.jobs.nll_baseline results/study_mnist/ledger results/study_fashion_mnist/ledger
+
+Then re-aggregate each study (python -m gen_jax.study <study file> --out <its folder> --aggregate_only, or rerun it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+from typing import Sequence
+
+import ml_collections
+import numpy as np
+
+from gen_jax.errors import CheckpointError
+from gen_jax.jobs.study import RECORD, git_state, read_record, write_text_atomic
+
+
+def _subset_images(config: ml_collections.ConfigDict, protocol: dict):
+  """(train images, the evaluated test images, dataset) of a record, checked against its protocol's description."""
+  from gen_jax.data import load_dataset, subsets
+  from gen_jax.eval.groups.likelihood import _describe_examples
+
+  dataset = load_dataset(config.data)
+  split = getattr(dataset, protocol["split"])
+  n = int(protocol["num_examples"])
+  _, images, _ = subsets.subset(split, n, int(config.eval.subset_seed), "likelihood")
+  described = _describe_examples(split, n, config.eval)
+  if described != protocol.get("examples"):
+    raise CheckpointError(f"the test images drawn now ({described}) are not the ones the record describes "
+                          f"({protocol.get('examples')}): the data or the subset code changed. Fix: re-evaluate "
+                          "the run instead.")
+  return dataset.train.images, images, dataset
+
+
+def add_baseline(record_path: pathlib.Path, commit: str) -> str:
+  """Adds the baseline to one record; returns what was done ('added ...', 'has it', 'no likelihood')."""
+  from gen_jax.eval.groups.likelihood import independent_pixel_nll
+  from gen_jax.objectives.likelihoods import bits_per_dim, make_likelihood
+
+  record = read_record(record_path)
+  metrics = record["metrics"]["metrics"]
+  protocol = record["metrics"].get("protocol", {}).get("likelihood")
+  if "nll_independent" in metrics:
+    return "has it"
+  if not protocol or "nll" not in metrics or "likelihood" not in protocol:
+    return "no likelihood"
+  config = ml_collections.ConfigDict(record["config"])
+  train, test, dataset = _subset_images(config, protocol)
+  levels = make_likelihood(protocol["likelihood"]).levels
+  base = independent_pixel_nll(train, test, levels, dataset.binarization or "none")
+  metrics["nll_independent"] = float(base.mean())
+  metrics["nll_bits_per_dim_independent"] = float(bits_per_dim(base.mean(), int(np.prod(test.shape[1:]))))
+  kind = ("Bernoulli, add-one smoothed; expected over the binarization" if levels == 2
+          else "256-bin histogram, add-one smoothed")
+  protocol["baseline"] = (f"nll_independent: every pixel on its own, fitted on the {len(train)} training images "
+                          f"({kind}), on the same test images; added to this record later from the data alone "
+                          f"(python -m gen_jax.jobs.nll_baseline, commit {commit})")
+  write_text_atomic(record_path, json.dumps(record, indent=1, sort_keys=True, default=str))
+  return f"added: {metrics['nll_bits_per_dim_independent']:.4f} bits/dim (model {metrics['nll_bits_per_dim']:.4f})"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  p = argparse.ArgumentParser(prog="python -m gen_jax.jobs.nll_baseline", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("ledgers", nargs="+", help="ledger folders (results/study_<name>/ledger)")
+  args = p.parse_args(argv)
+  commit = git_state().get("commit") or "unknown"
+  for ledger in map(pathlib.Path, args.ledgers):
+    records = sorted(ledger.glob(f"*/{RECORD}"))
+    if not records:
+      raise CheckpointError(f"no {RECORD} under {ledger}. Fix: pass a study's ledger folder "
+                            "(results/study_<name>/ledger).")
+    for path in records:
+      print(f"{path.parent.name}: {add_baseline(path, commit)}", flush=True)
+  return 0
+
+
+if __name__ == "__main__":
+  from gen_jax.cli import main_guard
+  main_guard(lambda: main())
