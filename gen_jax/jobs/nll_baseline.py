@@ -23,7 +23,8 @@ import ml_collections
 import numpy as np
 
 from gen_jax.errors import CheckpointError
-from gen_jax.jobs.study import RECORD, git_state, read_record, write_text_atomic
+from gen_jax.jobs.study import RECORD, git_state, read_record
+from gen_jax.storage.atomic import write_text_atomic
 
 
 def _subset_images(config: ml_collections.ConfigDict, protocol: dict):

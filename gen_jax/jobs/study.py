@@ -46,19 +46,7 @@ import numpy as np
 from gen_jax import config as config_lib
 from gen_jax.errors import CheckpointError, ConfigError
 
-try:
-  from gen_jax.storage.atomic import write_bytes_atomic, write_text_atomic
-except ImportError:   # before gen_jax/storage/atomic.py existed
-  def write_bytes_atomic(path, data: bytes):
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".tmp-{path.name}.{os.getpid()}"
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
-
-  def write_text_atomic(path, text: str):
-    return write_bytes_atomic(path, text.encode("utf-8"))
+from gen_jax.storage.atomic import write_bytes_atomic, write_text_atomic
 
 LEDGER = "ledger"
 RECORD = "record.json"
