@@ -106,7 +106,8 @@ def test_original_release_readers(tmp_path, writer, reader):
     np.testing.assert_array_equal(y, expected[split][1])
 
 
-@pytest.mark.parametrize("writer,kind", [(write_binary_release, cifar10.BINARY), (write_python_release, cifar10.PYTHON)])
+@pytest.mark.parametrize("writer,kind", [(write_binary_release, cifar10.BINARY),
+                                         (write_python_release, cifar10.PYTHON)])
 def test_extracted_release_folders_read_like_their_archives(tmp_path, writer, kind):
   """The release unpacked (cifar10/cifar-10-batches-bin/ or -py/, the archive gone) is found, read to the same
   arrays, fingerprinted by its files (a changed batch file changes the cache identity), and an incomplete folder

@@ -423,6 +423,7 @@ def test_command_trains_the_resnet_resumably_and_refuses_cnn_flags(tmp_path, mon
   assert not once.flip_average and once.meta["readout"] == "single" and once.sha256 != net.sha256
   assert fn_lib.params_sha256(once.params, flip_average=True) == net.sha256  # same weights, another read-out
   xt = x[64:].astype(np.float32) / 255.0
+  assert not np.allclose(once.logits(xt), net.logits(xt), atol=1e-5)   # two feature spaces, each accuracy its own
   assert once.meta["test_accuracy"] == pytest.approx(np.mean(once.predict(xt) == y[64:]))
   assert net.meta["test_accuracy"] == pytest.approx(np.mean(net.predict(xt) == y[64:]))
   with pytest.raises(fn_lib.ConfigError, match="--epochs"):

@@ -192,8 +192,13 @@ def test_independent_pixel_baseline_bernoulli_is_the_expectation_over_binarizati
         prob = (img[0] if b0 else 1 - img[0]) * (img[1] if b1 else 1 - img[1])
         expect += prob * -(math.log(p[0] if b0 else 1 - p[0]) + math.log(p[1] if b1 else 1 - p[1]))
     assert math.isclose(got[i], expect, rel_tol=1e-12)
-  fixed = independent_pixel_nll(train, test, 2, "fixed")
-  pf = ((train.reshape(9, 2) > 127.5).sum(0) + 1) / 11
-  assert math.isclose(fixed[1], -(math.log(1 - pf[0]) + math.log(pf[1])), rel_tol=1e-12)   # 64 -> 0, 200 -> 1
+  # Fixed binarization (data already 0 / 255, as the model sees it): plain per-pixel Bernoulli -log p.
+  train_b = np.where(train > 127, 255, 0).astype(np.uint8)
+  test_b = np.array([[[[0], [255]]], [[[255], [255]]]], np.uint8)
+  pf = ((train_b.reshape(9, 2) == 255).sum(0) + 1) / 11
+  want = [-(math.log(1 - pf[0]) + math.log(pf[1])), -(math.log(pf[0]) + math.log(pf[1]))]
+  np.testing.assert_allclose(independent_pixel_nll(train_b, test_b, 2, "fixed"), want, rtol=1e-12)
+  # On binary data the dynamic formula agrees (q is 0 or 1: the expectation is the plain cost).
+  np.testing.assert_allclose(independent_pixel_nll(train_b, test_b, 2, "dynamic"), want, rtol=1e-12)
   with pytest.raises(ValueError, match="levels must be 2 or 256"):
     independent_pixel_nll(train, test, 16)

@@ -359,3 +359,24 @@ def test_report_names_the_vae_objective_options_a_run_changed():
   assert _objective(cfg, caps) == "iwae k=5, bernoulli likelihood"
   del cfg["objective"]["gradient"]   # runs saved before the option existed
   assert _objective(cfg, caps) == "iwae k=5, bernoulli likelihood"
+
+
+def test_runs_measured_with_different_feature_networks_are_not_ranked_together(tmp_path):
+  """Same data, another feature network (e.g. the CIFAR-10 classifier read once vs flip-averaged: another sha256):
+  their Frechet distances are in different spaces, so the comparison ranks them apart; likelihoods stay together."""
+  from gen_jax.report import runs as runs_lib
+
+  def proto(sha):
+    return {"seed": 0, "dataset": "mnist", "dataset_source": "IDX files",
+            "samples": {"num_samples": 64, "feature_network_sha256": sha}}
+  paths = [_fake_run(tmp_path, "a", "gan", "mnist", {"fd_classifier": 5.0}, proto("aaaaaaaa11")),
+           _fake_run(tmp_path, "b", "gan", "mnist", {"fd_classifier": 9.0}, proto("bbbbbbbb22")),
+           _fake_run(tmp_path, "c", "gan", "mnist", {"fd_classifier": 7.0}, proto("bbbbbbbb22"))]
+  loaded = [runs_lib.load_run(p) for p in paths]
+  assert runs_lib.dataset_groups(loaded, "samples") == {"mnist, features aaaaaaaa": [0],
+                                                        "mnist, features bbbbbbbb": [1, 2]}
+  assert runs_lib.dataset_groups(loaded, "likelihood") == {"mnist": [0, 1, 2]}
+  assert runs_lib.dataset_groups(loaded[1:], "samples") == {"mnist": [0, 1]}   # one network: the plain key
+  row = next(r for r in runs_lib.metric_table(loaded) if r["name"] == "fd_classifier")
+  # a has the lowest number but is alone in its space (nobody to beat); c beats b in theirs.
+  assert {i for _, _, best in row["ranked"] for i in best} == {2}

@@ -300,6 +300,11 @@ def test_tiny_study_resumes_skips_finished_runs_and_reaggregates_from_ledgers_al
   vae_path.write_text(json.dumps(filled))
   with pytest.raises(CheckpointError, match="not the ones the record describes"):
     nll_baseline.add_baseline(vae_path, "x")
+  # ... and so is a record measured on other data than is found now (e.g. the CIFAR-10 JPEG copy vs the original).
+  filled["metrics"]["protocol"]["dataset_source"] = "CIFAR-10 original binary -> TFDS gen_jax_cifar10/binary 1.0.0"
+  vae_path.write_text(json.dumps(filled))
+  with pytest.raises(CheckpointError, match="not the data the record was measured on"):
+    nll_baseline.add_baseline(vae_path, "x")
   # A record made with another config than the study now plans is refused, with the fix.
   runs = study_lib.plan(study, workdirs, extra_overrides=local)
   runs[0].config.model.latent_dim = 5

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 
@@ -98,3 +99,19 @@ class Dataset:
     binar = f", {self.binarization} binarization" if self.binarization else ""
     return (f"Data: {self.name}: {len(self.train)} train / {len(self.test)} test examples, {classes}, "
             f"images {h}x{w}x{c} ({'colour' if c == 3 else 'grey'}){binar}; source: {self.source}")
+
+
+def source_kind(text: str) -> str:
+  """A dataset-source description without its machine-local parts: for a prepared TFDS dataset its builder, source
+  kind and version (e.g. 'TFDS gen_jax_cifar10/jpeg 1.0.0') and what follows ';' (binarization, class filters);
+  otherwise the text with paths and parenthesized notes removed. Two numbers measured on data whose
+  source kinds differ (the JPEG copy of CIFAR-10 vs the original release) are not comparable."""
+  text = str(text)
+  head, _, tail = text.partition(";")
+  tfds = re.search(r"TFDS \S+ \S+", head)
+  if tfds:
+    head = tfds.group(0)
+  else:
+    head = re.sub(r"\([^)]*\)", "", head)
+  text = head + (";" + tail if tail else "")
+  return re.sub(r"\s+", " ", re.sub(r"(?<![\w.])/[^\s,;)]*", "<path>", text)).strip()

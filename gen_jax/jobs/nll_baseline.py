@@ -2,8 +2,9 @@
 
 The baseline (gen_jax/eval/groups/likelihood.py: independent_pixel_nll) depends on the data alone: the training
 split and the test images the record's likelihood was measured on. So a record that lacks it can gain it without
-re-evaluating the model: this job rebuilds the record's dataset from its config, draws the same seeded test subset,
-checks that the draw matches the one the record describes, and writes `nll_independent` /
+re-evaluating the model: this job rebuilds the record's dataset from its config, checks that it is the same data
+(source kind, as the study report compares them), draws the same seeded test subset, checks that the draw matches
+the one the record describes, and writes `nll_independent` /
 `nll_bits_per_dim_independent` into the record's metrics (and a `baseline` line, saying it was added later, into
 its likelihood protocol). Records that have it, or have no likelihood, are left alone. Writes are atomic.
 
@@ -27,12 +28,18 @@ from gen_jax.jobs.study import RECORD, git_state, read_record
 from gen_jax.storage.atomic import write_text_atomic
 
 
-def _subset_images(config: ml_collections.ConfigDict, protocol: dict):
-  """(train images, the evaluated test images, dataset) of a record, checked against its protocol's description."""
+def _subset_images(config: ml_collections.ConfigDict, protocol: dict, recorded_source: str):
+  """(train images, the evaluated test images, dataset) of a record, checked against its data source (builder and
+  kind: e.g. the CIFAR-10 JPEG copy is not the original release) and its description of the draw."""
   from gen_jax.data import load_dataset, subsets
+  from gen_jax.data.dataset import source_kind
   from gen_jax.eval.groups.likelihood import _describe_examples
 
   dataset = load_dataset(config.data)
+  now, then = source_kind(dataset.source), source_kind(recorded_source)
+  if now != then:
+    raise CheckpointError(f"the data found now ({now}) is not the data the record was measured on ({then}). Fix: "
+                          "point data_dir / GEN_JAX_DATA_DIR at that data, or re-evaluate the run.")
   split = getattr(dataset, protocol["split"])
   n = int(protocol["num_examples"])
   _, images, _ = subsets.subset(split, n, int(config.eval.subset_seed), "likelihood")
@@ -57,7 +64,7 @@ def add_baseline(record_path: pathlib.Path, commit: str) -> str:
   if not protocol or "nll" not in metrics or "likelihood" not in protocol:
     return "no likelihood"
   config = ml_collections.ConfigDict(record["config"])
-  train, test, dataset = _subset_images(config, protocol)
+  train, test, dataset = _subset_images(config, protocol, record["metrics"]["protocol"].get("dataset_source", ""))
   levels = make_likelihood(protocol["likelihood"]).levels
   base = independent_pixel_nll(train, test, levels, dataset.binarization or "none")
   metrics["nll_independent"] = float(base.mean())

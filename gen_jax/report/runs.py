@@ -155,12 +155,32 @@ def rank_key(run: RunInfo, group: str) -> str:
   return run.dataset if group in EXACT_DATA_GROUPS else base_dataset(run.dataset)
 
 
+# Groups measured in a feature network's space: runs on the same data but measured with different networks (another
+# classifier, or the same weights read out another way: another sha256) are not ranked against each other.
+FEATURE_GROUPS = ("samples", "latent")
+
+
+def feature_net_sha(run: RunInfo, group: str) -> str | None:
+  protocol = ((run.eval or {}).get("protocol") or {}).get(group)
+  return protocol.get("feature_network_sha256") if isinstance(protocol, dict) else None
+
+
 def dataset_groups(runs: Sequence[RunInfo], group: str = "likelihood") -> dict[str, list[int]]:
-  """{ranking key: indices of the runs with it}, in the order runs were given."""
+  """{ranking key: indices of the runs with it}, in the order runs were given. In FEATURE_GROUPS, runs on the same
+  data whose feature networks differ are split further ('mnist, features 6901d83c')."""
   out: dict[str, list[int]] = {}
   for i, run in enumerate(runs):
     out.setdefault(rank_key(run, group), []).append(i)
-  return out
+  if group not in FEATURE_GROUPS:
+    return out
+  split: dict[str, list[int]] = {}
+  for key, members in out.items():
+    shas = {feature_net_sha(runs[i], group) for i in members}
+    for i in members:
+      sha = feature_net_sha(runs[i], group)
+      sub = key if len(shas) == 1 else f"{key}, features {sha[:8] if sha else 'not recorded'}"
+      split.setdefault(sub, []).append(i)
+  return split
 
 
 def metric_table(runs: Sequence[RunInfo]) -> list[dict]:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 import math
 import pathlib
-import re
 import shutil
 from typing import Mapping, Sequence
 
+from gen_jax.data.dataset import source_kind
 from gen_jax.errors import ConfigError
 from gen_jax.eval import metric_specs as specs
 from gen_jax.report import ranking, render, stats
@@ -108,21 +108,6 @@ def _winner(name: str, entries: list[str], values: dict[str, list], verdicts: di
 MUST_AGREE = (("samples", "feature_network_sha256"), ("latent", "feature_network_sha256"), ("", "dataset_source"))
 
 
-def _source_kind(text: str) -> str:
-  """A dataset-source description without its machine-local parts: for a prepared TFDS dataset its builder, source
-  kind and version (e.g. 'TFDS gen_jax_cifar10/jpeg 1.0.0') and what follows ';' (binarization, class filters);
-  otherwise the text with paths and parenthesized notes removed."""
-  text = str(text)
-  head, _, tail = text.partition(";")
-  tfds = re.search(r"TFDS \S+ \S+", head)
-  if tfds:
-    head = tfds.group(0)
-  else:
-    head = re.sub(r"\([^)]*\)", "", head)
-  text = head + (";" + tail if tail else "")
-  return re.sub(r"\s+", " ", re.sub(r"(?<![\w.])/[^\s,;)]*", "<path>", text)).strip()
-
-
 def check_same_protocol(runs: Sequence[dict], dataset: str) -> None:
   """ConfigError naming two runs of `dataset` whose numbers were measured under different protocols (MUST_AGREE)."""
   for group, field in MUST_AGREE:
@@ -132,7 +117,7 @@ def check_same_protocol(runs: Sequence[dict], dataset: str) -> None:
       value = (proto.get(group) or {}).get(field) if group else proto.get(field)
       if value is None:
         continue
-      value = _source_kind(value) if field == "dataset_source" else str(value)
+      value = source_kind(value) if field == "dataset_source" else str(value)
       seen.setdefault(value, r["key"])
       if len(seen) > 1:
         (a, ka), (b, kb) = list(seen.items())[:2]
@@ -159,7 +144,7 @@ def aggregate(records: Mapping[str, dict], info: dict, method: str = "t") -> dic
           "test": (f"Welch's unequal-variance t-test between every pair of entries, two-sided, p-values "
                    f"Holm-corrected over the pairs of each metric and dataset; significant at alpha {stats.ALPHA}; a "
                    f"metric with a target (→1) is compared on each seed's distance to the target"),
-          "ranking": ranking.rule_lines(["impute_mse_half", "ppl_prior_slerp", "nll"]),
+          "ranking": ranking.rule_lines(sorted({n for r in used.values() for n in _metrics(r)})),
       },
       "missing": sorted(planned - set(records)),
       "ignored": sorted(set(records) - planned),

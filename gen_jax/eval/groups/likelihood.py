@@ -264,12 +264,13 @@ def _likelihood_model_metrics(family, models, dataset, key, eval_cfg, progress, 
   model = family.likelihood_model(models)
   k = int(eval_cfg.num_importance_samples)
   batch_size = placement.round_batch(min(int(eval_cfg.batch_size), n))   # as evaluated
+  # The trivial baseline on the same test images (ranking: a model no better than it is marked, never best); first,
+  # as it is cheap and a failure here should not cost the importance-sampled estimate.
+  base = independent_pixel_nll(dataset.train.images, images, model.likelihood.levels, dataset.binarization or "none")
   metrics = evaluate_encoder_model(
       model.encode, model.decode, model.likelihood, images, labels, key, batch_size=batch_size,
       num_importance_samples=k, chunk_size=int(eval_cfg.chunk_size),
       binarize=dataset.binarization or "none", progress=progress, placement=placement)
-  # The trivial baseline on the same test images (ranking: a model no better than it is marked, never best).
-  base = independent_pixel_nll(dataset.train.images, images, model.likelihood.levels, dataset.binarization or "none")
   metrics["nll_independent"] = float(base.mean())
   metrics["nll_bits_per_dim_independent"] = float(bits_per_dim(base.mean(), int(np.prod(images.shape[1:]))))
   protocol = {
