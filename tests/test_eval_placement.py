@@ -1,4 +1,6 @@
 """Evaluation on several devices: batches split over an evaluation mesh give the numbers of one device."""
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -89,9 +91,9 @@ def test_the_feature_classifier_splits_its_batches_over_the_evaluation_devices()
   seen = []
   original = feature_net_lib.apply_net
 
-  def spy(module, p, x):
+  def spy(module, p, x, flip_average=False):
     seen.append((x.shape[0], len(x.sharding.device_set), x.sharding.is_fully_replicated))
-    return original(module, p, x)
+    return original(module, p, x, flip_average)
 
   feature_net_lib.apply_net = spy
   try:
@@ -103,3 +105,10 @@ def test_the_feature_classifier_splits_its_batches_over_the_evaluation_devices()
   np.testing.assert_allclose(feats, want_feats, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(logits, want_logits, rtol=1e-5, atol=1e-6)
   assert placed.sha256 == alone.sha256
+  # The flip-averaged read-out (each batch doubled with its mirror images inside the jit) gives the same numbers
+  # split over 4 devices as on one.
+  flip = dataclasses.replace(arch, flip_average=True)
+  on_four = feature_net_lib.FeatureNet(params, flip, {"dataset": "toy"}).place(eval_placement(4))
+  np.testing.assert_allclose(on_four.features(images, batch_size=3),
+                             feature_net_lib.FeatureNet(params, flip, {"dataset": "toy"}).features(images),
+                             rtol=1e-5, atol=1e-6)
