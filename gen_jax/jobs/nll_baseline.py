@@ -15,17 +15,13 @@ Then re-aggregate each study (python -m gen_jax.study <study file> --out <its fo
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
-import sys
 from typing import Sequence
 
 import ml_collections
-import numpy as np
 
 from gen_jax.errors import CheckpointError
-from gen_jax.jobs.study import RECORD, git_state, read_record
-from gen_jax.storage.atomic import write_text_atomic
+from gen_jax.jobs.study import RECORD, git_state, read_record, write_record
 
 
 def _subset_images(config: ml_collections.ConfigDict, protocol: dict, recorded_source: str):
@@ -33,7 +29,7 @@ def _subset_images(config: ml_collections.ConfigDict, protocol: dict, recorded_s
   kind: e.g. the CIFAR-10 JPEG copy is not the original release) and its description of the draw."""
   from gen_jax.data import load_dataset, subsets
   from gen_jax.data.dataset import source_kind
-  from gen_jax.eval.groups.likelihood import _describe_examples
+  from gen_jax.eval.groups.likelihood import describe_examples
 
   dataset = load_dataset(config.data)
   now, then = source_kind(dataset.source), source_kind(recorded_source)
@@ -43,7 +39,7 @@ def _subset_images(config: ml_collections.ConfigDict, protocol: dict, recorded_s
   split = getattr(dataset, protocol["split"])
   n = int(protocol["num_examples"])
   _, images, _ = subsets.subset(split, n, int(config.eval.subset_seed), "likelihood")
-  described = _describe_examples(split, n, config.eval)
+  described = describe_examples(split, n, config.eval)
   if described != protocol.get("examples"):
     raise CheckpointError(f"the test images drawn now ({described}) are not the ones the record describes "
                           f"({protocol.get('examples')}): the data or the subset code changed. Fix: re-evaluate "
@@ -53,8 +49,8 @@ def _subset_images(config: ml_collections.ConfigDict, protocol: dict, recorded_s
 
 def add_baseline(record_path: pathlib.Path, commit: str) -> str:
   """Adds the baseline to one record; returns what was done ('added ...', 'has it', 'no likelihood')."""
-  from gen_jax.eval.groups.likelihood import independent_pixel_nll
-  from gen_jax.objectives.likelihoods import bits_per_dim, make_likelihood
+  from gen_jax.eval.groups.likelihood import independent_pixel_metrics
+  from gen_jax.objectives.likelihoods import make_likelihood
 
   record = read_record(record_path)
   metrics = record["metrics"]["metrics"]
@@ -65,16 +61,12 @@ def add_baseline(record_path: pathlib.Path, commit: str) -> str:
     return "no likelihood"
   config = ml_collections.ConfigDict(record["config"])
   train, test, dataset = _subset_images(config, protocol, record["metrics"]["protocol"].get("dataset_source", ""))
-  levels = make_likelihood(protocol["likelihood"]).levels
-  base = independent_pixel_nll(train, test, levels, dataset.binarization or "none")
-  metrics["nll_independent"] = float(base.mean())
-  metrics["nll_bits_per_dim_independent"] = float(bits_per_dim(base.mean(), int(np.prod(test.shape[1:]))))
-  kind = ("Bernoulli, add-one smoothed; expected over the binarization" if levels == 2
-          else "256-bin histogram, add-one smoothed")
-  protocol["baseline"] = (f"nll_independent: every pixel on its own, fitted on the {len(train)} training images "
-                          f"({kind}), on the same test images; added to this record later from the data alone "
-                          f"(python -m gen_jax.jobs.nll_baseline, commit {commit})")
-  write_text_atomic(record_path, json.dumps(record, indent=1, sort_keys=True, default=str))
+  baseline, text = independent_pixel_metrics(train, test, make_likelihood(protocol["likelihood"]).levels,
+                                             dataset.binarization or "none")
+  metrics.update(baseline)
+  protocol["baseline"] = (f"{text}; added to this record later from the data alone (python -m "
+                          f"gen_jax.jobs.nll_baseline, commit {commit})")
+  write_record(record_path, record)
   return f"added: {metrics['nll_bits_per_dim_independent']:.4f} bits/dim (model {metrics['nll_bits_per_dim']:.4f})"
 
 

@@ -282,6 +282,11 @@ def read_record(path: pathlib.Path) -> dict:
                           f"or delete its folder to run that run again") from None
 
 
+def write_record(path: pathlib.Path, record: dict) -> None:
+  """Writes a ledger record atomically, in the one format every record has (read back by read_record)."""
+  write_text_atomic(path, json.dumps(record, indent=1, sort_keys=True, default=str))
+
+
 def finished(run: PlannedRun, out: str | pathlib.Path) -> bool:
   """True when the run's ledger record exists and holds the planned config; a record with another config is an
   error (the study file changed since: use another --out or delete the record)."""
@@ -508,7 +513,7 @@ def run_one(run: PlannedRun, study, out: pathlib.Path, phase: Callable[[str], No
       "code": code,   # the code that evaluated the run (training's commit is in the checkpoints' history)
       "images": images,
   }
-  write_text_atomic(key_dir / RECORD, json.dumps(record, indent=1, sort_keys=True, default=str))
+  write_record(key_dir / RECORD, record)
   return record
 
 

@@ -215,9 +215,10 @@ def independent_pixel_nll(train_images: np.ndarray, test_images: np.ndarray, lev
   about how pixels go together.
 
   levels 256: per pixel, the training histogram of its 256 values with add-one smoothing, (count + 1) / (N + 256).
-  levels 2 (Bernoulli): per pixel p = (sum of q + 1) / (N + 2), q = the probability the pixel is 1 (pixel / 255
-  for dynamic binarization, pixel > 127.5 for fixed); a test image's value is the expected -log p over its
-  binarization draw, -sum [q log p + (1 - q) log(1 - p)] (exact; the model's NLL uses one draw per image).
+  levels 2 (Bernoulli): per pixel p = (sum of q + 1) / (N + 2), q = the probability the pixel is 1 as the model's
+  evaluation binarizes it (dynamic: pixel / 255; fixed: pixel / 255 > 0.5, as _binarize); a test image's value is
+  the expected -log p over its binarization draw, -sum [q log p + (1 - q) log(1 - p)] (exact; the model's NLL uses
+  one draw; for data already 0 / 255, q is 0 or 1 and this is the plain -log p).
   Images: uint8 [N, H, W, C]. Returns [num_test] float64."""
   train, test = np.asarray(train_images), np.asarray(test_images)
   if train.shape[1:] != test.shape[1:] or train.ndim != 4 or len(train) == 0:
@@ -240,6 +241,18 @@ def independent_pixel_nll(train_images: np.ndarray, test_images: np.ndarray, lev
                           minlength=d * 256)
   log_p = np.log((counts + 1.0) / (len(train) + 256.0))
   return -log_p[test.reshape(-1, d).astype(np.int64) + offsets].sum(axis=1)
+
+
+def independent_pixel_metrics(train_images, test_images, levels: int, binarize: str = "none") -> tuple[dict, str]:
+  """({'nll_independent', 'nll_bits_per_dim_independent'}, the protocol's description of the baseline): the mean of
+  `independent_pixel_nll` over the test images, in nats and bits/dim."""
+  base = float(independent_pixel_nll(train_images, test_images, levels, binarize).mean())
+  kind = ("Bernoulli, add-one smoothed; expected over the binarization" if levels == 2
+          else "256-bin histogram, add-one smoothed")
+  return ({"nll_independent": base,
+           "nll_bits_per_dim_independent": float(bits_per_dim(base, int(np.prod(np.shape(test_images)[1:]))))},
+          f"nll_independent: every pixel on its own, fitted on the {len(train_images)} training images ({kind}), "
+          "on the same test images")
 
 
 def evaluate_likelihood_group(family, models, dataset, key: Array, eval_cfg, progress: bool = False,
@@ -266,16 +279,16 @@ def _likelihood_model_metrics(family, models, dataset, key, eval_cfg, progress, 
   batch_size = placement.round_batch(min(int(eval_cfg.batch_size), n))   # as evaluated
   # The trivial baseline on the same test images (ranking: a model no better than it is marked, never best); first,
   # as it is cheap and a failure here should not cost the importance-sampled estimate.
-  base = independent_pixel_nll(dataset.train.images, images, model.likelihood.levels, dataset.binarization or "none")
+  baseline, baseline_text = independent_pixel_metrics(dataset.train.images, images, model.likelihood.levels,
+                                                      dataset.binarization or "none")
   metrics = evaluate_encoder_model(
       model.encode, model.decode, model.likelihood, images, labels, key, batch_size=batch_size,
       num_importance_samples=k, chunk_size=int(eval_cfg.chunk_size),
       binarize=dataset.binarization or "none", progress=progress, placement=placement)
-  metrics["nll_independent"] = float(base.mean())
-  metrics["nll_bits_per_dim_independent"] = float(bits_per_dim(base.mean(), int(np.prod(images.shape[1:]))))
+  metrics.update(baseline)
   protocol = {
       "split": eval_cfg.split, "num_examples": n, "batch_size": batch_size,
-      "examples": _describe_examples(split, n, eval_cfg),
+      "examples": describe_examples(split, n, eval_cfg),
       "devices": placement.describe(),
       "num_importance_samples": k, "elbo_samples": 1,
       "binarization": {"dynamic": "a fresh Bernoulli(pixel/255) draw per test image, from the eval key",
@@ -283,10 +296,7 @@ def _likelihood_model_metrics(family, models, dataset, key, eval_cfg, progress, 
       "likelihood": model.likelihood.name, **model.protocol,
       "params": family.params_kind(models),
       "estimator": f"log mean of {k} importance weights p(x,z)/q(z|x), z ~ q (Burda et al. 2015)",
-      "baseline": (f"nll_independent: every pixel on its own, fitted on the {len(dataset.train.images)} training "
-                   + ("images (Bernoulli, add-one smoothed; expected over the binarization)"
-                      if model.likelihood.levels == 2 else "images (256-bin histogram, add-one smoothed)")
-                   + ", on the same test images"),
+      "baseline": baseline_text,
   }
   return {"metrics": metrics, "protocol": protocol}
 
@@ -312,11 +322,11 @@ def _reconstruction_metrics(family, models, dataset, eval_cfg, placement) -> dic
   mse = float(jnp.mean(jnp.concatenate(errors)))
   return {"metrics": {"recon_mse": mse},
           "protocol": {"split": eval_cfg.split, "num_examples": n,
-                       "examples": _describe_examples(split, n, eval_cfg),
+                       "examples": describe_examples(split, n, eval_cfg),
                        "recon_mse": "per-pixel squared error in [0, 1] of Dec(mean of q(z|x))"}}
 
 
-def _describe_examples(split, n: int, eval_cfg) -> str:
+def describe_examples(split, n: int, eval_cfg) -> str:
   """Which test examples: all of the split, or a seeded class-balanced draw (gen_jax/data/subsets.py)."""
   return subsets.describe_subset(n, len(split.images), int(eval_cfg.subset_seed), "likelihood",
                                  split.labels is not None)
