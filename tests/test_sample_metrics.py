@@ -283,3 +283,30 @@ def test_generate_hands_each_call_its_own_labels_and_keys():
   assert batching.generate(sample_fn, key, 2, 5).shape == (2, 1)            # batch clamped to num, no labels
   with pytest.raises(ValueError, match="need 9"):
     batching.generate(sample_fn, key, 7, 3, labels=np.arange(8))
+
+
+def test_generate_and_map_batches_stop_between_batches_when_cancelled():
+  """`cancel` is asked before each batch: the batch it refuses is never run (a SIGTERM during a training-time
+  evaluation abandons it within one batch); no cancel, or one that stays False, changes nothing."""
+  import jax
+  from gen_jax.eval import batching
+  calls = []
+
+  def sample_fn(k, m):
+    calls.append(m)
+    return np.zeros((m, 1), np.float32)
+
+  with pytest.raises(batching.Cancelled):
+    batching.generate(sample_fn, jax.random.PRNGKey(0), 10, 2, cancel=lambda: len(calls) >= 2)
+  assert calls == [2, 2]
+  assert batching.generate(sample_fn, jax.random.PRNGKey(0), 10, 2, cancel=lambda: False).shape == (10, 1)
+  seen = []
+
+  def fn(x):
+    seen.append(len(x))
+    return x * 2
+  with pytest.raises(batching.Cancelled):
+    batching.map_batches(fn, np.ones((9, 1)), batch_size=4, cancel=lambda: len(seen) >= 1)
+  assert seen == [4]
+  np.testing.assert_array_equal(batching.map_batches(fn, np.ones((9, 1)), batch_size=4, cancel=lambda: False),
+                                2 * np.ones((9, 1)))

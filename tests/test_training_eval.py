@@ -1,5 +1,8 @@
 """Sample quality measured during training (config.train.eval_every): rows, protocol, determinism, skips."""
 import json
+import os
+import signal
+import threading
 import types
 
 import jax
@@ -75,6 +78,43 @@ def test_a_stop_at_an_evaluation_step_leaves_no_gap_in_the_curve(make_config, tm
   # A rerun of the finished run adds nothing (the row of its last step is there).
   loop.train(make_config(*args), stopped, progress=False, mesh=mesh, evaluator=make_training_evaluator)
   assert len([r for r in read_metrics(stopped / "metrics.jsonl") if r["split"] == "eval"]) == 2
+
+
+def test_a_sigterm_during_an_evaluation_abandons_it_and_the_resumed_curve_has_no_gap(make_config, tmp_path):
+  """A real SIGTERM arriving while the step-3 evaluation runs: the evaluation is abandoned between batches (no
+  row), step 3 is checkpointed although it is not a checkpoint step, the run stops; the resume measures step 3
+  first, so the curve equals an uninterrupted run's."""
+  if threading.current_thread() is not threading.main_thread():
+    pytest.skip("signal handlers need the main thread")
+  args = ("configs/gan_toy.py:runlocal", "train.num_steps=6", "train.eval_every=3", "train.eval_samples=500",
+          "train.checkpoint_every=6", "train.sample_every=0")
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  loop.train(make_config(*args), tmp_path / "whole", progress=False, mesh=mesh, evaluator=make_training_evaluator)
+  sent = []
+
+  def signalling_evaluator(run, config):
+    evaluator = make_training_evaluator(run, config)
+    measure = evaluator.measure
+
+    def measure_after_a_sigterm(models, stop_requested=None):
+      if not sent:   # the first evaluation of the loop (step 3)
+        sent.append(True)
+        os.kill(os.getpid(), signal.SIGTERM)   # handled by the loop's stop flag before the first batch
+      return measure(models, stop_requested)
+    evaluator.measure = measure_after_a_sigterm
+    return evaluator
+
+  stopped = tmp_path / "stopped"
+  summary = loop.train(make_config(*args), stopped, progress=False, mesh=mesh, evaluator=signalling_evaluator)
+  assert summary["stopped_by"] == "SIGTERM" and summary["step"] == 3
+  assert sorted(p.name for p in (stopped / "checkpoints").iterdir() if p.name.isdigit()) == ["3"]
+  assert [r["step"] for r in read_metrics(stopped / "metrics.jsonl") if r["split"] == "eval"] == []
+  loop.train(make_config(*args), stopped, progress=False, mesh=mesh, evaluator=make_training_evaluator)
+  want = [r for r in read_metrics(tmp_path / "whole" / "metrics.jsonl") if r["split"] == "eval"]
+  got = [r for r in read_metrics(stopped / "metrics.jsonl") if r["split"] == "eval"]
+  assert [r["step"] for r in got] == [3, 6]
+  for a, b in zip(got, want):
+    assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], rel=1e-6) for k in a if k != "split")
 
 
 def test_data_without_a_classifier_is_a_note_not_a_crash(make_config, tmp_path, capsys):

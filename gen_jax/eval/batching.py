@@ -12,11 +12,22 @@ import jax
 import numpy as np
 
 
-def map_batches(fn: Callable[..., Any], *arrays, batch_size: int, progress: str | None = None) -> Any:
+class Cancelled(Exception):
+  """Raised between batches when the caller's `cancel()` returned True (a training run's SIGTERM arrived during an
+  evaluation it may abandon)."""
+
+
+def _check(cancel: Callable[[], bool] | None) -> None:
+  if cancel is not None and cancel():
+    raise Cancelled()
+
+
+def map_batches(fn: Callable[..., Any], *arrays, batch_size: int, progress: str | None = None,
+                cancel: Callable[[], bool] | None = None) -> Any:
   """fn(*batch_arrays) -> pytree of arrays with leading axis = batch; concatenated over all batches (numpy).
 
   ``arrays`` share their leading axis N (None entries are passed through as None). ``progress``: a tqdm
-  description, or None for no bar.
+  description, or None for no bar. ``cancel``: asked before each batch; True raises Cancelled.
   """
   present = [a for a in arrays if a is not None]
   if not present:
@@ -33,6 +44,7 @@ def map_batches(fn: Callable[..., Any], *arrays, batch_size: int, progress: str 
     starts = tqdm(starts, desc=progress, unit="batch", leave=False)
   outputs = []
   for start in starts:
+    _check(cancel)
     stop = min(start + batch_size, n)
     batch = [None if a is None else _pad(np.asarray(a[start:stop]), batch_size) for a in arrays]
     out = jax.device_get(fn(*batch))
@@ -48,10 +60,12 @@ def _pad(a: np.ndarray, size: int) -> np.ndarray:
 
 
 def generate(sample_fn: Callable[..., Any], key: jax.Array, num: int, batch_size: int,
-             progress: str | None = None, labels: np.ndarray | None = None) -> np.ndarray:
+             progress: str | None = None, labels: np.ndarray | None = None,
+             cancel: Callable[[], bool] | None = None) -> np.ndarray:
   """``num`` samples drawn as ceil(num / batch_size) calls of sample_fn(fold_in(key, i), batch_size), on the host.
   With `labels` (a conditional model's class per sample, at least ceil(num / batch_size) * batch_size of them),
-  call i is sample_fn(fold_in(key, i), batch_size, labels[i * batch_size:(i + 1) * batch_size])."""
+  call i is sample_fn(fold_in(key, i), batch_size, labels[i * batch_size:(i + 1) * batch_size]).
+  ``cancel``: asked before each call; True raises Cancelled."""
   if num < 1:
     raise ValueError(f"need at least one sample, got {num}")
   batch_size = max(1, min(int(batch_size), num))
@@ -64,6 +78,7 @@ def generate(sample_fn: Callable[..., Any], key: jax.Array, num: int, batch_size
     chunks = tqdm(chunks, desc=progress, unit="batch", leave=False)
 
   def call(i):
+    _check(cancel)
     k = jax.random.fold_in(key, i)
     if labels is None:
       return sample_fn(k, batch_size)

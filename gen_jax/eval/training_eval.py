@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import pathlib
 
+import jax
 import numpy as np
 
 from gen_jax import rng
@@ -125,26 +126,36 @@ class TrainingEval:
   def due(self, step: int, last: bool) -> bool:
     return last or step % self.every == 0
 
-  def _features(self, images: np.ndarray) -> np.ndarray:
-    return np.asarray(self.feature_net.features(images, batch_size=self.batch_size), np.float64)
+  def _features(self, images: np.ndarray, cancel=None) -> np.ndarray:
+    return np.asarray(self.feature_net.features(images, batch_size=self.batch_size, cancel=cancel), np.float64)
 
-  def measure(self, models) -> dict[str, float]:
-    """The metrics of the current weights (every process calls this: the weights may span all of them).
+  def measure(self, models, stop_requested=None) -> dict[str, float] | None:
+    """The metrics of the current weights (every process calls this: the weights may span all of them), or None
+    when `stop_requested()` turned True before they were done: a SIGTERM arriving during an evaluation abandons it
+    between batches, so the run checkpoints and exits in seconds rather than after the evaluation (the resumed run
+    measures that checkpoint first). Single-process runs only: the processes of a multi-host run finish the
+    evaluation together, since one leaving a collective early would hang the others.
 
     Where EMA parameters are kept, the EMA weights (with batch-norm statistics recomputed for them) give the
     plain names and the raw weights (with their running statistics) the same metrics suffixed `_raw`, so the
     curve shows whether a change is the model's or the average's."""
+    cancel = stop_requested if jax.process_count() == 1 else None
     family = self.run.family
-    out = self._measure(models)
-    if family.params_kind(models) == "ema":
-      out.update({f"{k}_raw": v for k, v in self._measure(family.raw_models(models)).items()})
+    try:
+      out = self._measure(models, cancel)
+      if family.params_kind(models) == "ema":
+        out.update({f"{k}_raw": v for k, v in self._measure(family.raw_models(models), cancel).items()})
+    except batching.Cancelled:
+      return None
     return out
 
-  def _measure(self, models) -> dict[str, float]:
+  def _measure(self, models, cancel=None) -> dict[str, float]:
     model = EvalModel(self.run.family, models, self.run.dataset, self.placement)
-    samples = batching.generate(lambda k, m: model.sample(k, m), self.key, self.num_samples, self.batch_size)
+    samples = batching.generate(lambda k, m: model.sample(k, m), self.key, self.num_samples, self.batch_size,
+                                cancel=cancel)
     if self.kind == "images":
-      return {"fd_classifier": frechet.frechet_distance(self.reference, frechet.feature_stats(self._features(samples)))}
+      return {"fd_classifier": frechet.frechet_distance(self.reference,
+                                                        frechet.feature_stats(self._features(samples, cancel)))}
     if self.kind == "mixture":
       stats = modes.mixture_mode_stats(samples, self.run.dataset.centers, self.run.dataset.std, num_std=3.0)
       return {k: stats[k] for k in ("modes_covered", "high_quality_fraction", "kl_to_uniform")}

@@ -274,7 +274,8 @@ def train(config, workdir: str | pathlib.Path, *, mesh: Mesh | None = None, fami
 
   `evaluator`: the during-training evaluation, a factory `(run, config) -> evaluator or None` (train.py passes
   `gen_jax.eval.training_eval.make_training_evaluator`; None: nothing is measured during training). The loop
-  uses the evaluator's `every` (steps), `due(step, last)`, `measure(models) -> {name: float}`,
+  uses the evaluator's `every` (steps), `due(step, last)`, `measure(models, stop_requested) -> {name: float}`
+  (or None when `stop_requested()` turned True and the evaluation was abandoned),
   `write_protocol(workdir)` and `describe()`.
 
   `interrupt_at` simulates a SIGTERM arriving after that step (for tests). `restart` moves an earlier run's files
@@ -396,6 +397,31 @@ def _train_locked(config, workdir: pathlib.Path, *, mesh, family, progress, inte
   stopped_by = None
   bar = tqdm(total=num_steps, initial=start, disable=not (progress and main), desc=f"train {run.family.name}",
              unit="step", dynamic_ncols=True, smoothing=0.1)
+
+  def write_row(step: int) -> None:
+    """The train row of the steps since the last one (their mean metrics, speed and wall time)."""
+    nonlocal sums, window, latest, t_log, step_log
+    latest = {k: float(v) / window for k, v in jax.device_get(sums).items()}
+    latest["averaged_over"] = window   # steps since the last row: every metric above is their mean
+    sums, window = jax.device_put(zero_sums, replicated), 0
+    now = time.time()
+    latest["steps_per_sec"] = (step - step_log) / max(now - t_log, 1e-9)
+    # real training images consumed per second: a step of a GAN with n_critic > 1 reads n_critic batches
+    latest["examples_per_sec"] = latest["steps_per_sec"] * images_per_step
+    latest["wall_seconds"] = wall_base + now - t_start
+    t_log, step_log = now, step
+    bad = sorted(k for k, v in latest.items() if not np.isfinite(v))
+    if bad:
+      raise NonFiniteLossError(
+          f"{', '.join(bad)} became NaN/Inf at step {step} (metrics {_fmt(latest)}). Training stopped; the last "
+          f"good checkpoint ({'step ' + str(last_saved) if last_saved is not None else 'none yet'}) in "
+          f"{ckpts.directory} is kept. Try a lower config.optimizer.learning_rate, "
+          f"config.optimizer.grad_clip_norm=1.0, or a warm-up (config.optimizer.warmup_steps).")
+    log.write(step, latest)
+    for line in loss_watch.check(step, latest):
+      print(line, flush=True)
+    bar.set_postfix({k: f"{latest[k]:.4g}" for k in run.family.progress_metrics if k in latest}, refresh=False)
+
   try:
     if early_interrupt_pending():   # a Ctrl-C during imports, data loading or compiling (train.py's handler)
       raise KeyboardInterrupt
@@ -414,26 +440,7 @@ def _train_locked(config, workdir: pathlib.Path, *, mesh, family, progress, inte
         stopping = stop.signal_name is not None
         last = step == num_steps
         if step % log_every == 0 or last or stopping or step % ckpt_every == 0:
-          latest = {k: float(v) / window for k, v in jax.device_get(sums).items()}
-          latest["averaged_over"] = window   # steps since the last row: every metric above is their mean
-          sums, window = jax.device_put(zero_sums, replicated), 0
-          now = time.time()
-          latest["steps_per_sec"] = (step - step_log) / max(now - t_log, 1e-9)
-          # real training images consumed per second: a step of a GAN with n_critic > 1 reads n_critic batches
-          latest["examples_per_sec"] = latest["steps_per_sec"] * images_per_step
-          latest["wall_seconds"] = wall_base + now - t_start
-          t_log, step_log = now, step
-          bad = sorted(k for k, v in latest.items() if not np.isfinite(v))
-          if bad:
-            raise NonFiniteLossError(
-                f"{', '.join(bad)} became NaN/Inf at step {step} (metrics {_fmt(latest)}). Training stopped; the last "
-                f"good checkpoint ({'step ' + str(last_saved) if last_saved is not None else 'none yet'}) in "
-                f"{ckpts.directory} is kept. Try a lower config.optimizer.learning_rate, "
-                f"config.optimizer.grad_clip_norm=1.0, or a warm-up (config.optimizer.warmup_steps).")
-          log.write(step, latest)
-          for line in loss_watch.check(step, latest):
-            print(line, flush=True)
-          bar.set_postfix({k: f"{latest[k]:.4g}" for k in run.family.progress_metrics if k in latest}, refresh=False)
+          write_row(step)
         if step % ckpt_every == 0 or last or stopping:
           if save(step, state):
             last_saved = step
@@ -448,10 +455,22 @@ def _train_locked(config, workdir: pathlib.Path, *, mesh, family, progress, inte
           if images_due:
             write_images(run, state.models, workdir / "images", step, log)
           if eval_due:
-            log.write(step, training_eval.measure(state.models), split="eval")
+            row = training_eval.measure(state.models, stop_requested=lambda: stop.signal_name is not None)
+            if row is not None:
+              log.write(step, row, split="eval")
           spent = time.time() - t_eval
           eval_seconds += spent
           t_log += spent   # steps/s counts training only
+          if eval_due and row is None:
+            # A signal arrived during the evaluation, which was abandoned to stop promptly (a scheduler's grace
+            # period is often 30 s; an evaluation on colour data takes about a minute on a CPU). Save this step
+            # unless it was just saved: the resumed run measures it first, so the curve has no gap.
+            stopping = True
+            if last_saved != step:
+              if window:
+                write_row(step)
+              if save(step, state):
+                last_saved = step
         if stopping:
           stopped_by = stop.signal_name
           break

@@ -311,20 +311,22 @@ class FeatureNet:
                         f"(H, W, C); got {shape}. Fix: use the classifier of this dataset "
                         f"({train_command(self.dataset or '<dataset>')}), or feed one channel at a time.")
 
-  def apply(self, images, batch_size: int = EVAL_BATCH, progress: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+  def apply(self, images, batch_size: int = EVAL_BATCH, progress: str | None = None,
+            cancel=None) -> tuple[np.ndarray, np.ndarray]:
     """(features [N, feature_dim], logits [N, K]) as numpy, computed batch by batch.
 
-    The batch size is rounded up to a multiple of the placement's device count, so every batch splits evenly."""
+    The batch size is rounded up to a multiple of the placement's device count, so every batch splits evenly.
+    ``cancel``: asked before each batch (batching.map_batches)."""
     self._check(images)
     from gen_jax.eval.batching import map_batches
     place = self.placement
     fn = lambda x: apply_net(self.module, self.params, place.batch(np.asarray(x, np.float32)),  # noqa: E731
                              self.flip_average)
-    return map_batches(fn, images, batch_size=place.round_batch(batch_size), progress=progress)
+    return map_batches(fn, images, batch_size=place.round_batch(batch_size), progress=progress, cancel=cancel)
 
-  def features(self, images, batch_size: int = EVAL_BATCH, progress: str | None = None) -> np.ndarray:
+  def features(self, images, batch_size: int = EVAL_BATCH, progress: str | None = None, cancel=None) -> np.ndarray:
     """Penultimate-layer activations, [N, feature_dim] float32."""
-    return self.apply(images, batch_size, progress)[0]
+    return self.apply(images, batch_size, progress, cancel)[0]
 
   def logits(self, images, batch_size: int = EVAL_BATCH, progress: str | None = None) -> np.ndarray:
     return self.apply(images, batch_size, progress)[1]

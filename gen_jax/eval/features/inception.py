@@ -396,9 +396,10 @@ class InceptionFeatures:
                      "give grayscale or RGB images, channels last")
     return _pool3(self.params, images, self.resize_to)
 
-  def features(self, images: Any, batch_size: int = 50, progress: str | None = None) -> np.ndarray:
-    """[N, 2048] float32 numpy features of ``images`` [N, H, W, 1 or 3], ``batch_size`` images at a time."""
-    return batching.map_batches(self, images, batch_size=batch_size, progress=progress)
+  def features(self, images: Any, batch_size: int = 50, progress: str | None = None, cancel=None) -> np.ndarray:
+    """[N, 2048] float32 numpy features of ``images`` [N, H, W, 1 or 3], ``batch_size`` images at a time
+    (``cancel``: asked before each batch, batching.map_batches)."""
+    return batching.map_batches(self, images, batch_size=batch_size, progress=progress, cancel=cancel)
 
 
 def load_fid_inception(path: str | os.PathLike | None = None, *, resize_to: int = FID_SIZE) -> InceptionFeatures:
