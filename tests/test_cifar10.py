@@ -479,7 +479,9 @@ def test_no_classifier_note_prints_the_data_path_and_the_readme_command(tmp_path
   assert cmd.startswith("python -m gen_jax.eval.train_feature_net --dataset=image_folder")
   assert f"--data_path='{folder}'" in cmd and "PYTHONPATH" not in cmd
   assert "PYTHONPATH" not in feature_net_lib.train_command("mnist")
-  assert "cifar10/ or cifar10_jpeg/" in feature_net_lib.train_command("cifar10")
+  # A named dataset's command carries the configured data_dir, and no placeholder when the default search applies.
+  assert feature_net_lib.train_command("cifar10") == "python -m gen_jax.eval.train_feature_net --dataset=cifar10"
+  assert feature_net_lib.train_command("cifar10", data_dir="/my data").endswith("--data_dir='/my data'")
   x, y = np.zeros((4, 32, 32, 3), np.uint8), (np.arange(4) % 2).astype(np.int32)
   config = _load_config("configs/gan.py:folder", f"data.path={folder}", "train.eval_every=10")
   ds = Dataset("image_folder", ArraySplit(x, y), ArraySplit(x, y), 2, None, "test")

@@ -127,10 +127,15 @@ def test_study_stops_before_training_without_its_feature_classifier(tmp_path, mo
     raise AssertionError("trained although the classifier is missing")
 
   with pytest.raises(ConfigError, match=r"feature classifier for cifar10 \(samples, latent, the training-time curve\)"
-                                        r".*`python -m gen_jax\.eval\.train_feature_net --dataset=cifar10 .*` "
+                                        r".*`python -m gen_jax\.eval\.train_feature_net --dataset=cifar10` "
                                         r"\(about two hours"):
     study_lib.run_study(study, tmp_path / "out", tmp_path / "runs", progress=False, train_fn=no_training)
   assert not (tmp_path / "runs").exists() and not (tmp_path / "out" / "ledger").exists()
+  # The study's data.data_dir, when set, is in the command (no placeholder to fill in).
+  runs = study_lib.plan(study, tmp_path / "runs", only=["dcgan"], seeds=[0],
+                        extra_overrides=[f"data.data_dir={tmp_path}"])
+  with pytest.raises(ConfigError, match=rf"--dataset=cifar10 --data_dir={tmp_path}` "):
+    study_lib.check_feature_nets(runs)
   # A configured folder without a classifier is named as such; once a classifier is there, the check passes.
   runs = study_lib.plan(study, tmp_path / "runs", only=["dcgan"], seeds=[0],
                         extra_overrides=[f"eval.feature_net={tmp_path / 'mine'}"])

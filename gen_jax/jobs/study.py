@@ -243,7 +243,8 @@ def check_feature_nets(runs: Sequence[PlannedRun]) -> None:
       where = feature_net_lib.default_feature_net_dir(name)
     if where is not None and (where / feature_net_lib.META_FILE).is_file():
       continue
-    cmd = feature_net_lib.train_command(name, directory=configured or None, data_path=str(cfg.data.get("path", "")))
+    cmd = feature_net_lib.train_command(name, directory=configured or None, data_path=str(cfg.data.get("path", "")),
+                                        data_dir=str(cfg.data.get("data_dir", "") or ""))
     there = f"{where} has no {feature_net_lib.META_FILE}" if where is not None else "none is configured"
     raise ConfigError(f"run {run.key} needs a feature classifier for {name} ({', '.join(uses)}) and {there}; "
                       f"train it first with `{cmd}` ({feature_net_lib.train_cost(name)})"

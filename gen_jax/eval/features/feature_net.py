@@ -237,10 +237,11 @@ def default_feature_net_dir(dataset_name: str) -> pathlib.Path:
 
 
 def train_command(dataset_name: str, directory: str | pathlib.Path | None = None, data_path: str = "",
-                  colour: bool = False) -> str:
+                  colour: bool = False, data_dir: str = "") -> str:
   """The documented command (as the README writes it) that (re)trains the classifier of a dataset; `data_path`:
   the user's image folder / .npz when known (else a placeholder); `colour`: own colour images get the residual
-  net (the grey CNN is the default for own data)."""
+  net (the grey CNN is the default for own data); `data_dir`: a named dataset's config.data.data_dir when set
+  (else no flag: the command searches where train.py does, $GEN_JAX_DATA_DIR, ~/gen_jax_data, ../shared/data)."""
   name = canonical_dataset(dataset_name)
   if name in OWN_DATA:
     what = "the image folder" if name == "image_folder" else "the .npz file"
@@ -248,8 +249,9 @@ def train_command(dataset_name: str, directory: str | pathlib.Path | None = None
     out = directory if directory is not None else "<a folder for its classifier>"
     arch = " --arch=resnet" if colour else ""
     return f"python -m gen_jax.eval.train_feature_net --dataset={name} --data_path={path}{arch} --out={out}"
-  raw = "the folder holding cifar10/ or cifar10_jpeg/" if name == "cifar10" else "folder of raw IDX files"
-  cmd = f"python -m gen_jax.eval.train_feature_net --dataset={name} --data_dir=<{raw}>"
+  cmd = f"python -m gen_jax.eval.train_feature_net --dataset={name}"
+  if data_dir:
+    cmd += f" --data_dir={shlex.quote(str(data_dir))}"
   if directory is not None and pathlib.Path(directory).resolve() != default_feature_net_dir(name).resolve():
     cmd += f" --out={directory}"
   return cmd
