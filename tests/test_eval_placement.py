@@ -65,6 +65,8 @@ def test_every_group_gives_the_same_numbers_on_one_and_on_four_devices(make_conf
     rtol = 3e-2 if name.startswith("ppl_") else 2e-3
     np.testing.assert_allclose(four[name], one[name], rtol=rtol, atol=1e-5, err_msg=name)
   assert results[4]["protocol"]["likelihood"]["devices"].startswith("4 cpu device(s)")
+  # A conditional model's NLL (-log p(x|y)) is held to the baseline fitted per class.
+  assert "given the class" in results[1]["protocol"]["likelihood"]["baseline"]
   assert results[1]["protocol"]["likelihood"]["devices"].startswith("1 cpu device(s)")
   assert results[4]["devices"] == results[4]["protocol"]["likelihood"]["devices"]   # eval.py's eval_hardware
 

@@ -177,6 +177,31 @@ def test_independent_pixel_baseline_against_counting_by_hand():
   assert np.isfinite(got).all()
 
 
+def test_independent_pixel_baseline_given_the_class_counts_each_class_apart():
+  """A conditional model's baseline: per class, the add-one smoothed histogram of that class's training images
+  (checked against a Python count); one class for everything is the unconditional baseline."""
+  from gen_jax.eval.groups.likelihood import independent_pixel_metrics
+  rng = np.random.default_rng(2)
+  train = rng.integers(0, 4, (12, 1, 2, 1), dtype=np.uint8)
+  train_y = np.array([0, 1] * 6)
+  train[train_y == 1] += 100   # the classes differ: knowing it must lower the cost
+  test_y = np.array([0, 1, 1])
+  test = np.where(test_y[:, None, None, None] == 1, 101, 2).astype(np.uint8) * np.ones((3, 1, 2, 1), np.uint8)
+  got, text = independent_pixel_metrics(train, test, 256, train_labels=train_y, test_labels=test_y)
+  flat = train.reshape(12, 2)
+  want = np.mean([-sum(math.log((np.sum(flat[train_y == c][:, j] == v) + 1) / (6 + 256)) for j, v in enumerate(x))
+                  for x, c in zip(test.reshape(3, 2), test_y)])
+  assert math.isclose(got["nll_independent"], want, rel_tol=1e-12) and "given the class" in text
+  plain, plain_text = independent_pixel_metrics(train, test, 256)
+  assert got["nll_independent"] < plain["nll_independent"] and "given the class" not in plain_text
+  one_class, _ = independent_pixel_metrics(train, test, 256, train_labels=np.zeros(12), test_labels=np.zeros(3))
+  assert one_class == plain
+  with pytest.raises(ValueError, match="or neither"):
+    independent_pixel_metrics(train, test, 256, train_labels=train_y)
+  with pytest.raises(ValueError, match="class 7 has test images but no training images"):
+    independent_pixel_metrics(train, test, 256, train_labels=train_y, test_labels=np.array([0, 7, 1]))
+
+
 def test_independent_pixel_baseline_bernoulli_is_the_expectation_over_binarizations():
   rng = np.random.default_rng(1)
   train = rng.integers(0, 256, (9, 1, 2, 1), dtype=np.uint8)

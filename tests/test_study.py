@@ -215,6 +215,23 @@ def test_headline_table_marks_baseline_losers_and_states_the_baselines(tmp_path)
   assert "| **a** |" in paths["report_md"].read_text()   # the same table heads the full report
 
 
+def test_a_conditional_entrys_likelihood_baseline_is_shown_apart_not_averaged_in(tmp_path):
+  """The NLL baseline of a conditional model is fitted per class: the baseline row states both, never their mean."""
+  records = {}
+  for seed in range(2):
+    for entry, nll, base, conditional in (("a", 1.4, 1.70, False), ("b", 1.5, 1.70, False), ("c", 1.45, 1.63, True)):
+      r = _record(entry, seed, {"nll_bits_per_dim": nll + seed / 100, "nll_bits_per_dim_independent": base})
+      r["metrics"]["capabilities"] = {"conditional": conditional}
+      records[r["key"]] = r
+  _write_ledger(tmp_path / "l", records.values())
+  paths = study_report.build_study_report([tmp_path / "l"], tmp_path / "r", INFO)
+  rows = {line.split("|")[1].strip(" *"): [c.strip() for c in line.split("|")[2:-1]]
+          for line in paths["headline_md"].read_text().splitlines() if line.startswith("| ")}
+  nll = next(i for i, h in enumerate(rows.pop("entry")) if h.startswith("Test NLL"))
+  assert rows["baseline"][nll] == "independent pixels 1.7000; independent pixels given the class 1.6300"
+  assert rows["c"][nll].endswith("×")   # -log p(x|y) beside -log p(x): marked, not ranked
+
+
 # ----------------------------------------------------------------------------------------------------- study files
 def test_study_files_plan_equal_images_and_refuse_bad_input(tmp_path):
   study = study_lib.load_study(str(REPO / "studies/mnist.py"))
@@ -292,6 +309,15 @@ def test_tiny_study_resumes_skips_finished_runs_and_reaggregates_from_ledgers_al
   for k in ("nll_independent", "nll_bits_per_dim_independent"):
     assert filled["metrics"]["metrics"][k] == m[k], k
   assert "added to this record later" in filled["metrics"]["protocol"]["likelihood"]["baseline"]
+  assert nll_baseline.add_baseline(vae_path, "x") == "has it"
+  # A conditional model's record holding the unconditional baseline gets the per-class one (its NLL is -log p(x|y)).
+  conditional = json.loads(vae_path.read_text())
+  conditional["metrics"].setdefault("capabilities", {})["conditional"] = True
+  vae_path.write_text(json.dumps(conditional))
+  assert nll_baseline.add_baseline(vae_path, "x").startswith("replaced the unconditional baseline")
+  per_class = json.loads(vae_path.read_text())["metrics"]
+  assert per_class["metrics"]["nll_independent"] != m["nll_independent"]   # (worse here: 32 images per class)
+  assert "given the class" in per_class["protocol"]["likelihood"]["baseline"]
   assert nll_baseline.add_baseline(vae_path, "x") == "has it"
   assert nll_baseline.add_baseline(out / "ledger" / "gan__mnist__seed0" / "record.json", "x") == "no likelihood"
   # A record whose test subset cannot be drawn again the same way is refused, not guessed.

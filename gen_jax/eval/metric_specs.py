@@ -120,8 +120,9 @@ SPECS: tuple[MetricSpec, ...] = (
     _s("nll_bits_per_dim", "likelihood", "Test NLL", "bits/dim", LOWER, ".4f", "nll / (num_pixels * ln 2)",
        derived=True),
     _s("nll_independent", "likelihood", "Test NLL, independent pixels (baseline)", "nats", NEITHER, ".2f",
-       "-log p(x) when every pixel is modelled on its own by its training histogram (add-one smoothed): no model; "
-       "the baseline a likelihood model must beat (not ranked)"),
+       "-log p(x) when every pixel is modelled on its own by its training histogram (add-one smoothed; for a "
+       "conditional model, -log p(x|y) with histograms per class): no model; the baseline a likelihood model must "
+       "beat (not ranked)"),
     _s("nll_bits_per_dim_independent", "likelihood", "Test NLL, independent pixels (baseline)", "bits/dim", NEITHER,
        ".4f", "nll_independent / (num_pixels * ln 2) (not ranked)", derived=True),
     _s("elbo", "likelihood", "ELBO", "nats", HIGHER, ".2f", "evidence lower bound per example: recon_log_prob - kl"),

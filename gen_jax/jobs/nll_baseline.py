@@ -6,7 +6,9 @@ re-evaluating the model: this job rebuilds the record's dataset from its config,
 (source kind, as the study report compares them), draws the same seeded test subset, checks that the draw matches
 the one the record describes, and writes `nll_independent` /
 `nll_bits_per_dim_independent` into the record's metrics (and a `baseline` line, saying it was added later, into
-its likelihood protocol). Records that have it, or have no likelihood, are left alone. Writes are atomic.
+its likelihood protocol). A conditional model gets the baseline fitted per class (its NLL is -log p(x|y)); its
+record holding the unconditional one is updated. Records that have the right baseline, or no likelihood, are left
+alone. Writes are atomic.
 
   python -m gen_jax.jobs.nll_baseline results/study_mnist/ledger results/study_fashion_mnist/ledger
 
@@ -25,8 +27,9 @@ from gen_jax.jobs.study import RECORD, git_state, read_record, write_record
 
 
 def _subset_images(config: ml_collections.ConfigDict, protocol: dict, recorded_source: str):
-  """(train images, the evaluated test images, dataset) of a record, checked against its data source (builder and
-  kind: e.g. the CIFAR-10 JPEG copy is not the original release) and its description of the draw."""
+  """(train images, train labels, the evaluated test images, their labels, dataset) of a record, checked against its
+  data source (builder and kind: e.g. the CIFAR-10 JPEG copy is not the original release) and its description of
+  the draw."""
   from gen_jax.data import load_dataset, subsets
   from gen_jax.data.dataset import source_kind
   from gen_jax.eval.groups.likelihood import describe_examples
@@ -38,36 +41,50 @@ def _subset_images(config: ml_collections.ConfigDict, protocol: dict, recorded_s
                           "point data_dir / GEN_JAX_DATA_DIR at that data, or re-evaluate the run.")
   split = getattr(dataset, protocol["split"])
   n = int(protocol["num_examples"])
-  _, images, _ = subsets.subset(split, n, int(config.eval.subset_seed), "likelihood")
+  _, images, labels = subsets.subset(split, n, int(config.eval.subset_seed), "likelihood")
   described = describe_examples(split, n, config.eval)
   if described != protocol.get("examples"):
     raise CheckpointError(f"the test images drawn now ({described}) are not the ones the record describes "
                           f"({protocol.get('examples')}): the data or the subset code changed. Fix: re-evaluate "
                           "the run instead.")
-  return dataset.train.images, images, dataset
+  return dataset.train.images, dataset.train.labels, images, labels, dataset
 
 
 def add_baseline(record_path: pathlib.Path, commit: str) -> str:
-  """Adds the baseline to one record; returns what was done ('added ...', 'has it', 'no likelihood')."""
-  from gen_jax.eval.groups.likelihood import independent_pixel_metrics
+  """Adds the baseline to one record; returns what was done ('added ...', 'has it', 'no likelihood').
+
+  A conditional model's record (capabilities.conditional) gets the per-class baseline; one that holds the
+  unconditional baseline (measured or added before the per-class one existed) has it replaced."""
+  from gen_jax.eval.groups.likelihood import BASELINE_PER_CLASS, independent_pixel_metrics
   from gen_jax.objectives.likelihoods import make_likelihood
 
   record = read_record(record_path)
   metrics = record["metrics"]["metrics"]
   protocol = record["metrics"].get("protocol", {}).get("likelihood")
-  if "nll_independent" in metrics:
-    return "has it"
+  conditional = bool((record["metrics"].get("capabilities") or {}).get("conditional"))
   if not protocol or "nll" not in metrics or "likelihood" not in protocol:
     return "no likelihood"
+  replacing = "nll_independent" in metrics
+  if replacing and not (conditional and BASELINE_PER_CLASS not in str(protocol.get("baseline", ""))):
+    return "has it"
   config = ml_collections.ConfigDict(record["config"])
-  train, test, dataset = _subset_images(config, protocol, record["metrics"]["protocol"].get("dataset_source", ""))
+  train, train_labels, test, test_labels, dataset = _subset_images(
+      config, protocol, record["metrics"]["protocol"].get("dataset_source", ""))
+  if conditional and (train_labels is None or test_labels is None):
+    raise CheckpointError(f"{record_path}: a conditional model's record, but its data has no labels now")
+  before = metrics.get("nll_bits_per_dim_independent")
   baseline, text = independent_pixel_metrics(train, test, make_likelihood(protocol["likelihood"]).levels,
-                                             dataset.binarization or "none")
+                                             dataset.binarization or "none",
+                                             train_labels=train_labels if conditional else None,
+                                             test_labels=test_labels if conditional else None)
   metrics.update(baseline)
   protocol["baseline"] = (f"{text}; added to this record later from the data alone (python -m "
                           f"gen_jax.jobs.nll_baseline, commit {commit})")
   write_record(record_path, record)
-  return f"added: {metrics['nll_bits_per_dim_independent']:.4f} bits/dim (model {metrics['nll_bits_per_dim']:.4f})"
+  new = f"{metrics['nll_bits_per_dim_independent']:.4f} bits/dim (model {metrics['nll_bits_per_dim']:.4f})"
+  if replacing:
+    return f"replaced the unconditional baseline ({before:.4f} bits/dim) by the per-class one: {new}"
+  return f"added{' (per class)' if conditional else ''}: {new}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -155,7 +155,7 @@ def rule_lines(metric_keys) -> list[str]:
     out.append("Augmentation: real subset + generated accuracy no better than the real subset alone is marked.")
   if any(baseline_of(k) and baseline_of(k)[1] == "independent pixels" for k in keys):
     out.append("Likelihood: a model whose test NLL is no better than every pixel modelled on its own (its "
-               "training histogram) is marked and never best.")
+               "training histogram; per class for a conditional model) is marked and never best.")
   if any(k in CONDITIONAL_LIKELIHOOD for k in keys):
     out.append("Likelihoods: a conditional model's NLL / ELBO is -log p(x|y) (at most log(classes) nats below its "
                "-log p(x)); beside unconditional models it is marked 'conditional', not ranked.")

@@ -187,6 +187,7 @@ def aggregate(records: Mapping[str, dict], info: dict, method: str = "t") -> dic
         }
     curves = {e: {str(r["seed"]): _curve(r) for r in runs[e]} for e in present}
     out["datasets"][dataset] = {"entries": present, "seeds": {e: [r["seed"] for r in runs[e]] for e in present},
+                                "conditional": conditional,
                                 "metrics": table, "curves": curves, "protocol": _protocol(runs)}
   return out
 
@@ -365,8 +366,14 @@ def headline_table(dataset: str, data: dict) -> Table:
     if row["floor"] is not None:
       baseline.append(f"real data {_fmt(n, row['floor'])}")
     elif base is not None:
-      means = [v["mean"] for v in base["entries"].values() if v["n"]]
-      baseline.append(f"{which[1]} {_fmt(n, sum(means) / len(means))}" if means else "")
+      # A conditional model's likelihood baseline is fitted per class (-log p(x|y)): shown apart, not averaged in.
+      per_class = n in ranking.CONDITIONAL_LIKELIHOOD
+      groups: dict[bool, list[float]] = {}
+      for e, v in base["entries"].items():
+        if v["n"]:
+          groups.setdefault(per_class and bool(data.get("conditional", {}).get(e)), []).append(v["mean"])
+      baseline.append("; ".join(f"{which[1]}{' given the class' if c else ''} {_fmt(n, sum(m) / len(m))}"
+                                for c, m in sorted(groups.items())))
     else:
       baseline.append("")
   rows.append(baseline)
