@@ -11,8 +11,10 @@
 # written) yourself; never commit runs/.
 #
 # The code runs from a git worktree snapshot of this checkout's HEAD (default ../study_tree), not from the working
-# tree: a study imports modules lazily, and a half-edited file would crash it hours in. Outputs (runs/, results/,
-# classifiers/) go to this checkout by absolute paths.
+# tree: a study imports modules lazily, and a half-edited file would crash it hours in. A study that already has
+# records runs from the commit that made the newest of them (its code is in every record), so a study spread over
+# sessions is not measured by two versions of the evaluation; STUDY_COMMIT=HEAD overrides. Outputs (runs/,
+# results/, classifiers/) go to this checkout by absolute paths.
 #
 #   scripts/long_runs.sh                  everything, in the background: nohup scripts/long_runs.sh > long_runs.log &
 #   STEPS="classifier fashion_mnist" scripts/long_runs.sh       some steps only
@@ -66,11 +68,30 @@ classifier() {
   fi
 }
 
+study_commit() {   # study_commit NAME: the commit that made the records of the study's highest seed so far ('' if none)
+  "$python" - "$repo/results/study_$1/ledger" <<'PY'
+import json, pathlib, sys
+records = [json.loads(p.read_text()) for p in pathlib.Path(sys.argv[1]).glob("*/record.json")]
+if records:
+  top = max(r["seed"] for r in records)
+  print(next(r["code"]["commit"] for r in records if r["seed"] == top and r.get("code", {}).get("commit")))
+PY
+}
+
 study() {   # study() NAME: studies/NAME.py, seeds 0 1 2 in turn
+  # A study in progress goes on with the code of its newest records, so every seed is trained and measured alike;
+  # STUDY_COMMIT=HEAD (or another commit) overrides that, e.g. for a fix the remaining runs need.
+  local pin="${STUDY_COMMIT:-$(study_commit "$1")}"
+  [ "$pin" = HEAD ] && pin="$head"
+  if [ -n "$pin" ] && [ "$pin" != "$head" ]; then
+    echo "study $1: continuing with commit ${pin:0:10}, which made its newest records (STUDY_COMMIT=HEAD: use ${head:0:10})" >&2
+    run git -C "$tree" checkout -q --detach "$pin"
+  fi
   for seed in 0 1 2; do
     in_tree "$python" -m gen_jax.study "studies/$1.py" --out "$repo/results/study_$1" \
       --workdirs "$repo/runs/studies" --seeds "$seed" --no_progress
   done
+  run git -C "$tree" checkout -q --detach "$head"
 }
 
 for step in $steps; do
