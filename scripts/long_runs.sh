@@ -68,20 +68,33 @@ classifier() {
   fi
 }
 
-study_commit() {   # study_commit NAME: the commit that made the records of the study's highest seed so far ('' if none)
-  "$python" - "$repo/results/study_$1/ledger" <<'PY'
+study_commit() {   # study_commit NAME: the newest commit among the records of the study's highest seed ('' if none)
+  local commits
+  commits="$("$python" - "$repo/results/study_$1/ledger" <<'PY'
 import json, pathlib, sys
 records = [json.loads(p.read_text()) for p in pathlib.Path(sys.argv[1]).glob("*/record.json")]
 if records:
   top = max(r["seed"] for r in records)
-  print(next(r["code"]["commit"] for r in records if r["seed"] == top and r.get("code", {}).get("commit")))
+  print(" ".join(sorted({r["code"]["commit"] for r in records if r["seed"] == top and r.get("code", {}).get("commit")})))
 PY
+)"
+  [ -z "$commits" ] && return 0
+  for c in $commits; do
+    git -C "$repo" cat-file -e "$c^{commit}" 2>/dev/null || {
+      echo "study $1: its records were made by commit ${c:0:10}, which this clone does not have; fetch it, or set" \
+           "STUDY_COMMIT=HEAD to go on with ${head:0:10}" >&2
+      return 1
+    }
+  done
+  git -C "$repo" log -1 --no-walk --format=%H $commits   # the most recent of them
 }
 
-study() {   # study() NAME: studies/NAME.py, seeds 0 1 2 in turn
+study() {   # study() NAME: studies/NAME.py, seeds 0 1 2 in turn, then its report rebuilt by HEAD's report code
   # A study in progress goes on with the code of its newest records, so every seed is trained and measured alike;
   # STUDY_COMMIT=HEAD (or another commit) overrides that, e.g. for a fix the remaining runs need.
-  local pin="${STUDY_COMMIT:-$(study_commit "$1")}"
+  local pin
+  pin="${STUDY_COMMIT:-}"
+  [ -z "$pin" ] && pin="$(study_commit "$1")"
   [ "$pin" = HEAD ] && pin="$head"
   if [ -n "$pin" ] && [ "$pin" != "$head" ]; then
     echo "study $1: continuing with commit ${pin:0:10}, which made its newest records (STUDY_COMMIT=HEAD: use ${head:0:10})" >&2
@@ -91,7 +104,10 @@ study() {   # study() NAME: studies/NAME.py, seeds 0 1 2 in turn
     in_tree "$python" -m gen_jax.study "studies/$1.py" --out "$repo/results/study_$1" \
       --workdirs "$repo/runs/studies" --seeds "$seed" --no_progress
   done
-  run git -C "$tree" checkout -q --detach "$head"
+  if [ -n "$pin" ] && [ "$pin" != "$head" ]; then   # the records are the pinned code's; the report is HEAD's
+    run git -C "$tree" checkout -q --detach "$head"
+    in_tree "$python" -m gen_jax.study "studies/$1.py" --out "$repo/results/study_$1" --aggregate_only
+  fi
 }
 
 for step in $steps; do

@@ -68,7 +68,10 @@ def test_a_stop_at_an_evaluation_step_leaves_no_gap_in_the_curve(make_config, tm
   stopped = tmp_path / "stopped"
   loop.train(make_config(*args), stopped, progress=False, mesh=mesh, evaluator=make_training_evaluator,
              interrupt_at=3)
-  assert [r["step"] for r in read_metrics(stopped / "metrics.jsonl") if r["split"] == "eval"] == []
+  rows = read_metrics(stopped / "metrics.jsonl")
+  assert [r["step"] for r in rows if r["split"] == "eval"] == []
+  # The steps before the stop keep their train row (the checkpoint's step always has one).
+  assert [(r["step"], r["averaged_over"]) for r in rows if r["split"] == "train"] == [(3, 3)]
   loop.train(make_config(*args), stopped, progress=False, mesh=mesh, evaluator=make_training_evaluator)
   want = [r for r in read_metrics(tmp_path / "whole" / "metrics.jsonl") if r["split"] == "eval"]
   got = [r for r in read_metrics(stopped / "metrics.jsonl") if r["split"] == "eval"]
@@ -108,7 +111,10 @@ def test_a_sigterm_during_an_evaluation_abandons_it_and_the_resumed_curve_has_no
   summary = loop.train(make_config(*args), stopped, progress=False, mesh=mesh, evaluator=signalling_evaluator)
   assert summary["stopped_by"] == "SIGTERM" and summary["step"] == 3
   assert sorted(p.name for p in (stopped / "checkpoints").iterdir() if p.name.isdigit()) == ["3"]
-  assert [r["step"] for r in read_metrics(stopped / "metrics.jsonl") if r["split"] == "eval"] == []
+  rows = read_metrics(stopped / "metrics.jsonl")
+  assert [r["step"] for r in rows if r["split"] == "eval"] == []
+  # The steps before the stop keep their train row (the checkpoint's step always has one).
+  assert [(r["step"], r["averaged_over"]) for r in rows if r["split"] == "train"] == [(3, 3)]
   loop.train(make_config(*args), stopped, progress=False, mesh=mesh, evaluator=make_training_evaluator)
   want = [r for r in read_metrics(tmp_path / "whole" / "metrics.jsonl") if r["split"] == "eval"]
   got = [r for r in read_metrics(stopped / "metrics.jsonl") if r["split"] == "eval"]

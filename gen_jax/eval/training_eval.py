@@ -161,7 +161,7 @@ class TrainingEval:
       return {k: stats[k] for k in ("modes_covered", "high_quality_fraction", "kl_to_uniform")}
     net = self.feature_net
     stats = modes.stacked_mnist_mode_stats(
-        samples, lambda x: np.argmax(np.asarray(net.logits(x, batch_size=self.batch_size)), axis=-1))
+        samples, lambda x: np.argmax(np.asarray(net.logits(x, batch_size=self.batch_size, cancel=cancel)), axis=-1))
     return {k: stats[k] for k in ("modes_covered", "kl_to_uniform")}
 
   def write_protocol(self, workdir: pathlib.Path) -> None:

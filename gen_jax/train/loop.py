@@ -469,8 +469,11 @@ def _train_locked(config, workdir: pathlib.Path, *, mesh, family, progress, inte
             if last_saved != step:
               if window:
                 write_row(step)
-              if save(step, state):
-                last_saved = step
+              if not save(step, state):
+                raise NonFiniteLossError(
+                    f"parameters became NaN/Inf by step {step}; not saving them. The last good checkpoint "
+                    f"(step {last_saved}) in {ckpts.directory} is kept. Lower the learning rate or clip gradients.")
+              last_saved = step
         if stopping:
           stopped_by = stop.signal_name
           break

@@ -330,8 +330,8 @@ class FeatureNet:
     """Penultimate-layer activations, [N, feature_dim] float32."""
     return self.apply(images, batch_size, progress, cancel)[0]
 
-  def logits(self, images, batch_size: int = EVAL_BATCH, progress: str | None = None) -> np.ndarray:
-    return self.apply(images, batch_size, progress)[1]
+  def logits(self, images, batch_size: int = EVAL_BATCH, progress: str | None = None, cancel=None) -> np.ndarray:
+    return self.apply(images, batch_size, progress, cancel)[1]
 
   def probs(self, images, batch_size: int = EVAL_BATCH, progress: str | None = None) -> np.ndarray:
     return np.asarray(jax.nn.softmax(self.logits(images, batch_size, progress), axis=-1))

@@ -260,13 +260,14 @@ def independent_pixel_metrics(train_images, test_images, levels: int, binarize: 
     per_image = independent_pixel_nll(train_images, test_images, levels, binarize)
   else:
     train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
+    train_images, test_images = np.asarray(train_images), np.asarray(test_images)
     per_image = np.zeros(len(test_labels), np.float64)
     for c in np.unique(test_labels):
       of_c = train_labels == c
       if not of_c.any():
         raise ValueError(f"independent-pixel baseline: class {c} has test images but no training images")
-      per_image[test_labels == c] = independent_pixel_nll(np.asarray(train_images)[of_c],
-                                                          np.asarray(test_images)[test_labels == c], levels, binarize)
+      per_image[test_labels == c] = independent_pixel_nll(train_images[of_c], test_images[test_labels == c], levels,
+                                                          binarize)
   base = float(per_image.mean())
   kind = ("Bernoulli, add-one smoothed; expected over the binarization" if levels == 2
           else "256-bin histogram, add-one smoothed")
