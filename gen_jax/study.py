@@ -7,6 +7,7 @@ then writes the report (index.html, report.md, report.json) into --out from the 
   --only conv_vae,dcgan     only these entries (the report still covers every recorded run)
   --seeds 0,1               only these seeds (split a study over machines: each one runs some seeds)
   --aggregate_only          train nothing: rebuild the report from the records (no checkpoints needed)
+  --status                  train nothing: each run's state (recorded, step s of N, not started) and the time left
   --ledger DIR              also read the records of another ledger folder (repeatable), e.g. another machine's
   --bootstrap               bootstrap intervals instead of Student t
   --set KEY=VALUE           a config override for every run, for machine-local keys such as data.data_dir
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--only", help="comma-separated entry names to run")
   parser.add_argument("--seeds", help="comma-separated seeds to run")
   parser.add_argument("--aggregate_only", action="store_true", help="train nothing; rebuild the report")
+  parser.add_argument("--status", action="store_true", help="train nothing; print where the study stands")
   parser.add_argument("--ledger", action="append", default=[], help="another ledger folder to read (repeatable)")
   parser.add_argument("--bootstrap", action="store_true", help="bootstrap confidence intervals instead of t")
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
@@ -46,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
   except ValueError:
     raise ConfigError(f"--seeds {args.seeds!r} must be comma-separated integers, e.g. --seeds 0,1") from None
   out = pathlib.Path(args.out)
+  if args.status:
+    print(study_lib.status_text(study_lib.status(study, out, args.workdirs, only=_csv(args.only), seeds=seeds,
+                                                 extra_overrides=args.set)), flush=True)
+    return 0
   if not args.aggregate_only:
     from gen_jax import parallel
     parallel.maybe_initialize_distributed()

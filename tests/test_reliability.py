@@ -215,8 +215,11 @@ def _hold_lock(folder: pathlib.Path) -> subprocess.Popen:
 
 
 def test_a_second_writer_is_refused_naming_the_holder_and_the_lock_dies_with_it(tmp_path):
+  from gen_jax.storage.lock import held_by_another
+  assert not held_by_another(tmp_path)   # no lock file
   holder = _hold_lock(tmp_path)
   try:
+    assert held_by_another(tmp_path)     # what `gen_jax.study --status` shows as "running now"
     with pytest.raises(FolderLockedError, match=rf"is in use by pid {holder.pid} on .*, started .*, command: "):
       FolderLock(tmp_path, "train.py").acquire()
     # train.py itself exits at once (before importing JAX), exit code 2, one line.
@@ -228,9 +231,10 @@ def test_a_second_writer_is_refused_naming_the_holder_and_the_lock_dies_with_it(
   finally:
     holder.kill()
     holder.wait()
+  assert not held_by_another(tmp_path)   # the lock file is left, the lock is not
   with FolderLock(tmp_path, "train.py"):   # a killed holder leaves no stale lock
     with FolderLock(tmp_path, "train.py"):   # re-entrant within one process
-      pass
+      assert not held_by_another(tmp_path)   # this process's own lock is not another's
 
 
 def test_a_second_eval_on_the_same_workdir_is_refused(tiny_run, tmp_path):

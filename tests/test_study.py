@@ -268,6 +268,21 @@ def test_tiny_study_resumes_skips_finished_runs_and_reaggregates_from_ledgers_al
   first = study_lib.run_study(study, out, workdirs, extra_overrides=local, progress=False, max_runs=2)
   assert first["ran"] == ["vae__mnist__seed0", "gan__mnist__seed0"] and first["skipped"] == []   # seed-major
   before = {k: (out / "ledger" / k / "record.json").read_bytes() for k in first["ran"]}
+  # --status: recorded runs with their costs; a run with a checkpoint is "step s of N", its time left estimated
+  # from the recorded run of the same entry (training scaled by the steps left, plus a whole evaluation).
+  fake = workdirs / "tiny" / "vae" / "mnist" / "seed1" / "checkpoints" / "4"
+  fake.mkdir(parents=True)
+  st = study_lib.status(study, out, workdirs, extra_overrides=local)
+  assert [(r["key"], r["state"]) for r in st["runs"]] == [
+      ("vae__mnist__seed0", "recorded"), ("gan__mnist__seed0", "recorded"),
+      ("vae__mnist__seed1", "step 4 of 8"), ("gan__mnist__seed1", "not started")]
+  cost = {k: json.loads(before[k]) for k in before}
+  wall = {k: (c["train"]["wall_seconds"], c["eval"]["wall_seconds"]) for k, c in cost.items()}
+  want = (wall["vae__mnist__seed0"][0] / 2 + wall["vae__mnist__seed0"][1] + sum(wall["gan__mnist__seed0"]))
+  assert st["left_seconds"] == pytest.approx(want) and st["recorded"] == 2 and st["unestimated"] == []
+  text = study_lib.status_text(st)
+  assert "2 of 4 planned runs recorded" in text and "step 4 of 8" in text and "Left: about" in text
+  shutil.rmtree(fake.parent.parent.parent.parent)   # leave no fake checkpoint for the resumed study
   # The same command again finishes the study: the recorded runs are skipped, not retrained.
   args = [str(REPO / "studies/tiny.py"), "--out", str(out), "--workdirs", str(workdirs), "--no_progress"]
   assert study_cli.main(args + [f"--set={s}" for s in local]) == 0

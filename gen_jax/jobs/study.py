@@ -47,6 +47,7 @@ from gen_jax import config as config_lib
 from gen_jax.errors import CheckpointError, ConfigError
 
 from gen_jax.storage.atomic import write_bytes_atomic, write_text_atomic
+from gen_jax.storage.lock import FolderLock, held_by_another, read_holder
 
 LEDGER = "ledger"
 RECORD = "record.json"
@@ -455,8 +456,20 @@ def _evaluate(workdir: pathlib.Path) -> dict:
 def run_one(run: PlannedRun, study, out: pathlib.Path, phase: Callable[[str], None] = lambda s: None,
             train_fn=_train, evaluate_fn=_evaluate) -> dict:
   """Trains, evaluates and records one run; returns its ledger record. Output of training and evaluation goes to
-  `<workdir>/study.log` (the study shows one progress line)."""
+  `<workdir>/study.log` (the study shows one progress line). The workdir stays locked from training to the record
+  (the main process holds it), so a second study process refuses the run instead of evaluating it twice, and
+  `--status` can say which run is in progress."""
+  from gen_jax import parallel   # noqa: PLC0415 (imports jax)
   run.workdir.mkdir(parents=True, exist_ok=True)
+  lock = FolderLock(run.workdir, "a study run").acquire() if parallel.is_main_process() else None
+  try:
+    return _run_one_locked(run, study, out, phase, train_fn, evaluate_fn)
+  finally:
+    if lock is not None:
+      lock.release()
+
+
+def _run_one_locked(run: PlannedRun, study, out: pathlib.Path, phase, train_fn, evaluate_fn) -> dict:
   budget = {"rule": str(study.budget.rule), "batch_size": int(run.config.data.batch_size),
             "batches_per_step": batches_per_step(run.config), "images_per_step": images_per_step(run.config)}
   with open(run.workdir / "study.log", "a") as log, contextlib.redirect_stdout(log):
@@ -559,6 +572,74 @@ class ProgressLine:
     if self.enabled:
       self.stream.write("\n")
       self.stream.flush()
+
+
+def _trained_step(workdir: pathlib.Path) -> int | None:
+  """The newest finished checkpoint step in a run's workdir (orbax's step folders; None: no checkpoint)."""
+  folder = workdir / "checkpoints"
+  steps = [int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit()] if folder.is_dir() else []
+  return max(steps) if steps else None
+
+
+def status(study, out: str | pathlib.Path, workdirs: str | pathlib.Path = "runs/studies",
+           only: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+           extra_overrides: Sequence[str] = ()) -> dict:
+  """Where a study stands, from its ledger and workdirs alone (nothing is trained or loaded): each planned run's
+  state (recorded, trained to step s of N, not started), the recorded cost of each finished run, and an estimate of
+  the time left from the recorded costs of the same entry (training scaled by the steps left, plus a whole
+  evaluation). Runs of an entry with no record yet are not estimated, and said so."""
+  out = pathlib.Path(out)
+  runs = plan(study, workdirs, only, seeds, extra_overrides)
+  records = {r.key: read_record(ledger_dir(out) / r.key / RECORD) for r in runs if finished(r, out)}
+  costs: dict[str, list[tuple[float, float]]] = {}
+  for rec in records.values():
+    train_s, eval_s = rec.get("train", {}).get("wall_seconds"), rec.get("eval", {}).get("wall_seconds")
+    if train_s is not None and eval_s is not None:
+      costs.setdefault(rec["entry"], []).append((float(train_s), float(eval_s)))
+  rows, left, unestimated = [], 0.0, []
+  for run in runs:
+    steps = int(run.config.train.num_steps)
+    if run.key in records:
+      rec = records[run.key]
+      rows.append({"key": run.key, "state": "recorded", "train_seconds": rec.get("train", {}).get("wall_seconds"),
+                   "eval_seconds": rec.get("eval", {}).get("wall_seconds")})
+      continue
+    step = _trained_step(run.workdir) or 0
+    state = (f"trained, not evaluated ({step} steps)" if step >= steps else
+             f"step {step} of {steps}" if step else "not started")
+    if held_by_another(run.workdir):
+      state += f" (running now: pid {read_holder(run.workdir).get('pid', '?')})"
+    known = costs.get(run.entry)
+    if known:
+      train_s = sum(c[0] for c in known) / len(known) * max(0.0, 1.0 - step / steps)
+      eval_s = sum(c[1] for c in known) / len(known)
+      left += train_s + eval_s
+    else:
+      train_s = eval_s = None
+      unestimated.append(run.key)
+    rows.append({"key": run.key, "state": state, "left_seconds": None if known is None else train_s + eval_s})
+  return {"study": str(study.name), "runs": rows, "recorded": len(records), "planned": len(runs),
+          "left_seconds": left, "unestimated": unestimated}
+
+
+def status_text(st: dict) -> str:
+  """`status` as the lines `python -m gen_jax.study ... --status` prints."""
+  width = max((len(r["key"]) for r in st["runs"]), default=10)
+  state_width = max((len(r["state"]) for r in st["runs"]), default=10)
+  lines = [f"study {st['study']}: {st['recorded']} of {st['planned']} planned runs recorded"]
+  for r in st["runs"]:
+    if r["state"] == "recorded":
+      cost = (f"train {_duration(r['train_seconds'])} + eval {_duration(r['eval_seconds'])}"
+              if r.get("train_seconds") is not None and r.get("eval_seconds") is not None else "cost not recorded")
+    else:
+      cost = (f"about {_duration(r['left_seconds'])} left" if r.get("left_seconds") is not None
+              else "no recorded run of this entry to estimate from")
+    lines.append(f"  {r['key']:<{width}}  {r['state']:<{state_width}}  {cost}")
+  if st["recorded"] < st["planned"]:
+    note = (f" ({len(st['unestimated'])} runs of entries without a record not counted)" if st["unestimated"] else "")
+    lines.append(f"Left: about {_duration(st['left_seconds'])} at the recorded costs of this study's finished runs "
+                 f"(their machine; the same entry's mean){note}.")
+  return "\n".join(lines)
 
 
 def run_study(study, out: str | pathlib.Path, workdirs: str | pathlib.Path = "runs/studies",

@@ -58,6 +58,24 @@ def check_writable_folder(folder: str | os.PathLike, flag: str = "--workdir") ->
   return path
 
 
+def held_by_another(folder: str | os.PathLike) -> bool:
+  """Whether another process holds `folder`'s lock now (a lock file left by a finished process does not count):
+  a probe, taken and released at once."""
+  path = pathlib.Path(folder) / LOCK_NAME
+  if not path.is_file() or path.resolve() in _held:
+    return False
+  try:
+    with open(path, "a") as f:
+      try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except BlockingIOError:
+        return True
+      fcntl.flock(f, fcntl.LOCK_UN)
+  except OSError:
+    return False
+  return False
+
+
 class FolderLock:
   """`with FolderLock(workdir, "train.py"):` holds `<workdir>/.lock`, or raises FolderLockedError at once."""
 
