@@ -83,10 +83,13 @@ def evaluate_sample_quality(model, dataset, feature_net, key: jax.Array, eval_cf
                                 labels=sample_labels)
   samples = np.asarray(samples[:n], np.float32)
 
-  def feats(x):
-    return np.asarray(feature_net.features(x), np.float64)
+  def features_and_logits(x, what):   # one pass gives both (the classifier score reads the logits)
+    f, logits = feature_net.apply(x, progress=f"features: {what}" if progress else None)
+    return np.asarray(f, np.float64), logits
 
-  f_fake, f_real, f_floor = feats(samples), feats(real), feats(floor_set)
+  (f_fake, logits_fake), (f_real, logits_real) = features_and_logits(samples, "samples"), features_and_logits(
+      real, "reference")
+  f_floor = features_and_logits(floor_set, "floor")[0]
   opts = dict(kid_subsets=int(eval_cfg.kid_subsets), kid_subset_size=min(int(eval_cfg.kid_subset_size), n),
               pr_k=int(eval_cfg.pr_k), dc_k=int(eval_cfg.dc_k), seed=seed)
   model_m = feature_metrics(f_real, f_fake, **opts)
@@ -101,10 +104,8 @@ def evaluate_sample_quality(model, dataset, feature_net, key: jax.Array, eval_cf
       metrics[key_name + "_floor"] = floor_m[name]
   # 10 splits (the reference implementation's), fewer when there are fewer than 10 samples per set.
   cs_splits = max(1, min(CLASSIFIER_SCORE_SPLITS, len(samples), len(real)))
-  cs_mean, cs_std = classifier_score_lib.classifier_score_from_logits(np.asarray(feature_net.logits(samples)),
-                                                                      num_splits=cs_splits)
-  cs_real, _ = classifier_score_lib.classifier_score_from_logits(np.asarray(feature_net.logits(real)),
-                                                                 num_splits=cs_splits)
+  cs_mean, cs_std = classifier_score_lib.classifier_score_from_logits(np.asarray(logits_fake), num_splits=cs_splits)
+  cs_real, _ = classifier_score_lib.classifier_score_from_logits(np.asarray(logits_real), num_splits=cs_splits)
   metrics.update(classifier_score=float(cs_mean), classifier_score_std=float(cs_std),
                  classifier_score_real=float(cs_real))
   protocol = {
