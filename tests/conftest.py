@@ -24,6 +24,9 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   os.environ["GEN_JAX_TEST_CACHE_OWNER"] = str(os.getpid())
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# The classifier-output cache (gen_jax/eval/features/cache.py) is off: tests that count classifier calls must see
+# them, and nothing is written under the user's ~/.cache. tests/test_feature_cache.py turns it on in a tmp dir.
+os.environ["GEN_JAX_FEATURE_CACHE"] = "off"
 
 import pytest  # noqa: E402
 

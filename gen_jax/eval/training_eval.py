@@ -31,6 +31,7 @@ from gen_jax.data.synthetic import MixtureDataset, StackedMnist
 from gen_jax.errors import GenJaxError
 from gen_jax.storage.atomic import write_text_atomic
 from gen_jax.eval import batching
+from gen_jax.eval.features import cache as feature_cache
 from gen_jax.eval.metrics import modes
 from gen_jax.eval.metrics import frechet
 from gen_jax.eval.model_api import EvalModel, unit_images
@@ -70,7 +71,9 @@ class TrainingEval:
       subset_seed = int(config.eval.subset_seed)
       ref_split = getattr(run.dataset, split)
       _, ref_images, _ = subsets.subset(ref_split, self.num_samples, subset_seed, "reference")
-      self.reference = frechet.feature_stats(self._features(unit_images(ref_images)))
+      # The same draw for every run on this dataset: its features are kept on disk by content (features/cache.py).
+      ref_features = feature_cache.cached_apply(self.feature_net, unit_images(ref_images), self.batch_size)[0]
+      self.reference = frechet.feature_stats(np.asarray(ref_features, np.float64))
       self.protocol.update(metrics=["fd_classifier"],
                            reference=f"{run.dataset.name} {split} split: " + subsets.describe_subset(
                                self.num_samples, len(images), subset_seed, "reference",

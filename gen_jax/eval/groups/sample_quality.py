@@ -27,6 +27,8 @@ import numpy as np
 
 from gen_jax.data import subsets
 from gen_jax.eval import batching
+from gen_jax.eval.features import cache as feature_cache
+from gen_jax.eval.features.feature_net import EVAL_BATCH
 from gen_jax.eval.metrics import classifier_score as classifier_score_lib
 from gen_jax.eval.metrics import kid
 from gen_jax.eval.metrics import frechet
@@ -84,7 +86,11 @@ def evaluate_sample_quality(model, dataset, feature_net, key: jax.Array, eval_cf
   samples = np.asarray(samples[:n], np.float32)
 
   def features_and_logits(x, what):   # one pass gives both (the classifier score reads the logits)
-    f, logits = feature_net.apply(x, progress=f"features: {what}" if progress else None)
+    bar = f"features: {what}" if progress else None
+    if what == "samples":
+      f, logits = feature_net.apply(x, progress=bar)
+    else:   # the same seeded draw for every run on this dataset: kept on disk by content (features/cache.py)
+      f, logits = feature_cache.cached_apply(feature_net, x, EVAL_BATCH, progress=bar)
     return np.asarray(f, np.float64), logits
 
   (f_fake, logits_fake), (f_real, logits_real) = features_and_logits(samples, "samples"), features_and_logits(
