@@ -48,10 +48,15 @@ def main(argv: list[str] | None = None) -> int:
   except ValueError:
     raise ConfigError(f"--seeds {args.seeds!r} must be comma-separated integers, e.g. --seeds 0,1") from None
   out = pathlib.Path(args.out)
+  note = None if args.aggregate_only else study_lib.commit_note(out, study_lib.git_state().get("commit"))
   if args.status:
     print(study_lib.status_text(study_lib.status(study, out, args.workdirs, only=_csv(args.only), seeds=seeds,
                                                  extra_overrides=args.set)), flush=True)
+    if note:
+      print(note, flush=True)
     return 0
+  if note:
+    print(note, flush=True)
   if not args.aggregate_only:
     from gen_jax import parallel
     parallel.maybe_initialize_distributed()

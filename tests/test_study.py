@@ -232,6 +232,17 @@ def test_a_conditional_entrys_likelihood_baseline_is_shown_apart_not_averaged_in
   assert rows["c"][nll].endswith("×")   # -log p(x|y) beside -log p(x): marked, not ranked
 
 
+def test_a_note_says_when_the_code_is_not_the_code_of_the_newest_records(tmp_path):
+  records = _synthetic_records()
+  for r in records.values():   # seeds 0-1 by commit a..., seed 2 by b... and c...
+    r["code"]["commit"] = "a" * 40 if r["seed"] < 2 else ("b" if r["entry"] == "a" else "c") * 40
+  _write_ledger(tmp_path / "ledger", records.values())
+  assert study_lib.commit_note(tmp_path, "b" * 40) is None and study_lib.commit_note(tmp_path, "c" * 40) is None
+  note = study_lib.commit_note(tmp_path, "a" * 40)
+  assert note.startswith("Note: the records of seed 2 in ") and "bbbbbbbbbb, cccccccccc; this is aaaaaaaaaa" in note
+  assert study_lib.commit_note(tmp_path / "empty", "a" * 40) is None and study_lib.commit_note(tmp_path, None) is None
+
+
 # ----------------------------------------------------------------------------------------------------- study files
 def test_study_files_plan_equal_images_and_refuse_bad_input(tmp_path):
   study = study_lib.load_study(str(REPO / "studies/mnist.py"))

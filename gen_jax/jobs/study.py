@@ -343,6 +343,24 @@ def git_state(root: pathlib.Path = REPO_ROOT) -> dict:
   return {"commit": head.stdout.strip(), "code_dirty": bool(status.stdout.strip()) if status.returncode == 0 else None}
 
 
+def commit_note(out: str | pathlib.Path, current: str | None) -> str | None:
+  """A note when the code at hand is not the code that made the records of the study's highest seed so far: runs
+  recorded now would be measured by another version (legitimate, but it should be a choice). None when they agree,
+  or when there are no records or no git."""
+  records = [read_record(p) for p in sorted(ledger_dir(out).glob(f"*/{RECORD}"))]
+  if not records or not current:
+    return None
+  top = max(int(r["seed"]) for r in records)
+  made_by = sorted({str(r.get("code", {}).get("commit")) for r in records
+                    if int(r["seed"]) == top and r.get("code", {}).get("commit")})
+  if not made_by or current in made_by:
+    return None
+  return (f"Note: the records of seed {top} in {ledger_dir(out)} were made by commit "
+          f"{', '.join(c[:10] for c in made_by)}; this is {current[:10]}. Runs recorded now are measured by this code "
+          f"(the report's Runs table names each run's commit). To go on with the records' code, run from a checkout "
+          f"of that commit (scripts/long_runs.sh does so).")
+
+
 def _read_jsonl(path: pathlib.Path) -> list[dict]:
   rows = []
   if not path.exists():
