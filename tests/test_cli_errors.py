@@ -74,6 +74,13 @@ def test_done_message_after_training():
   assert done_message(_summary(metrics={})) == "done: step 200; outputs in runs/vae"   # never a dangling ", ;"
 
 
+def test_done_message_names_the_last_sample_grid(tmp_path):
+  grid = tmp_path / "images" / "samples_0000200.png"
+  grid.parent.mkdir()
+  grid.write_bytes(b"png")
+  assert done_message(_summary(workdir=str(tmp_path))).endswith(f"; outputs in {tmp_path}; samples: {grid}")
+
+
 @pytest.mark.parametrize("start,num_steps", [(200, 200), (200, 100)])
 def test_done_message_when_there_was_nothing_to_train(start, num_steps):
   msg = done_message(_summary(step=start, start_step=start, num_steps=num_steps, metrics={}))

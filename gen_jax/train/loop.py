@@ -495,7 +495,9 @@ def done_message(summary: dict) -> str:
     return (f"already at step {step} >= config.train.num_steps={num_steps}: nothing to train; raise "
             f"--config.train.num_steps to continue, evaluate with `python eval.py --workdir={workdir}`")
   shown = ", ".join(f"{k} {v:.4f}" for k, v in summary["metrics"].items() if k in summary["progress_metrics"])
-  return f"done: step {step}{', ' + shown if shown else ''}; outputs in {workdir}"
+  samples = pathlib.Path(workdir) / "images" / f"samples_{step:07d}.png"   # the file a newcomer looks for first
+  look = f"; samples: {samples}" if samples.is_file() else ""
+  return f"done: step {step}{', ' + shown if shown else ''}; outputs in {workdir}{look}"
 
 
 def _fmt(metrics: dict) -> str:
