@@ -152,6 +152,33 @@ def test_the_printed_summary_gives_each_group_its_protocol_in_brief_and_its_key_
   assert lines[-1] == "every number, its floor and its protocol: runs/vae/eval/metrics.json"
 
 
+def test_the_printed_nll_is_in_bits_per_dim_beside_its_baseline_and_a_missing_kid_spread_says_why():
+  """Colour or grey pixels: bits/dim first with the independent-pixels baseline beside it (the README's unit), nats
+  after; binarized pixels: nats first. A KID from a single subset says so instead of a bare '± n/a'."""
+  likelihood = {"nll": 17156.15, "nll_bits_per_dim": 8.057, "nll_independent": 16758.33,
+                "nll_bits_per_dim_independent": 7.8702, "elbo": -17318.6}
+  report = _report(50, {"likelihood": likelihood, "samples": {"fd_classifier": 178.6, "kid": 3.7035, "kid_std": None}})
+  report["protocol"].update(dataset="cifar10")
+  report["protocol"]["likelihood"]["binarization"] = "none"
+  report["protocol"]["samples"]["kid"] = ("cubic polynomial kernel, one subset: all 1000 vs all 1000 feature vectors "
+                                          "(subset size 1000 >= the 1000 per set, ...); no spread: kid_std n/a")
+  text = "\n".join(eval_summary.summary_lines(report, "m.json"))
+  assert "nll = 8.0570 bits/dim (independent pixels 7.8702; 17156.15 vs 16758.33 nats), elbo = -17318.60" in text
+  assert "nll_independent" not in text                      # shown beside the nll, not as a number of its own
+  assert "kid = 3.7035 ± n/a (a single subset: eval.num_samples <= eval.kid_subset_size)" in text
+  report["protocol"]["samples"]["kid"] = "cubic polynomial kernel, 1 subset of 500; no spread: kid_std n/a"
+  assert "± n/a (a single subset: eval.kid_subsets = 1)" in "\n".join(eval_summary.summary_lines(report, "m.json"))
+  # Binarized MNIST: nats first (as published), bits/dim in brackets; from the dataset name in an older file.
+  binarized = _report(50, {"likelihood": {"nll": 91.96, "nll_bits_per_dim": 0.1692, "nll_independent": 205.81,
+                                          "nll_bits_per_dim_independent": 0.3787}})
+  binarized["protocol"]["dataset"] = "binarized_mnist"
+  assert "nll = 91.96 nats (independent pixels 205.81; 0.1692 vs 0.3787 bits/dim)" in "\n".join(
+      eval_summary.summary_lines(binarized, "m.json"))
+  binarized["protocol"]["likelihood"]["binarization"] = "a fresh Bernoulli(pixel/255) draw per test image"
+  binarized["protocol"]["dataset"] = "mnist"
+  assert "nll = 91.96 nats (" in "\n".join(eval_summary.summary_lines(binarized, "m.json"))
+
+
 def test_long_summaries_wrap_between_numbers_never_inside_one():
   metrics = {f"impute_mse_{k}_{m}": 0.1 for k in ("half", "centre", "random") for m in ("meanfill", "latentopt")}
   report = _report(100, {"imputation": metrics})

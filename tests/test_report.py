@@ -194,6 +194,7 @@ def test_report_html_is_escaped_self_contained_and_its_images_exist(fake_report)
   assert np.asarray(Image.open(vae_assets / "samples.png")).max() == 20
   body = "".join(page.text)
   assert "not evaluated" in body and "python eval.py --workdir=" in body
+  assert "for a quick look: python eval.py --workdir=" in body and "--config.eval.num_importance_samples=100" in body
   assert "classifiers/mnist sha256 abc123" in body  # the protocol exactly as recorded
   assert "'samples' protocol differs" in body and "num_samples" in body  # 64 vs 128 samples is flagged
   assert "normal_class" in body and "0.9100" in body  # anomaly protocol and per-class table
@@ -346,6 +347,48 @@ def test_mode_table_reads_stacked_mnist_runs_with_their_real_data_floor(tmp_path
           "1.142 (real data: 0.025) | 4000 | 6.0 min |") in table
   assert ("26000 samples from the ema generator; mode = 100 * digit(R) + 10 * digit(G) + digit(B) "
           "(sha256 6901d83c0ce0)") in table
+
+
+def test_a_run_not_evaluated_yet_is_said_to_be_so_not_to_use_other_data(tmp_path):
+  """A CIFAR-10 run without metrics.json has no feature network to differ by: it is no second dataset, and the
+  caveat says how to evaluate it (the full command and the quick look). Real differences still split the runs."""
+  from gen_jax.report import runs as runs_lib
+
+  def proto(dataset, sha):
+    return {"seed": 0, "dataset": dataset, "samples": {"num_samples": 64, "feature_network_sha256": sha}}
+
+  def caveats(loaded):
+    for run in loaded:
+      run.status = run.status if run.eval else report.NO_METRICS_FILE
+    return report._caveats(loaded, {})
+
+  done = _fake_run(tmp_path, "done", "gan", "cifar10", {"fd_classifier": 5.0}, proto("cifar10", "c016d66f51"))
+  fresh = _fake_run(tmp_path, "fresh", "gan", "cifar10", None, {})
+  loaded = [runs_lib.load_run(p) for p in (done, fresh)]
+  assert runs_lib.dataset_groups(loaded, "samples") == {"cifar10": [0, 1]}
+  out = caveats(loaded)
+  assert not any("different" in c for c in out), out
+  assert out == [f"fresh: not evaluated (no eval/metrics.json); its column is empty. To evaluate it: python eval.py "
+                 f"--workdir={fresh} (the full protocol: slow on a CPU, tens of minutes for colour data); for a quick "
+                 f"look: python eval.py --workdir={fresh} --config.eval.num_importance_samples=100 "
+                 "--config.eval.imputation_examples=50"]
+  # Another feature network, and another dataset (evaluated or not), are still told apart.
+  other = _fake_run(tmp_path, "other", "gan", "cifar10", {"fd_classifier": 7.0}, proto("cifar10", "aaaaaaaa00"))
+  mnist = _fake_run(tmp_path, "mnist", "gan", "mnist", None, {})
+  loaded = [runs_lib.load_run(p) for p in (done, fresh, other, mnist)]
+  assert runs_lib.dataset_groups(loaded, "samples") == {
+      "cifar10, features c016d66f": [0], "cifar10, not evaluated": [1], "cifar10, features aaaaaaaa": [2],
+      "mnist": [3]}
+  out = caveats(loaded)
+  assert out[0] == ("the runs use 3 different datasets or feature networks (cifar10, features c016d66f; cifar10, "
+                    "features aaaaaaaa; mnist): they are ranked only against runs on the same data")
+  assert [c.split(":")[0] for c in out[1:]] == ["fresh", "mnist"]
+  # A run whose config evaluates no likelihood gets only the flag of the groups it has.
+  cfg = json.loads((fresh / "config.json").read_text())
+  cfg["eval"] = {"suites": ["samples", "imputation"]}
+  (fresh / "config.json").write_text(json.dumps(cfg))
+  hint = report.evaluate_hint(runs_lib.load_run(fresh))
+  assert hint.endswith(f"python eval.py --workdir={fresh} --config.eval.imputation_examples=50")
 
 
 def test_report_names_the_vae_objective_options_a_run_changed():

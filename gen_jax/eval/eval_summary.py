@@ -5,7 +5,7 @@ import pathlib
 
 from gen_jax.eval import metric_specs as specs
 from gen_jax.eval.metrics_file import evaluated_groups
-from gen_jax.eval.metric_text import cell_text
+from gen_jax.eval.metric_text import cell_text, nll_text, no_spread_reason
 
 
 def _key_metric(name: str) -> bool:
@@ -25,11 +25,17 @@ _BRIEF_FIELDS = (
 
 def protocol_brief(entry: dict) -> str:
   """The protocol of one group in a few words (split, counts, reference, classifier hash, EMA or raw weights)."""
-  parts = [fmt.format(entry[key]) for key, fmt in _BRIEF_FIELDS if entry.get(key) not in (None, "")]
+  parts = [fmt.format(_head(entry[key])) for key, fmt in _BRIEF_FIELDS if entry.get(key) not in (None, "")]
   weights = entry.get("params", entry.get("params_kind"))
   if weights in ("ema", "raw"):
     parts.append(f"{weights} weights")
   return ", ".join(parts)
+
+
+def _head(value):
+  """A protocol value up to its first ': ' ('cifar10 test split: 1000 of 10000 images, ...' -> 'cifar10 test
+  split'): the brief names the set, metrics.json has how it was drawn."""
+  return value.split(": ", 1)[0] if isinstance(value, str) else value
 
 
 def summary_lines(report: dict, path: str | pathlib.Path, width: int = 118) -> list[str]:
@@ -55,7 +61,7 @@ def summary_lines(report: dict, path: str | pathlib.Path, width: int = 118) -> l
       names = [n for n in record.get("metrics") or () if n in metrics]
       shown = [n for n in names if _key_metric(n)] or names
       brief = protocol_brief(entry)
-      items = [f"{n} = {cell_text(n, metrics, floors=False)}" for n in shown] or ["no numbers"]
+      items = _items(shown, metrics, entry, _binarized(protocol)) or ["no numbers"]
       body = ", ".join(items)
       if brief:
         lines.append(f"{head}[{brief}]")
@@ -65,6 +71,33 @@ def summary_lines(report: dict, path: str | pathlib.Path, width: int = 118) -> l
     lines += _pack(body, head, width)
   lines.append(f"every number, its floor and its protocol: {path}")
   return lines
+
+
+def _binarized(protocol: dict) -> bool:
+  """Whether the likelihood is of binarized pixels (its NLL is quoted in nats) rather than grey or colour ones
+  (quoted in bits/dim): the likelihood protocol's 'binarization', else the dataset's name for older files."""
+  binarization = (protocol.get("likelihood") or {}).get("binarization") if isinstance(protocol, dict) else None
+  if binarization is not None:
+    return str(binarization) != "none"
+  return str(protocol.get("dataset", "")).startswith("binarized_")
+
+
+def _items(shown: list[str], metrics: dict, entry: dict, binarized: bool) -> list[str]:
+  """'name = value' per key metric. The NLL comes first, in bits/dim beside its independent-pixels baseline (nats
+  for binarized data; the other unit in brackets); a '± n/a' says why there is no spread."""
+  if "nll" in shown:
+    shown = ["nll"] + [n for n in shown if n not in ("nll", "nll_independent")]
+  items = []
+  for n in shown:
+    if n == "nll":
+      items.append(f"nll = {nll_text(metrics, binarized)}")
+      continue
+    text = cell_text(n, metrics, floors=False)
+    std = specs.spec_or_unknown(n).std
+    reason = no_spread_reason(n, entry) if std and std in metrics and metrics[std] is None else ""
+    text += f" ({reason})" if reason else ""
+    items.append(f"{n} = {text}")
+  return items
 
 
 def _pack(body: str, head: str, width: int) -> list[str]:

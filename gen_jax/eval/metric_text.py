@@ -21,3 +21,39 @@ def cell_text(name: str, metrics: dict, floors: bool = True) -> str:
   if spec.reference and spec.reference in metrics:
     text += f" ({spec.reference_label} {specs.format_value(name, metrics[spec.reference])})"
   return text
+
+
+# The likelihood metrics as (unit, model metric, no-model baseline metric).
+_NLL_UNITS = (("bits/dim", "nll_bits_per_dim", "nll_bits_per_dim_independent"),
+              ("nats", "nll", "nll_independent"))
+
+
+def nll_text(metrics: dict, binarized: bool = False) -> str:
+  """The test NLL with its independent-pixels baseline beside it, e.g. '8.0570 bits/dim (independent pixels
+  7.8702; 17156.15 vs 16758.33 nats)': bits/dim first for grey or colour pixels (how the README and image-model
+  papers quote it), nats first for `binarized` data (how binarized-MNIST papers do); no ', ' inside (the console
+  wraps at those)."""
+  units = [u for u in (_NLL_UNITS[::-1] if binarized else _NLL_UNITS) if u[1] in metrics]
+  if not units:
+    return "—"
+  (unit, model, base), rest = units[0], units[1:]
+  if not rest:   # nats only (no pixel count, e.g. 2-D toy data): the value as every other number, unit implied
+    unit = ""
+  extra = [f"independent pixels {specs.format_value(base, metrics[base])}"] if base in metrics else []
+  for unit2, model2, base2 in rest:
+    other = f" vs {specs.format_value(base2, metrics[base2])}" if base2 in metrics else ""
+    extra.append(f"{specs.format_value(model2, metrics[model2])}{other} {unit2}")
+  value = specs.format_value(model, metrics[model]) + (f" {unit}" if unit else "")
+  return value + (f" ({'; '.join(extra)})" if extra else "")
+
+
+def no_spread_reason(name: str, group_protocol: dict | None) -> str:
+  """Why a metric's '± std' is 'n/a', in a few words, from its group's recorded protocol (KID: one subset because
+  eval.num_samples <= eval.kid_subset_size, or one subset asked for; gen_jax/eval/metrics/kid.py writes the text);
+  "" when the protocol does not say."""
+  text = str((group_protocol or {}).get(name) or "")
+  if "one subset: all" in text:
+    return "a single subset: eval.num_samples <= eval.kid_subset_size"
+  if "1 subset of" in text:
+    return "a single subset: eval.kid_subsets = 1"
+  return ""

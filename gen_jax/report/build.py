@@ -37,9 +37,10 @@ from gen_jax.report import ranking
 from gen_jax.eval import metric_specs as specs
 from gen_jax.report.render import (Block, BulletList, Cell, Figure, Figures, Heading, Paragraph, Table,
                                         to_html, to_markdown)
-from gen_jax.report.runs import (EXACT_DATA_GROUPS, IMAGE_KINDS, RunInfo, collect_images, dataset_groups,
-                                      eval_fix, load_run, metric_table, missing_groups, num, protocol_groups,
-                                      read_json, run_names, slug, training_summary)
+from gen_jax.report.runs import (EXACT_DATA_GROUPS, IMAGE_KINDS, NOT_MEASURED, RunInfo, collect_images,
+                                      dataset_groups, eval_fix, expected_groups, load_run, metric_table,
+                                      missing_groups, num, protocol_groups, read_json, run_names, slug,
+                                      training_summary)
 
 TITLE = "gen_jax: comparison of trained models"
 
@@ -60,6 +61,22 @@ def _evaluate(run: RunInfo, overrides: Sequence[str], progress: bool) -> None:
   else:  # not the main process of a multi-host run: only process 0 writes
     run.eval = json.loads(json.dumps(result, default=str))
   run.status = "evaluated now" + (f" (overrides: {', '.join(overrides)})" if overrides else "")
+
+
+NO_METRICS_FILE = "not evaluated (no eval/metrics.json)"
+
+# The README's quick look: fewer importance samples and imputation images (key, value, the eval.suites group).
+QUICK_LOOK = (("eval.num_importance_samples", 100, "likelihood"), ("eval.imputation_examples", 50, "imputation"))
+
+
+def evaluate_hint(run: RunInfo) -> str:
+  """How to evaluate a run that has no metrics.json: the full protocol (slow on a CPU: tens of minutes for colour
+  data) and the README's quick look, with the flags of the groups its config evaluates."""
+  full = f"python eval.py --workdir={run.path}"
+  suites = expected_groups(run) or [group for _, _, group in QUICK_LOOK]
+  flags = " ".join(f"--config.{key}={value}" for key, value, group in QUICK_LOOK if group in suites)
+  text = f"To evaluate it: {full} (the full protocol: slow on a CPU, tens of minutes for colour data)"
+  return text + (f"; for a quick look: {full} {flags}" if flags else "")
 
 
 def fill_command(run: RunInfo, groups: Sequence[str]) -> str:
@@ -155,12 +172,16 @@ def _summary_blocks(runs: Sequence[RunInfo], table: list[dict], protocols: dict[
 
 
 def _caveats(runs: Sequence[RunInfo], protocols: dict[str, list[dict | None]]) -> list[str]:
-  """Mechanical warnings: several datasets, runs without results, protocols that differ between runs on the
-  same data (a key recorded by two or more of them with different values)."""
+  """Mechanical warnings: several datasets (or feature networks), runs without results (a run not evaluated yet is
+  one of these, not another dataset), protocols that differ between runs on the same data (a key recorded by two
+  or more of them with different values)."""
   out = []
   base = dataset_groups(runs, "samples")
-  if len(base) > 1:
-    out.append(f"the runs use {len(base)} different datasets ({', '.join(base)}): they are ranked only "
+  # Runs not evaluated yet are no other data: they are listed below, with the command that evaluates them.
+  differ = [key for key in base if not key.endswith(f", {NOT_MEASURED}")]
+  if len(differ) > 1:
+    what = "datasets or feature networks" if any(", features " in key for key in differ) else "datasets"
+    out.append(f"the runs use {len(differ)} different {what} ({'; '.join(differ)}): they are ranked only "
                "against runs on the same data")
   for data, members in base.items():
     kinds = sorted({runs[i].dataset for i in members})
@@ -169,7 +190,8 @@ def _caveats(runs: Sequence[RunInfo], protocols: dict[str, list[dict | None]]) -
                  f"reference) but apart on {', '.join(g for g in EXACT_DATA_GROUPS if g != 'other')} metrics")
   for run in runs:
     if run.eval is None:
-      out.append(f"{run.name}: {run.status}; its column is empty")
+      out.append(f"{run.name}: {run.status}; its column is empty" + (f". {evaluate_hint(run)}" if run.status ==
+                                                                       NO_METRICS_FILE else ""))
     elif run.missing_groups:
       out.append(f"{run.name}: eval/metrics.json has no {', '.join(run.missing_groups)} results (its config asks for "
                  f"them); their rows are empty for it. Fill them: {fill_command(run, run.missing_groups)}")
@@ -406,7 +428,7 @@ def build_report(run_dirs: Sequence[str | pathlib.Path], out_dir: str | pathlib.
       if evaluate_missing:
         _evaluate(run, overrides, progress)
       else:
-        run.status = f"not evaluated (no eval/metrics.json; to evaluate: python eval.py --workdir={run.path})"
+        run.status = NO_METRICS_FILE
     if run.eval is not None:
       run.missing_groups = missing_groups(run, overrides)
       if run.missing_groups and evaluate_missing:

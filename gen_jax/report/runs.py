@@ -165,9 +165,20 @@ def feature_net_sha(run: RunInfo, group: str) -> str | None:
   return protocol.get("feature_network_sha256") if isinstance(protocol, dict) else None
 
 
+# The partition of runs with no numbers of a feature group when the runs that have them are split by network.
+NOT_MEASURED = "not evaluated"
+
+
+def has_numbers(run: RunInfo, group: str) -> bool:
+  """Whether a run has any metric of `group` (a run not evaluated yet, or whose group was skipped, has none)."""
+  return any(specs.group_of(name) == group for name in run.metrics)
+
+
 def dataset_groups(runs: Sequence[RunInfo], group: str = "likelihood") -> dict[str, list[int]]:
   """{ranking key: indices of the runs with it}, in the order runs were given. In FEATURE_GROUPS, runs on the same
-  data whose feature networks differ are split further ('mnist, features 6901d83c')."""
+  data whose feature networks differ are split further ('mnist, features 6901d83c'). A run with no numbers of the
+  group (not evaluated) has no network to differ by: it stays under the plain key, or under 'mnist, not evaluated'
+  when the runs that have numbers are split."""
   out: dict[str, list[int]] = {}
   for i, run in enumerate(runs):
     out.setdefault(rank_key(run, group), []).append(i)
@@ -175,10 +186,16 @@ def dataset_groups(runs: Sequence[RunInfo], group: str = "likelihood") -> dict[s
     return out
   split: dict[str, list[int]] = {}
   for key, members in out.items():
-    shas = {feature_net_sha(runs[i], group) for i in members}
+    measured = {i for i in members if has_numbers(runs[i], group)}
+    shas = {feature_net_sha(runs[i], group) for i in measured}
     for i in members:
       sha = feature_net_sha(runs[i], group)
-      sub = key if len(shas) == 1 else f"{key}, features {sha[:8] if sha else 'not recorded'}"
+      if len(shas) <= 1:
+        sub = key
+      elif i not in measured:
+        sub = f"{key}, {NOT_MEASURED}"
+      else:
+        sub = f"{key}, features {sha[:8] if sha else 'not recorded'}"
       split.setdefault(sub, []).append(i)
   return split
 
