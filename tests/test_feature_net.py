@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from gen_jax.errors import CheckpointError, GenJaxError
+from gen_jax.errors import CheckpointError, ConfigError, GenJaxError
 from gen_jax.eval.groups import augmentation
 from gen_jax.eval.features import feature_net as fn_lib
 from gen_jax.eval import train_feature_net as tfn
@@ -177,6 +177,36 @@ def test_command_refuses_to_save_below_target_then_saves_when_allowed(tmp_path, 
   net = fn_lib.load_feature_net(out)
   assert net.dataset == "npz" and net.meta["train_steps"] == 3 and "--allow_below_target" in net.meta["command"]
   assert net.arch == fn_lib.Architecture()  # the command trains the default feature network
+
+
+def test_command_refuses_an_existing_classifier_before_training_and_overwrite_replaces_it(saved, tmp_path, mnist,
+                                                                                         monkeypatch):
+  d = _copy(saved, tmp_path)
+  files = lambda: {p.relative_to(d): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}  # noqa: E731
+  before = files()
+  data = _npz(tmp_path, mnist)
+  args = ["--dataset=npz", f"--data_path={data}", f"--out={d}", "--steps=3", "--batch_size=8"]
+
+  def must_not_run(*a, **k):
+    raise AssertionError("the command loaded data or trained although --out holds a classifier")
+
+  with monkeypatch.context() as m:
+    m.setattr(tfn, "_load", must_not_run)
+    m.setattr(tfn, "train_classifier", must_not_run)
+    with pytest.raises(ConfigError) as refused:
+      tfn.main(args)
+  msg = str(refused.value)
+  assert "\n" not in msg and str(d.resolve()) in msg and saved[1]["sha256"][:12] in msg
+  assert f"{100 * saved[1]['test_accuracy']:.2f}%" in msg
+  assert "--out=<another folder>" in msg and "--overwrite to replace it" in msg
+  assert files() == before  # the folder is untouched
+  assert tfn.main(args + ["--overwrite"]) == 0
+  net = fn_lib.load_feature_net(d)
+  assert net.dataset == "npz" and net.meta["train_steps"] == 3 and "--overwrite" in net.meta["command"]
+  assert net.sha256 != saved[1]["sha256"] and files() != before
+  (d / fn_lib.META_FILE).write_text("{")  # a damaged classifier folder is still a classifier folder
+  with pytest.raises(ConfigError, match=r"unreadable.*--overwrite to replace it"):
+    tfn.main(args)
 
 
 # --- classification accuracy score -------------------------------------------------------------------------

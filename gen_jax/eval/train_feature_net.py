@@ -19,7 +19,16 @@ Command (writes <repo>/classifiers/<dataset>/ = an orbax checkpoint + classifier
   python -m gen_jax.eval.train_feature_net --dataset=cifar10 --data_dir=<folder holding cifar10/ or cifar10_jpeg/>
 
 It refuses to save a classifier below the target test accuracy (MNIST 99.0 %, Fashion-MNIST 90.0 %, CIFAR-10 90.0 %)
-unless --allow_below_target is given.
+unless --allow_below_target is given, and, before any training, to write into a folder that already holds a
+classifier (its classifier.json) unless --overwrite is given: committed study records name the sha256 of the
+committed classifiers/<dataset>, so replacing one silently would orphan them.
+
+Smoke check (a minute or two on a CPU; writes to /tmp, never to classifiers/; below target, hence the flag):
+
+  python -m gen_jax.eval.train_feature_net --dataset=mnist --num_train=2000 --num_test=500 --steps=100 \
+      --out=/tmp/clf_smoke --allow_below_target --overwrite
+  python -m gen_jax.eval.train_feature_net --dataset=cifar10 --num_train=2000 --num_test=500 --epochs=1 \
+      --work_dir=/tmp/clf_smoke_work --out=/tmp/clf_smoke_cifar10 --allow_below_target --overwrite
 """
 from __future__ import annotations
 
@@ -371,6 +380,23 @@ def train_resnet_classifier(images, labels, num_classes: int, recipe: ResNetReci
 
 # --- command line ------------------------------------------------------------------------------------------
 
+def _refuse_existing_classifier(out: pathlib.Path) -> None:
+  """ConfigError if `out` already holds a classifier (a classifier.json): checked before any data or training, so
+  a trial run of the command never replaces a classifier (e.g. the committed one, whose sha256 records name)."""
+  meta_path = out / fn_lib.META_FILE
+  if not meta_path.exists():
+    return
+  try:
+    meta = json.loads(meta_path.read_text())
+    acc = meta.get("test_accuracy")
+    what = (f"dataset {meta.get('dataset')!r}, sha256 {str(meta.get('sha256'))[:12]}..., test accuracy "
+            + (f"{100 * float(acc):.2f}%" if acc is not None else "not recorded"))
+  except Exception as e:  # noqa: BLE001 - unreadable JSON: still a classifier folder, still refused
+    what = f"its {fn_lib.META_FILE} is unreadable: {type(e).__name__}"
+  raise ConfigError(f"{out} already holds a classifier ({what}); records computed with it name that sha256. "
+                    "Fix: pass --out=<another folder> to keep it, or --overwrite to replace it.")
+
+
 def _load(args) -> Any:
   from gen_jax import schema
   from gen_jax.data import load_dataset
@@ -421,6 +447,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "training: a finished run can be read out either way")
   p.add_argument("--allow_below_target", action="store_true",
                  help=f"save even below the target test accuracy {TARGETS}")
+  p.add_argument("--overwrite", action="store_true",
+                 help="replace the classifier already in --out (refused without it: records name its sha256)")
   args = p.parse_args(argv)
   if args.dataset in fn_lib.DATASET_ALIASES:
     raise GenJaxError(f"{args.dataset} uses the {fn_lib.DATASET_ALIASES[args.dataset]} classifier. "
@@ -443,6 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "recipe. "
                       "Fix: pass --steps for the cnn, or --arch=resnet.")
   out = pathlib.Path(args.out or fn_lib.default_feature_net_dir(args.dataset)).resolve()
+  if not args.overwrite:
+    _refuse_existing_classifier(out)
   dataset = _load(args)
   if dataset.train.labels is None or dataset.num_classes is None:
     raise DatasetError(f"dataset {args.dataset!r} has no labels, so no classifier can be trained on it. "
