@@ -381,7 +381,7 @@ def load_feature_net(directory: str | pathlib.Path, dataset: str | None = None) 
     raise GenJaxError(f"feature classifier not found at {directory} ({what}). Fix: train it with "
                       f"`{train_command(guess, directory)}` ({train_cost(guess)}), or point "
                       "--config.eval.feature_net at an existing classifier folder.")
-  retrain = f"Fix: retrain it with `{train_command(guess, directory)}`."
+  retrain = f"Fix: retrain it with `{train_command(guess, directory)} --overwrite`."   # the folder holds one
   try:
     meta = json.loads(meta_path.read_text())
     arch = Architecture.from_json(meta["architecture"])
