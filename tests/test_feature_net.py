@@ -116,7 +116,8 @@ def test_corrupt_parameter_files_raise_checkpoint_error(saved, tmp_path):
   rng = np.random.default_rng(0)
   for p in data_files:
     p.write_bytes(rng.integers(0, 256, p.stat().st_size, dtype=np.uint8).tobytes())
-  with pytest.raises(CheckpointError, match=r"retrain it with `python -m gen_jax.eval.train_feature_net .* --overwrite`"):
+  with pytest.raises(CheckpointError, match=r"retrain it with `python -m gen_jax\.eval\.train_feature_net .*"
+                                            r" --overwrite`"):
     fn_lib.load_feature_net(d)   # the folder holds a classifier: the trainer refuses it without --overwrite
 
 
