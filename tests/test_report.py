@@ -370,8 +370,8 @@ def test_a_run_not_evaluated_yet_is_said_to_be_so_not_to_use_other_data(tmp_path
   assert not any("different" in c for c in out), out
   assert out == [f"fresh: not evaluated (no eval/metrics.json); its column is empty. To evaluate it: python eval.py "
                  f"--workdir={fresh} (the full protocol: slow on a CPU, tens of minutes for colour data); for a quick "
-                 f"look: python eval.py --workdir={fresh} --config.eval.num_importance_samples=100 "
-                 "--config.eval.imputation_examples=50"]
+                 f"look: python eval.py --workdir={fresh} --config.eval.num_samples=1000 --config.eval.ppl_samples=200 "
+                 "--config.eval.imputation_examples=20"]   # the README's CIFAR-10 quick look
   # Another feature network, and another dataset (evaluated or not), are still told apart.
   other = _fake_run(tmp_path, "other", "gan", "cifar10", {"fd_classifier": 7.0}, proto("cifar10", "aaaaaaaa00"))
   mnist = _fake_run(tmp_path, "mnist", "gan", "mnist", None, {})
@@ -388,7 +388,8 @@ def test_a_run_not_evaluated_yet_is_said_to_be_so_not_to_use_other_data(tmp_path
   cfg["eval"] = {"suites": ["samples", "imputation"]}
   (fresh / "config.json").write_text(json.dumps(cfg))
   hint = report.evaluate_hint(runs_lib.load_run(fresh))
-  assert hint.endswith(f"python eval.py --workdir={fresh} --config.eval.imputation_examples=50")
+  assert hint.endswith(f"python eval.py --workdir={fresh} --config.eval.num_samples=1000 "
+                       "--config.eval.imputation_examples=20")
 
 
 def test_report_names_the_vae_objective_options_a_run_changed():
