@@ -177,6 +177,10 @@ def test_the_printed_nll_is_in_bits_per_dim_beside_its_baseline_and_a_missing_ki
   binarized["protocol"]["likelihood"]["binarization"] = "a fresh Bernoulli(pixel/255) draw per test image"
   binarized["protocol"]["dataset"] = "mnist"
   assert "nll = 91.96 nats (" in "\n".join(eval_summary.summary_lines(binarized, "m.json"))
+  # A conditional model's baseline is fitted per class, and its name says so.
+  report["protocol"]["likelihood"]["baseline"] = "nll_independent: every pixel on its own given the class (...)"
+  assert "nll = 8.0570 bits/dim (independent pixels given the class 7.8702;" in "\n".join(
+      eval_summary.summary_lines(report, "m.json"))
 
 
 def test_long_summaries_wrap_between_numbers_never_inside_one():

@@ -90,7 +90,9 @@ def _items(shown: list[str], metrics: dict, entry: dict, binarized: bool) -> lis
   items = []
   for n in shown:
     if n == "nll":
-      items.append(f"nll = {nll_text(metrics, binarized)}")
+      per_class = specs.NLL_BASELINE_PER_CLASS in str(entry.get("baseline", ""))
+      label = "independent pixels given the class" if per_class else "independent pixels"
+      items.append(f"nll = {nll_text(metrics, binarized, label)}")
       continue
     text = cell_text(n, metrics, floors=False)
     std = specs.spec_or_unknown(n).std

@@ -14,6 +14,10 @@ import dataclasses
 import math
 from typing import Iterable, Sequence
 
+# How the NLL baseline's protocol line begins for a conditional model (fitted per class; written by the likelihood
+# group, read by the console summary and the backfill job).
+NLL_BASELINE_PER_CLASS = "every pixel on its own given the class"
+
 HIGHER, LOWER, NEITHER = "higher", "lower", "neither"
 
 # Section order of the report, with titles.

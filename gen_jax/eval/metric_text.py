@@ -28,18 +28,18 @@ _NLL_UNITS = (("bits/dim", "nll_bits_per_dim", "nll_bits_per_dim_independent"),
               ("nats", "nll", "nll_independent"))
 
 
-def nll_text(metrics: dict, binarized: bool = False) -> str:
+def nll_text(metrics: dict, binarized: bool = False, baseline: str = "independent pixels") -> str:
   """The test NLL with its independent-pixels baseline beside it, e.g. '8.0570 bits/dim (independent pixels
   7.8702; 17156.15 vs 16758.33 nats)': bits/dim first for grey or colour pixels (how the README and image-model
   papers quote it), nats first for `binarized` data (how binarized-MNIST papers do); no ', ' inside (the console
-  wraps at those)."""
+  wraps at those). `baseline`: the baseline's name (a conditional model's is fitted per class)."""
   units = [u for u in (_NLL_UNITS[::-1] if binarized else _NLL_UNITS) if u[1] in metrics]
   if not units:
     return "—"
   (unit, model, base), rest = units[0], units[1:]
   if not rest:   # nats only (no pixel count, e.g. 2-D toy data): the value as every other number, unit implied
     unit = ""
-  extra = [f"independent pixels {specs.format_value(base, metrics[base])}"] if base in metrics else []
+  extra = [f"{baseline} {specs.format_value(base, metrics[base])}"] if base in metrics else []
   for unit2, model2, base2 in rest:
     other = f" vs {specs.format_value(base2, metrics[base2])}" if base2 in metrics else ""
     extra.append(f"{specs.format_value(model2, metrics[model2])}{other} {unit2}")

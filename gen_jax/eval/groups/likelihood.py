@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax.data import subsets
+from gen_jax.eval import metric_specs
 from gen_jax.errors import ConfigError
 from gen_jax.eval.placement import LEFT_TO_JIT, Placement
 from gen_jax.objectives import distributions
@@ -243,8 +244,7 @@ def independent_pixel_nll(train_images: np.ndarray, test_images: np.ndarray, lev
   return -log_p[test.reshape(-1, d).astype(np.int64) + offsets].sum(axis=1)
 
 
-# How the baseline protocol line of a conditional model begins (the backfill job looks for it).
-BASELINE_PER_CLASS = "every pixel on its own given the class"
+BASELINE_PER_CLASS = metric_specs.NLL_BASELINE_PER_CLASS   # how a conditional model's baseline line begins
 
 
 def independent_pixel_metrics(train_images, test_images, levels: int, binarize: str = "none",
