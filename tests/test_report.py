@@ -424,3 +424,17 @@ def test_runs_measured_with_different_feature_networks_are_not_ranked_together(t
   row = next(r for r in runs_lib.metric_table(loaded) if r["name"] == "fd_classifier")
   # a has the lowest number but is alone in its space (nobody to beat); c beats b in theirs.
   assert {i for _, _, best in row["ranked"] for i in best} == {2}
+
+
+def test_a_run_whose_nll_predates_its_baseline_is_told_how_to_measure_it(tmp_path):
+  """An NLL without its independent-pixels baseline is ranked without that check: the caveat says so and gives the
+  command that measures the likelihood group again (merged into the same metrics.json)."""
+  from gen_jax.report import runs as runs_lib
+  proto = {"seed": 0, "dataset": "mnist", "likelihood": {"num_examples": 10}}
+  old = _fake_run(tmp_path, "old", "vae", "mnist", {"nll": 90.0, "nll_bits_per_dim": 0.17}, proto)
+  new = _fake_run(tmp_path, "new", "vae", "mnist", {"nll": 91.0, "nll_bits_per_dim": 0.17, "nll_independent": 200.0,
+                                                    "nll_bits_per_dim_independent": 0.37}, proto)
+  out = report._caveats([runs_lib.load_run(p) for p in (old, new)], {})
+  assert out == [f"old: its NLL was measured before the independent-pixels baseline existed, so it is ranked "
+                 f"without that check. Measure it: python eval.py --workdir={old} --step=20 "
+                 "--config.eval.suites=\"('likelihood',)\""]

@@ -200,6 +200,9 @@ def _caveats(runs: Sequence[RunInfo], protocols: dict[str, list[dict | None]]) -
     elif run.missing_groups:
       out.append(f"{run.name}: eval/metrics.json has no {', '.join(run.missing_groups)} results (its config asks for "
                  f"them); their rows are empty for it. Fill them: {fill_command(run, run.missing_groups)}")
+    if run.eval is not None and "nll" in run.metrics and "nll_independent" not in run.metrics:
+      out.append(f"{run.name}: its NLL was measured before the independent-pixels baseline existed, so it is ranked "
+                 f"without that check. Measure it: {fill_command(run, ['likelihood'])}")
     if run.anomaly is not None and run.anomaly.get("complete") is False:
       out.append(f"{run.name}: anomaly/anomaly.json is incomplete (the per-class runs were stopped early); its "
                  "means cover only the classes listed")
