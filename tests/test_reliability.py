@@ -237,6 +237,20 @@ def test_a_second_writer_is_refused_naming_the_holder_and_the_lock_dies_with_it(
       assert not held_by_another(tmp_path)   # this process's own lock is not another's
 
 
+def test_a_lock_held_for_an_instant_by_a_probe_does_not_fail_a_writer(tmp_path):
+  """`gen_jax.study --status` probes run locks by taking them for an instant; a writer starting at that moment
+  waits it out (up to half a second) instead of failing as if another run held the folder."""
+  import fcntl
+  import threading
+  (tmp_path / ".lock").write_text("")
+  probe = open(tmp_path / ".lock")
+  fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  threading.Timer(0.15, lambda: fcntl.flock(probe, fcntl.LOCK_UN)).start()
+  with FolderLock(tmp_path, "train.py"):
+    pass
+  probe.close()
+
+
 def test_a_second_eval_on_the_same_workdir_is_refused(tiny_run, tmp_path):
   from gen_jax.eval.evaluate import evaluate_workdir
   run, _ = tiny_run

@@ -609,14 +609,18 @@ def status(study, out: str | pathlib.Path, workdirs: str | pathlib.Path = "runs/
   out = pathlib.Path(out)
   runs = plan(study, workdirs, only, seeds, extra_overrides)
   records = {r.key: read_record(ledger_dir(out) / r.key / RECORD) for r in runs if finished(r, out)}
-  costs: dict[str, list[tuple[float, float]]] = {}
-  for rec in records.values():
+  costs: dict[tuple[str, str], list[tuple[float, float]]] = {}   # every record of the ledger, not only these runs'
+  for path in sorted(ledger_dir(out).glob(f"*/{RECORD}")):
+    rec = read_record(path)
     train_s, eval_s = rec.get("train", {}).get("wall_seconds"), rec.get("eval", {}).get("wall_seconds")
     if train_s is not None and eval_s is not None:
-      costs.setdefault(rec["entry"], []).append((float(train_s), float(eval_s)))
+      costs.setdefault((rec["entry"], rec["dataset"]), []).append((float(train_s), float(eval_s)))
   rows, left, unestimated = [], 0.0, []
   for run in runs:
     steps = int(run.config.train.num_steps)
+    budget_file = run.workdir / BUDGET_FILE   # a wall_clock run's probed step count
+    if budget_file.is_file():
+      steps = int(json.loads(budget_file.read_text()).get("num_steps", steps))
     if run.key in records:
       rec = records[run.key]
       rows.append({"key": run.key, "state": "recorded", "train_seconds": rec.get("train", {}).get("wall_seconds"),
@@ -627,7 +631,7 @@ def status(study, out: str | pathlib.Path, workdirs: str | pathlib.Path = "runs/
              f"step {step} of {steps}" if step else "not started")
     if held_by_another(run.workdir):
       state += f" (running now: pid {read_holder(run.workdir).get('pid', '?')})"
-    known = costs.get(run.entry)
+    known = costs.get((run.entry, run.dataset))
     if known:
       train_s = sum(c[0] for c in known) / len(known) * max(0.0, 1.0 - step / steps)
       eval_s = sum(c[1] for c in known) / len(known)

@@ -14,6 +14,7 @@ import os
 import pathlib
 import socket
 import sys
+import time
 
 from gen_jax.errors import ConfigError, GenJaxError
 
@@ -58,6 +59,19 @@ def check_writable_folder(folder: str | os.PathLike, flag: str = "--workdir") ->
   return path
 
 
+def _flock_briefly(f, tries: int = 10, wait: float = 0.05) -> None:
+  """An exclusive lock on `f`, waiting up to tries x wait seconds: a probe (held_by_another, e.g. `gen_jax.study
+  --status`) holds a free lock for an instant, which must not make a real writer fail. BlockingIOError if held."""
+  for attempt in range(tries):
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      return
+    except BlockingIOError:
+      if attempt == tries - 1:
+        raise
+      time.sleep(wait)
+
+
 def held_by_another(folder: str | os.PathLike) -> bool:
   """Whether another process holds `folder`'s lock now (a lock file left by a finished process does not count):
   a probe, taken and released at once."""
@@ -65,7 +79,7 @@ def held_by_another(folder: str | os.PathLike) -> bool:
   if not path.is_file() or path.resolve() in _held:
     return False
   try:
-    with open(path, "a") as f:
+    with open(path) as f:   # flock needs no write access; a reader who cannot write still gets the answer
       try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
       except BlockingIOError:
@@ -93,7 +107,7 @@ class FolderLock:
       return self
     f = open(path, "a+")
     try:
-      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      _flock_briefly(f)
     except BlockingIOError:
       f.close()
       raise FolderLockedError(
