@@ -58,6 +58,20 @@ def test_mixture_runs_log_mode_counts(make_config, tmp_path):
   assert protocol["high_quality"] == "within 3.0 std of the nearest mode"
 
 
+def _resume_after_a_stop_at_3_equals_the_whole_run(config, mesh, whole, stopped):
+  """The run stopped at step 3 has that step's train row and no eval row; resumed, its curve is the whole run's."""
+  rows = read_metrics(stopped / "metrics.jsonl")
+  assert [r["step"] for r in rows if r["split"] == "eval"] == []
+  # The steps before the stop keep their train row (the checkpoint's step always has one).
+  assert [(r["step"], r["averaged_over"]) for r in rows if r["split"] == "train"] == [(3, 3)]
+  loop.train(config, stopped, progress=False, mesh=mesh, evaluator=make_training_evaluator)
+  want = [r for r in read_metrics(whole / "metrics.jsonl") if r["split"] == "eval"]
+  got = [r for r in read_metrics(stopped / "metrics.jsonl") if r["split"] == "eval"]
+  assert [r["step"] for r in got] == [3, 6]
+  for a, b in zip(got, want):
+    assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], rel=1e-6) for k in a if k != "split")
+
+
 def test_a_stop_at_an_evaluation_step_leaves_no_gap_in_the_curve(make_config, tmp_path):
   """A SIGTERM at an evaluation step saves the checkpoint but skips the evaluation (as does a crash between the
   two); the resumed run measures that checkpoint first, so the curve equals an uninterrupted run's."""
@@ -68,16 +82,7 @@ def test_a_stop_at_an_evaluation_step_leaves_no_gap_in_the_curve(make_config, tm
   stopped = tmp_path / "stopped"
   loop.train(make_config(*args), stopped, progress=False, mesh=mesh, evaluator=make_training_evaluator,
              interrupt_at=3)
-  rows = read_metrics(stopped / "metrics.jsonl")
-  assert [r["step"] for r in rows if r["split"] == "eval"] == []
-  # The steps before the stop keep their train row (the checkpoint's step always has one).
-  assert [(r["step"], r["averaged_over"]) for r in rows if r["split"] == "train"] == [(3, 3)]
-  loop.train(make_config(*args), stopped, progress=False, mesh=mesh, evaluator=make_training_evaluator)
-  want = [r for r in read_metrics(tmp_path / "whole" / "metrics.jsonl") if r["split"] == "eval"]
-  got = [r for r in read_metrics(stopped / "metrics.jsonl") if r["split"] == "eval"]
-  assert [r["step"] for r in got] == [3, 6]
-  for a, b in zip(got, want):
-    assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], rel=1e-6) for k in a if k != "split")
+  _resume_after_a_stop_at_3_equals_the_whole_run(make_config(*args), mesh, tmp_path / "whole", stopped)
   # A rerun of the finished run adds nothing (the row of its last step is there).
   loop.train(make_config(*args), stopped, progress=False, mesh=mesh, evaluator=make_training_evaluator)
   assert len([r for r in read_metrics(stopped / "metrics.jsonl") if r["split"] == "eval"]) == 2
@@ -111,16 +116,7 @@ def test_a_sigterm_during_an_evaluation_abandons_it_and_the_resumed_curve_has_no
   summary = loop.train(make_config(*args), stopped, progress=False, mesh=mesh, evaluator=signalling_evaluator)
   assert summary["stopped_by"] == "SIGTERM" and summary["step"] == 3
   assert sorted(p.name for p in (stopped / "checkpoints").iterdir() if p.name.isdigit()) == ["3"]
-  rows = read_metrics(stopped / "metrics.jsonl")
-  assert [r["step"] for r in rows if r["split"] == "eval"] == []
-  # The steps before the stop keep their train row (the checkpoint's step always has one).
-  assert [(r["step"], r["averaged_over"]) for r in rows if r["split"] == "train"] == [(3, 3)]
-  loop.train(make_config(*args), stopped, progress=False, mesh=mesh, evaluator=make_training_evaluator)
-  want = [r for r in read_metrics(tmp_path / "whole" / "metrics.jsonl") if r["split"] == "eval"]
-  got = [r for r in read_metrics(stopped / "metrics.jsonl") if r["split"] == "eval"]
-  assert [r["step"] for r in got] == [3, 6]
-  for a, b in zip(got, want):
-    assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], rel=1e-6) for k in a if k != "split")
+  _resume_after_a_stop_at_3_equals_the_whole_run(make_config(*args), mesh, tmp_path / "whole", stopped)
 
 
 def test_data_without_a_classifier_is_a_note_not_a_crash(make_config, tmp_path, capsys):

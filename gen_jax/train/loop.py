@@ -398,6 +398,13 @@ def _train_locked(config, workdir: pathlib.Path, *, mesh, family, progress, inte
   bar = tqdm(total=num_steps, initial=start, disable=not (progress and main), desc=f"train {run.family.name}",
              unit="step", dynamic_ncols=True, smoothing=0.1)
 
+  def save_or_stop(step: int, state) -> None:
+    """Checkpoints `step`, or stops the run keeping the last good checkpoint when the parameters are not finite."""
+    if not save(step, state):
+      raise NonFiniteLossError(
+          f"parameters became NaN/Inf by step {step}; not saving them. The last good checkpoint "
+          f"(step {last_saved}) in {ckpts.directory} is kept. Lower the learning rate or clip gradients.")
+
   def write_row(step: int) -> None:
     """The train row of the steps since the last one (their mean metrics, speed and wall time)."""
     nonlocal sums, window, latest, t_log, step_log
@@ -442,12 +449,8 @@ def _train_locked(config, workdir: pathlib.Path, *, mesh, family, progress, inte
         if step % log_every == 0 or last or stopping or step % ckpt_every == 0:
           write_row(step)
         if step % ckpt_every == 0 or last or stopping:
-          if save(step, state):
-            last_saved = step
-          else:
-            raise NonFiniteLossError(
-                f"parameters became NaN/Inf by step {step}; not saving them. The last good checkpoint "
-                f"(step {last_saved}) in {ckpts.directory} is kept. Lower the learning rate or clip gradients.")
+          save_or_stop(step, state)
+          last_saved = step
         images_due = main and ((sample_every and step % sample_every == 0) or last)
         eval_due = training_eval is not None and not stopping and training_eval.due(step, last)
         if images_due or eval_due:
@@ -469,10 +472,7 @@ def _train_locked(config, workdir: pathlib.Path, *, mesh, family, progress, inte
             if last_saved != step:
               if window:
                 write_row(step)
-              if not save(step, state):
-                raise NonFiniteLossError(
-                    f"parameters became NaN/Inf by step {step}; not saving them. The last good checkpoint "
-                    f"(step {last_saved}) in {ckpts.directory} is kept. Lower the learning rate or clip gradients.")
+              save_or_stop(step, state)
               last_saved = step
         if stopping:
           stopped_by = stop.signal_name

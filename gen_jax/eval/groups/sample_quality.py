@@ -85,17 +85,16 @@ def evaluate_sample_quality(model, dataset, feature_net, key: jax.Array, eval_cf
                                 labels=sample_labels)
   samples = np.asarray(samples[:n], np.float32)
 
-  def features_and_logits(x, what):   # one pass gives both (the classifier score reads the logits)
+  def features_and_logits(x, what: str, cached: bool):   # one pass gives both (the classifier score reads logits)
     bar = f"features: {what}" if progress else None
-    if what == "samples":
-      f, logits = feature_net.apply(x, progress=bar)
-    else:   # the same seeded draw for every run on this dataset: kept on disk by content (features/cache.py)
-      f, logits = feature_cache.cached_apply(feature_net, x, EVAL_BATCH, progress=bar)
+    f, logits = (feature_cache.cached_apply(feature_net, x, EVAL_BATCH, progress=bar) if cached
+                 else feature_net.apply(x, EVAL_BATCH, progress=bar))
     return np.asarray(f, np.float64), logits
 
-  (f_fake, logits_fake), (f_real, logits_real) = features_and_logits(samples, "samples"), features_and_logits(
-      real, "reference")
-  f_floor = features_and_logits(floor_set, "floor")[0]
+  # The reference and floor are the same seeded draws for every run on this dataset: cached by content.
+  f_fake, logits_fake = features_and_logits(samples, "samples", cached=False)
+  f_real, logits_real = features_and_logits(real, "reference", cached=True)
+  f_floor, _ = features_and_logits(floor_set, "floor", cached=True)
   opts = dict(kid_subsets=int(eval_cfg.kid_subsets), kid_subset_size=min(int(eval_cfg.kid_subset_size), n),
               pr_k=int(eval_cfg.pr_k), dc_k=int(eval_cfg.dc_k), seed=seed)
   model_m = feature_metrics(f_real, f_fake, **opts)
