@@ -1,6 +1,7 @@
 """The evaluation suite end to end: groups run or say why not, numbers carry the classifier's hash, and a
 model that reproduces the reference set scores what a perfect model must."""
 import json
+import types
 
 import jax
 import numpy as np
@@ -114,6 +115,10 @@ def test_own_data_has_no_default_classifier_and_the_command_names_its_data_path(
   assert "--dataset=image_folder --data_path=<the image folder> --out=" in cmd and "--data_dir" not in cmd
   assert "--data_path=<the .npz file>" in feature_net_lib.train_command("npz", "/tmp/c")
   assert feature_net_lib.train_command("npz", "/tmp/c").endswith("--out=/tmp/c")
+  for channels, arch in ((1, ""), (3, " --arch=resnet")):   # own colour images get the residual net
+    own = types.SimpleNamespace(name="image_folder", image_shape=(32, 32, channels))
+    with pytest.raises(suite_lib._Skip, match=f"--data_path=/my/imgs{arch} --out=<"):
+      suite_lib._feature_net(own, types.SimpleNamespace(feature_net=""), None, data_path="/my/imgs")
 
 
 def test_classifier_score_uses_fewer_splits_when_there_are_fewer_than_ten_samples(make_config):

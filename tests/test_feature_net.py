@@ -154,6 +154,8 @@ def test_architecture_mismatch_and_wrong_dataset_raise_checkpoint_error(saved, t
 def test_missing_folder_names_the_training_command(tmp_path):
   with pytest.raises(GenJaxError, match=r"python -m gen_jax\.eval\.train_feature_net --dataset=fashion_mnist"):
     fn_lib.load_feature_net(tmp_path / "fashion_mnist")
+  with pytest.raises(GenJaxError, match=r"--dataset=cifar10 --data_dir=/my/data --out="):   # reads the run's data
+    fn_lib.load_feature_net(tmp_path / "cifar10", data_dir="/my/data")
   assert fn_lib.default_feature_net_dir("binarized_mnist") == fn_lib.REPO_ROOT / "classifiers" / "mnist"
   assert fn_lib.default_feature_net_dir("stacked_mnist").name == "mnist"
   assert fn_lib.default_feature_net_dir("fashion_mnist").name == "fashion_mnist"

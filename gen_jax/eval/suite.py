@@ -47,18 +47,19 @@ class _Skip(Exception):
   """A group that does not apply; the message says why (and how to make it apply, where possible)."""
 
 
-def _feature_net(dataset, eval_cfg, placement, data_path: str = ""):
+def _feature_net(dataset, eval_cfg, placement, data_path: str = "", data_dir: str = ""):
   """The dataset's classifier on the evaluation mesh. No classifier at the default place skips the groups that need
   one; a config.eval.feature_net that does not load is an error (a typo must not turn numbers into skips)."""
   from gen_jax.eval.features import feature_net as feature_net_lib
   configured = eval_cfg.feature_net
   if not configured and dataset.name in feature_net_lib.OWN_DATA:
-    cmd = feature_net_lib.train_command(dataset.name, data_path=data_path)
+    cmd = feature_net_lib.train_command(dataset.name, data_path=data_path,
+                                        colour=tuple(dataset.image_shape)[-1] == 3)
     raise _Skip(f"no feature classifier for your own data ({dataset.name}): train one with "
                 f"`{cmd}`, then pass --config.eval.feature_net=<that folder>")
   directory = configured or feature_net_lib.default_feature_net_dir(dataset.name)
   try:
-    return feature_net_lib.load_feature_net(directory).place(placement)
+    return feature_net_lib.load_feature_net(directory, data_dir=data_dir).place(placement)
   except GenJaxError as e:
     if configured:
       raise type(e)(f"config.eval.feature_net={configured!r}: {e}") from None
@@ -129,8 +130,9 @@ class Suite:
   def feature_net(self):
     if self._net is None:
       data_cfg = getattr(getattr(self.run, "config", None), "data", None)
-      self._net = _feature_net(self.dataset, self.cfg, self.placement,
-                               data_path=str(data_cfg.get("path", "") or "") if data_cfg is not None else "")
+      path, data_dir = (str(data_cfg.get(key, "") or "") if data_cfg is not None else ""
+                        for key in ("path", "data_dir"))
+      self._net = _feature_net(self.dataset, self.cfg, self.placement, data_path=path, data_dir=data_dir)
     return self._net
 
   def _image_model(self):

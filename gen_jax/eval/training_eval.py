@@ -112,7 +112,7 @@ class TrainingEval:
       return None
     directory = config.eval.feature_net or feature_net_lib.default_feature_net_dir(dataset.name)
     try:
-      net = feature_net_lib.load_feature_net(directory)
+      net = feature_net_lib.load_feature_net(directory, data_dir=str(config.data.get("data_dir", "") or ""))
     except GenJaxError as e:
       print(f"Note: config.train.eval_every={config.train.eval_every} but sample quality cannot be measured "
             f"during training: {e}", flush=True)

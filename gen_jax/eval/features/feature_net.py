@@ -365,10 +365,11 @@ def save_feature_net(directory: str | pathlib.Path, params: Any, arch: Architect
   return record
 
 
-def load_feature_net(directory: str | pathlib.Path, dataset: str | None = None) -> FeatureNet:
+def load_feature_net(directory: str | pathlib.Path, dataset: str | None = None, data_dir: str = "") -> FeatureNet:
   """Loads a classifier folder written by save_feature_net / `python -m gen_jax.eval.train_feature_net`.
 
   ``dataset``: if given, the classifier must have been trained on it (aliases: binarized/stacked MNIST -> mnist).
+  ``data_dir``: the run's config.data.data_dir, so that a (re)training command in a message reads the same data.
   Missing folder -> GenJaxError naming the training command; unreadable, altered or mismatched -> CheckpointError.
   """
   import orbax.checkpoint as ocp
@@ -376,12 +377,13 @@ def load_feature_net(directory: str | pathlib.Path, dataset: str | None = None) 
   directory = pathlib.Path(directory).expanduser().resolve()
   guess = dataset or (directory.name if directory.name in ("mnist", "fashion_mnist", "cifar10") else "<dataset>")
   meta_path = directory / META_FILE
+  command = train_command(guess, directory, data_dir=data_dir)
   if not meta_path.is_file():
     what = "no such folder" if not directory.exists() else f"no {META_FILE} in it"
     raise GenJaxError(f"feature classifier not found at {directory} ({what}). Fix: train it with "
-                      f"`{train_command(guess, directory)}` ({train_cost(guess)}), or point "
+                      f"`{command}` ({train_cost(guess)}), or point "
                       "--config.eval.feature_net at an existing classifier folder.")
-  retrain = f"Fix: retrain it with `{train_command(guess, directory)} --overwrite`."   # the folder holds one
+  retrain = f"Fix: retrain it with `{command} --overwrite`."   # the folder holds one
   try:
     meta = json.loads(meta_path.read_text())
     arch = Architecture.from_json(meta["architecture"])
@@ -392,7 +394,8 @@ def load_feature_net(directory: str | pathlib.Path, dataset: str | None = None) 
   if dataset is not None and meta.get("dataset") != canonical_dataset(dataset):
     raise CheckpointError(f"the classifier at {directory} was trained on {meta.get('dataset')!r}, not "
                           f"{canonical_dataset(dataset)!r}. Fix: set --config.eval.feature_net to the "
-                          f"{canonical_dataset(dataset)} classifier, or train one with `{train_command(dataset)}`.")
+                          f"{canonical_dataset(dataset)} classifier, or train one with "
+                          f"`{train_command(dataset, data_dir=data_dir)}`.")
   device = jax.local_devices()[0]
   sharding = jax.sharding.SingleDeviceSharding(device)
   abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding),
