@@ -146,7 +146,7 @@ def test_the_printed_summary_gives_each_group_its_protocol_in_brief_and_its_key_
   assert lines[0] == "runs/vae: step 100, dataset mnist, seed 0, 10 parameters"
   assert len(lines) == 7 and "{" not in text
   assert lines[1].split(maxsplit=1) == ["likelihood", "[test split, 64 images, k=5000, raw weights]"]
-  assert lines[2].split() == ["nll", "=", "80.00,", "elbo", "=", "-85.00"]   # num_examples left out
+  assert lines[2].split() == ["nll", "=", "80.00", "nats,", "elbo", "=", "-85.00", "nats"]   # num_examples left out
   assert "kid = 0.0500 ± n/a" in lines[3] and "[kept from an earlier evaluation: 2024-01-01" in lines[3]
   assert lines[4].split()[:3] == ["modes", "skipped:", "no"]
   assert lines[-1] == "every number, its floor and its protocol: runs/vae/eval/metrics.json"
@@ -163,7 +163,7 @@ def test_the_printed_nll_is_in_bits_per_dim_beside_its_baseline_and_a_missing_ki
   report["protocol"]["samples"]["kid"] = ("cubic polynomial kernel, one subset: all 1000 vs all 1000 feature vectors "
                                           "(subset size 1000 >= the 1000 per set, ...); no spread: kid_std n/a")
   text = "\n".join(eval_summary.summary_lines(report, "m.json"))
-  assert "nll = 8.0570 bits/dim (independent pixels 7.8702; 17156.15 vs 16758.33 nats), elbo = -17318.60" in text
+  assert "nll = 8.0570 bits/dim (independent pixels 7.8702; 17156.15 vs 16758.33 nats), elbo = -17318.60 nats" in text
   assert "nll_independent" not in text                      # shown beside the nll, not as a number of its own
   assert "kid = 3.7035 ± n/a (a single subset: eval.num_samples <= eval.kid_subset_size)" in text
   report["protocol"]["samples"]["kid"] = "cubic polynomial kernel, 1 subset of 500; no spread: kid_std n/a"

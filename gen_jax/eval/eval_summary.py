@@ -84,7 +84,8 @@ def _binarized(protocol: dict) -> bool:
 
 def _items(shown: list[str], metrics: dict, entry: dict, binarized: bool) -> list[str]:
   """'name = value' per key metric. The NLL comes first, in bits/dim beside its independent-pixels baseline (nats
-  for binarized data; the other unit in brackets); a '± n/a' says why there is no spread."""
+  for binarized data; the other unit in brackets); other log-likelihoods (ELBO, KL) say 'nats'; a '± n/a' says
+  why there is no spread."""
   if "nll" in shown:
     shown = ["nll"] + [n for n in shown if n not in ("nll", "nll_independent")]
   items = []
@@ -94,8 +95,9 @@ def _items(shown: list[str], metrics: dict, entry: dict, binarized: bool) -> lis
       label = "independent pixels given the class" if per_class else "independent pixels"
       items.append(f"nll = {nll_text(metrics, binarized, label)}")
       continue
-    text = cell_text(n, metrics, floors=False)
-    std = specs.spec_or_unknown(n).std
+    spec = specs.spec_or_unknown(n)
+    text = cell_text(n, metrics, floors=False) + (" nats" if spec.unit == "nats" and metrics.get(n) is not None else "")
+    std = spec.std
     reason = no_spread_reason(n, entry) if std and std in metrics and metrics[std] is None else ""
     text += f" ({reason})" if reason else ""
     items.append(f"{n} = {text}")

@@ -37,13 +37,11 @@ def nll_text(metrics: dict, binarized: bool = False, baseline: str = "independen
   if not units:
     return "—"
   (unit, model, base), rest = units[0], units[1:]
-  if not rest:   # nats only (no pixel count, e.g. 2-D toy data): the value as every other number, unit implied
-    unit = ""
   extra = [f"{baseline} {specs.format_value(base, metrics[base])}"] if base in metrics else []
   for unit2, model2, base2 in rest:
     other = f" vs {specs.format_value(base2, metrics[base2])}" if base2 in metrics else ""
     extra.append(f"{specs.format_value(model2, metrics[model2])}{other} {unit2}")
-  value = specs.format_value(model, metrics[model]) + (f" {unit}" if unit else "")
+  value = f"{specs.format_value(model, metrics[model])} {unit}"   # nats only: no pixel count (2-D toy data)
   return value + (f" ({'; '.join(extra)})" if extra else "")
 
 
