@@ -383,6 +383,14 @@ def test_a_run_not_evaluated_yet_is_said_to_be_so_not_to_use_other_data(tmp_path
   assert out[0] == ("the runs use 3 different datasets or feature networks (cifar10, features c016d66f; cifar10, "
                     "features aaaaaaaa; mnist): they are ranked only against runs on the same data")
   assert [c.split(":")[0] for c in out[1:]] == ["fresh", "mnist"]
+  # A run evaluated with its samples group skipped is said to be so (not "not evaluated"), and is no other data.
+  skipped = _fake_run(tmp_path, "skipped", "gan", "cifar10", {"impute_mse_half": 0.05},
+                      {"seed": 0, "dataset": "cifar10", "samples": {"skipped": "no feature classifier"}})
+  loaded = [runs_lib.load_run(p) for p in (done, other, skipped)]
+  assert runs_lib.dataset_groups(loaded, "samples") == {
+      "cifar10, features c016d66f": [0], "cifar10, features aaaaaaaa": [1], "cifar10, samples skipped": [2]}
+  assert caveats(loaded)[0].startswith("the runs use 2 different datasets or feature networks (cifar10, features "
+                                       "c016d66f; cifar10, features aaaaaaaa)")
   # A run whose config evaluates no likelihood gets only the flag of the groups it has.
   cfg = json.loads((fresh / "config.json").read_text())
   cfg["eval"] = {"suites": ["samples", "imputation"]}

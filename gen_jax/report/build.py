@@ -37,9 +37,9 @@ from gen_jax.report import ranking
 from gen_jax.eval import metric_specs as specs
 from gen_jax.report.render import (Block, BulletList, Cell, Figure, Figures, Heading, Paragraph, Table,
                                         to_html, to_markdown)
-from gen_jax.report.runs import (EXACT_DATA_GROUPS, IMAGE_KINDS, NOT_MEASURED, RunInfo, collect_images,
-                                      dataset_groups, eval_fix, expected_groups, load_run, metric_table,
-                                      missing_groups, num, protocol_groups, read_json, run_names, slug,
+from gen_jax.report.runs import (EXACT_DATA_GROUPS, IMAGE_KINDS, RunInfo, collect_images,
+                                      dataset_groups, eval_fix, expected_groups, is_unmeasured_key, load_run,
+                                      metric_table, missing_groups, num, protocol_groups, read_json, run_names, slug,
                                       training_summary)
 
 TITLE = "gen_jax: comparison of trained models"
@@ -182,8 +182,9 @@ def _caveats(runs: Sequence[RunInfo], protocols: dict[str, list[dict | None]]) -
   or more of them with different values)."""
   out = []
   base = dataset_groups(runs, "samples")
-  # Runs not evaluated yet are no other data: they are listed below, with the command that evaluates them.
-  differ = [key for key in base if not key.endswith(f", {NOT_MEASURED}")]
+  # Runs not evaluated yet (listed below, with the command that evaluates them) or whose samples group was skipped
+  # are no other data.
+  differ = [key for key in base if not is_unmeasured_key(key)]
   if len(differ) > 1:
     what = "datasets or feature networks" if any(", features " in key for key in differ) else "datasets"
     out.append(f"the runs use {len(differ)} different {what} ({'; '.join(differ)}): they are ranked only "

@@ -165,8 +165,22 @@ def feature_net_sha(run: RunInfo, group: str) -> str | None:
   return protocol.get("feature_network_sha256") if isinstance(protocol, dict) else None
 
 
-# The partition of runs with no numbers of a feature group when the runs that have them are split by network.
+# The partition of runs with no numbers of a feature group when the runs that have them are split by network:
+# not evaluated yet, or evaluated with the group skipped (e.g. no classifier for own data).
 NOT_MEASURED = "not evaluated"
+SKIPPED = "skipped"
+
+
+def unmeasured_label(run: RunInfo, group: str) -> str:
+  """Why a run has no numbers of `group`: 'not evaluated' (no metrics.json, or the group not run) or '<group>
+  skipped' (its metrics.json records the skip and its reason)."""
+  protocol = ((run.eval or {}).get("protocol") or {}).get(group)
+  return f"{group} {SKIPPED}" if isinstance(protocol, dict) and "skipped" in protocol else NOT_MEASURED
+
+
+def is_unmeasured_key(key: str) -> bool:
+  """Whether a dataset_groups key is a partition of runs without numbers (no other data: see unmeasured_label)."""
+  return key.endswith(f", {NOT_MEASURED}") or key.endswith(f" {SKIPPED}")
 
 
 def has_numbers(run: RunInfo, group: str) -> bool:
@@ -177,8 +191,8 @@ def has_numbers(run: RunInfo, group: str) -> bool:
 def dataset_groups(runs: Sequence[RunInfo], group: str = "likelihood") -> dict[str, list[int]]:
   """{ranking key: indices of the runs with it}, in the order runs were given. In FEATURE_GROUPS, runs on the same
   data whose feature networks differ are split further ('mnist, features 6901d83c'). A run with no numbers of the
-  group (not evaluated) has no network to differ by: it stays under the plain key, or under 'mnist, not evaluated'
-  when the runs that have numbers are split."""
+  group (not evaluated, or the group skipped) has no network to differ by: it stays under the plain key, or under
+  'mnist, not evaluated' / 'mnist, samples skipped' when the runs that have numbers are split."""
   out: dict[str, list[int]] = {}
   for i, run in enumerate(runs):
     out.setdefault(rank_key(run, group), []).append(i)
@@ -193,7 +207,7 @@ def dataset_groups(runs: Sequence[RunInfo], group: str = "likelihood") -> dict[s
       if len(shas) <= 1:
         sub = key
       elif i not in measured:
-        sub = f"{key}, {NOT_MEASURED}"
+        sub = f"{key}, {unmeasured_label(runs[i], group)}"
       else:
         sub = f"{key}, features {sha[:8] if sha else 'not recorded'}"
       split.setdefault(sub, []).append(i)
