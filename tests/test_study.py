@@ -425,6 +425,36 @@ def test_an_evaluation_is_reused_only_if_the_study_made_it_with_the_same_eval_se
   assert len(evals) == 2                                      # settings changed: evaluated again
 
 
+def test_a_run_recorded_by_another_study_process_meanwhile_is_not_trained_again(tmp_path):
+  """Two study processes plan the same runs; one records a run after the other planned it. The other, on reaching
+  that run (its lock now free), finds the record and skips it rather than re-recording it."""
+  from gen_jax import config as config_lib
+  study = study_lib.load_study(str(REPO / "studies/tiny.py"))
+  first, second = study_lib.plan(study, tmp_path / "runs", only=["vae"], seeds=[0, 1])
+  out, trained = tmp_path / "out", []
+
+  def train(config, workdir, name):
+    trained.append(name)
+    (pathlib.Path(workdir) / "config.json").write_text(json.dumps(config_lib.to_dict(config)))
+    return {"step": 8}
+
+  def fake_eval(workdir):
+    report = {"step": 8, "groups": {g: {} for g in first.config.eval.suites}, "metrics": {"x": 1.0}, "train": {}}
+    (workdir / "eval").mkdir(exist_ok=True)
+    (workdir / "eval" / "metrics.json").write_text(json.dumps(report))
+    return report
+
+  def fake_train(config, workdir):
+    if pathlib.Path(workdir) == first.workdir:   # meanwhile, the other process records the second run
+      study_lib.run_one(second, study, out, train_fn=lambda c, w: train(c, w, "other"), evaluate_fn=fake_eval)
+    return train(config, workdir, pathlib.Path(workdir).name)
+
+  result = study_lib.run_study(study, out, tmp_path / "runs", only=["vae"], seeds=[0, 1], progress=False,
+                               train_fn=fake_train, evaluate_fn=fake_eval)
+  assert trained == ["other", first.workdir.name]
+  assert result["ran"] == [first.key] and result["skipped"] == [second.key]
+
+
 def test_images_per_step_asks_the_family():
   """A GAN step draws n_critic real batches, a VAE or VAE-GAN step one (the family's capabilities_for)."""
   from gen_jax import config as config_lib

@@ -472,15 +472,18 @@ def _evaluate(workdir: pathlib.Path) -> dict:
 
 
 def run_one(run: PlannedRun, study, out: pathlib.Path, phase: Callable[[str], None] = lambda s: None,
-            train_fn=_train, evaluate_fn=_evaluate) -> dict:
+            train_fn=_train, evaluate_fn=_evaluate, skip_recorded: bool = False) -> dict | None:
   """Trains, evaluates and records one run; returns its ledger record. Output of training and evaluation goes to
   `<workdir>/study.log` (the study shows one progress line). The workdir stays locked from training to the record
   (the main process holds it), so a second study process refuses the run instead of evaluating it twice, and
-  `--status` can say which run is in progress."""
+  `--status` can say which run is in progress. `skip_recorded`: return None, doing nothing, when the run's record
+  exists once the lock is held (another study process planned the same run and recorded it first)."""
   from gen_jax import parallel   # noqa: PLC0415 (imports jax)
   run.workdir.mkdir(parents=True, exist_ok=True)
   lock = FolderLock(run.workdir, "a study run").acquire() if parallel.is_main_process() else None
   try:
+    if skip_recorded and finished(run, out):
+      return None
     return _run_one_locked(run, study, out, phase, train_fn, evaluate_fn)
   finally:
     if lock is not None:
@@ -669,7 +672,8 @@ def run_study(study, out: str | pathlib.Path, workdirs: str | pathlib.Path = "ru
               extra_overrides: Sequence[str] = (), progress: bool = True, max_runs: int | None = None,
               train_fn=_train, evaluate_fn=_evaluate) -> dict:
   """Runs every planned run without a matching ledger record (at most `max_runs` of them: for tests and for
-  splitting a study over sessions). Returns {"runs": planned keys, "skipped": finished before, "ran": run now}."""
+  splitting a study over sessions). Returns {"runs": planned keys, "skipped": finished before (or by another study
+  process meanwhile), "ran": run now}."""
   out = pathlib.Path(out)
   runs = plan(study, workdirs, only, seeds, extra_overrides)
   skipped = [r.key for r in runs if finished(r, out)]
@@ -683,9 +687,9 @@ def run_study(study, out: str | pathlib.Path, workdirs: str | pathlib.Path = "ru
     for run in todo:
       label = f"{run.entry}/{run.dataset}/seed{run.seed}"
       line.show(label)
-      run_one(run, study, out, phase=lambda p, label=label: line.show(f"{label}: {p}"),
-              train_fn=train_fn, evaluate_fn=evaluate_fn)
-      ran.append(run.key)
+      record = run_one(run, study, out, phase=lambda p, label=label: line.show(f"{label}: {p}"),
+                       train_fn=train_fn, evaluate_fn=evaluate_fn, skip_recorded=True)
+      (ran if record is not None else skipped).append(run.key)   # None: recorded meanwhile by another process
       line.run_done()
   finally:
     line.close()
