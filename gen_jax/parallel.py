@@ -85,3 +85,12 @@ def put_replicated(tree: Any, mesh: Mesh) -> Any:
 
 def is_main_process() -> bool:
   return jax.process_index() == 0
+
+
+def main_process_decides(flag: bool) -> bool:
+  """The main process's `flag` on every process (the processes of a multi-host job must take the same branch
+  around collectives); `flag` as given with one process."""
+  if jax.process_count() == 1:
+    return bool(flag)
+  from jax.experimental import multihost_utils   # noqa: PLC0415
+  return bool(multihost_utils.broadcast_one_to_all(np.int32(bool(flag))))

@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parallel.maybe_initialize_distributed()
     result = study_lib.run_study(study, out, args.workdirs, only=_csv(args.only), seeds=seeds,
                                  extra_overrides=args.set, progress=not args.no_progress)
-    print(f"{len(result['ran'])} runs trained and evaluated now, {len(result['skipped'])} already recorded.",
+    busy = (f", {len(result['busy'])} left to another study process running them (run again when it is done)"
+            if result["busy"] else "")
+    print(f"{len(result['ran'])} runs trained and evaluated now, {len(result['skipped'])} already recorded{busy}.",
           flush=True)
   from gen_jax.report.study import build_study_report
   ledgers = [study_lib.ledger_dir(out)] + [pathlib.Path(d) for d in args.ledger]

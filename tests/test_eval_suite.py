@@ -115,6 +115,7 @@ def test_own_data_has_no_default_classifier_and_the_command_names_its_data_path(
   assert "--dataset=image_folder --data_path=<the image folder> --out=" in cmd and "--data_dir" not in cmd
   assert "--data_path=<the .npz file>" in feature_net_lib.train_command("npz", "/tmp/c")
   assert feature_net_lib.train_command("npz", "/tmp/c").endswith("--out=/tmp/c")
+  assert feature_net_lib.train_command("mnist", "/tmp/my nets").endswith("--out='/tmp/my nets'")   # pasteable
   for channels, arch in ((1, ""), (3, " --arch=resnet")):   # own colour images get the residual net
     own = types.SimpleNamespace(name="image_folder", image_shape=(32, 32, channels))
     with pytest.raises(suite_lib._Skip, match=f"--data_path=/my/imgs{arch} --out=<"):

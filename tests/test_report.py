@@ -391,6 +391,9 @@ def test_a_run_not_evaluated_yet_is_said_to_be_so_not_to_use_other_data(tmp_path
       "cifar10, features c016d66f": [0], "cifar10, features aaaaaaaa": [1], "cifar10, samples skipped": [2]}
   assert caveats(loaded)[0].startswith("the runs use 2 different datasets or feature networks (cifar10, features "
                                        "c016d66f; cifar10, features aaaaaaaa)")
+  # Training curves compare by the data trained on, whatever was evaluated (or skipped) and with which network.
+  compare = report._compare_curves(loaded, tmp_path / "report")
+  assert [t for t in compare if not t.startswith("Throughput")] == ["Runs on cifar10"]
   # A run whose config evaluates no likelihood gets only the flag of the groups it has.
   cfg = json.loads((fresh / "config.json").read_text())
   cfg["eval"] = {"suites": ["samples", "imputation"]}

@@ -425,13 +425,23 @@ def test_an_evaluation_is_reused_only_if_the_study_made_it_with_the_same_eval_se
   assert len(evals) == 2                                      # settings changed: evaluated again
 
 
-def test_a_run_recorded_by_another_study_process_meanwhile_is_not_trained_again(tmp_path):
-  """Two study processes plan the same runs; one records a run after the other planned it. The other, on reaching
-  that run (its lock now free), finds the record and skips it rather than re-recording it."""
+def test_runs_recorded_or_running_in_another_study_process_are_left_to_it(tmp_path, monkeypatch):
+  """Two study processes plan the same runs. A run the other records after this one planned it is skipped once its
+  lock is free (not re-recorded); a run the other is running now (lock held) is left to it, and the study goes on
+  with the next run instead of stopping."""
   from gen_jax import config as config_lib
+  from gen_jax.storage.lock import FolderLockedError
   study = study_lib.load_study(str(REPO / "studies/tiny.py"))
-  first, second = study_lib.plan(study, tmp_path / "runs", only=["vae"], seeds=[0, 1])
+  first, second, third, fourth = study_lib.plan(study, tmp_path / "runs", only=["vae", "gan"], seeds=[0, 1])
   out, trained = tmp_path / "out", []
+
+  class Lock(study_lib.FolderLock):   # the other process holds the third run's folder
+    def acquire(self):
+      if pathlib.Path(self.folder) == third.workdir:
+        raise FolderLockedError(f"{self.folder} is in use by pid 99")
+      return super().acquire()
+
+  monkeypatch.setattr(study_lib, "FolderLock", Lock)
 
   def train(config, workdir, name):
     trained.append(name)
@@ -439,7 +449,8 @@ def test_a_run_recorded_by_another_study_process_meanwhile_is_not_trained_again(
     return {"step": 8}
 
   def fake_eval(workdir):
-    report = {"step": 8, "groups": {g: {} for g in first.config.eval.suites}, "metrics": {"x": 1.0}, "train": {}}
+    suites = json.loads((workdir / "config.json").read_text())["eval"]["suites"]
+    report = {"step": 8, "groups": {g: {} for g in suites}, "metrics": {"x": 1.0}, "train": {}}
     (workdir / "eval").mkdir(exist_ok=True)
     (workdir / "eval" / "metrics.json").write_text(json.dumps(report))
     return report
@@ -449,10 +460,11 @@ def test_a_run_recorded_by_another_study_process_meanwhile_is_not_trained_again(
       study_lib.run_one(second, study, out, train_fn=lambda c, w: train(c, w, "other"), evaluate_fn=fake_eval)
     return train(config, workdir, pathlib.Path(workdir).name)
 
-  result = study_lib.run_study(study, out, tmp_path / "runs", only=["vae"], seeds=[0, 1], progress=False,
+  result = study_lib.run_study(study, out, tmp_path / "runs", only=["vae", "gan"], seeds=[0, 1], progress=False,
                                train_fn=fake_train, evaluate_fn=fake_eval)
-  assert trained == ["other", first.workdir.name]
-  assert result["ran"] == [first.key] and result["skipped"] == [second.key]
+  assert trained == ["other", first.workdir.name, fourth.workdir.name]
+  assert result["ran"] == [first.key, fourth.key] and result["skipped"] == [second.key]
+  assert result["busy"] == [third.key]
 
 
 def test_images_per_step_asks_the_family():

@@ -47,7 +47,7 @@ from gen_jax import config as config_lib
 from gen_jax.errors import CheckpointError, ConfigError
 
 from gen_jax.storage.atomic import write_bytes_atomic, write_text_atomic
-from gen_jax.storage.lock import FolderLock, held_by_another, read_holder
+from gen_jax.storage.lock import FolderLock, FolderLockedError, held_by_another, read_holder
 
 LEDGER = "ledger"
 RECORD = "record.json"
@@ -476,13 +476,21 @@ def run_one(run: PlannedRun, study, out: pathlib.Path, phase: Callable[[str], No
   """Trains, evaluates and records one run; returns its ledger record. Output of training and evaluation goes to
   `<workdir>/study.log` (the study shows one progress line). The workdir stays locked from training to the record
   (the main process holds it), so a second study process refuses the run instead of evaluating it twice, and
-  `--status` can say which run is in progress. `skip_recorded`: return None, doing nothing, when the run's record
-  exists once the lock is held (another study process planned the same run and recorded it first)."""
+  `--status` can say which run is in progress (FolderLockedError when another process holds it). `skip_recorded`:
+  return None, doing nothing, when the run's record exists once the lock is held (another study process planned
+  the same run and recorded it first). The main process decides both for every process of a multi-host job."""
   from gen_jax import parallel   # noqa: PLC0415 (imports jax)
   run.workdir.mkdir(parents=True, exist_ok=True)
-  lock = FolderLock(run.workdir, "a study run").acquire() if parallel.is_main_process() else None
+  lock, busy = None, None
+  if parallel.is_main_process():
+    try:
+      lock = FolderLock(run.workdir, "a study run").acquire()
+    except FolderLockedError as e:
+      busy = e
+  if parallel.main_process_decides(busy is not None):
+    raise busy or FolderLockedError(f"{run.workdir} is in use by another study process (the main process says)")
   try:
-    if skip_recorded and finished(run, out):
+    if skip_recorded and parallel.main_process_decides(parallel.is_main_process() and finished(run, out)):
       return None
     return _run_one_locked(run, study, out, phase, train_fn, evaluate_fn)
   finally:
@@ -589,6 +597,18 @@ class ProgressLine:
     self.new_done += 1
     self.show("")
 
+  def run_skipped(self) -> None:
+    """A run found recorded by another process: done, but not counted in the ETA's time per run."""
+    self.done += 1
+    self.show("")
+
+  def note(self, text: str) -> None:
+    """A line of its own above the progress line (printed even when the progress line is off)."""
+    if self.enabled:
+      self.stream.write("\r" + " " * self.width + "\r")
+      self.width = 0
+    print(text, flush=True)
+
   def close(self) -> None:
     if self.enabled:
       self.stream.write("\n")
@@ -682,15 +702,24 @@ def run_study(study, out: str | pathlib.Path, workdirs: str | pathlib.Path = "ru
     todo = todo[:max_runs]
   check_feature_nets(todo)
   line = ProgressLine(str(study.name), len(runs), len(skipped), enabled=progress)
-  ran = []
+  ran, busy = [], []
   try:
     for run in todo:
       label = f"{run.entry}/{run.dataset}/seed{run.seed}"
       line.show(label)
-      record = run_one(run, study, out, phase=lambda p, label=label: line.show(f"{label}: {p}"),
-                       train_fn=train_fn, evaluate_fn=evaluate_fn, skip_recorded=True)
-      (ran if record is not None else skipped).append(run.key)   # None: recorded meanwhile by another process
-      line.run_done()
+      try:
+        record = run_one(run, study, out, phase=lambda p, label=label: line.show(f"{label}: {p}"),
+                         train_fn=train_fn, evaluate_fn=evaluate_fn, skip_recorded=True)
+      except FolderLockedError as e:   # another study process is running it: leave it to that process
+        busy.append(run.key)
+        line.note(f"{run.key} left to another process: {e}")
+        continue
+      if record is None:               # recorded meanwhile by another study process
+        skipped.append(run.key)
+        line.run_skipped()
+      else:
+        ran.append(run.key)
+        line.run_done()
   finally:
     line.close()
-  return {"runs": [r.key for r in runs], "skipped": skipped, "ran": ran}
+  return {"runs": [r.key for r in runs], "skipped": skipped, "ran": ran, "busy": busy}

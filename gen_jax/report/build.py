@@ -516,7 +516,10 @@ def _compare_curves(runs: Sequence[RunInfo], out_dir: pathlib.Path) -> dict[str,
                                        keys=curves_lib.THROUGHPUT_KEYS)
     if drawn:
       out["Throughput, all runs"] = _relative(drawn, out_dir)
-  for n, (data, members) in enumerate(dataset_groups(runs, "samples").items()):
+  same_data: dict[str, list[int]] = {}   # training curves compare by the data trained on, whatever was evaluated
+  for i, run in enumerate(runs):
+    same_data.setdefault(run.dataset, []).append(i)
+  for n, (data, members) in enumerate(same_data.items()):
     if len(members) < 2:
       continue
     drawn = curves_lib.plot_comparison({runs[i].name: runs[i].rows for i in members},

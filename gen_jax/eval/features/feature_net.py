@@ -246,14 +246,14 @@ def train_command(dataset_name: str, directory: str | pathlib.Path | None = None
   if name in OWN_DATA:
     what = "the image folder" if name == "image_folder" else "the .npz file"
     path = shlex.quote(str(data_path)) if data_path else f"<{what}>"
-    out = directory if directory is not None else "<a folder for its classifier>"
+    out = shlex.quote(str(directory)) if directory is not None else "<a folder for its classifier>"
     arch = " --arch=resnet" if colour else ""
     return f"python -m gen_jax.eval.train_feature_net --dataset={name} --data_path={path}{arch} --out={out}"
   cmd = f"python -m gen_jax.eval.train_feature_net --dataset={name}"
   if data_dir:
     cmd += f" --data_dir={shlex.quote(str(data_dir))}"
   if directory is not None and pathlib.Path(directory).resolve() != default_feature_net_dir(name).resolve():
-    cmd += f" --out={directory}"
+    cmd += f" --out={shlex.quote(str(directory))}"
   return cmd
 
 
@@ -291,6 +291,7 @@ class FeatureNet:
     self.module = arch.module()
     self.meta = dict(meta)
     self.directory = directory
+    self.data_dir = ""   # the run's config.data.data_dir (load_feature_net), for the training command in messages
     self.dataset: str = str(meta.get("dataset", ""))
     self.test_accuracy: float | None = meta.get("test_accuracy")
     self.image_shape: tuple[int, int, int] = tuple(arch.image_shape)
@@ -311,7 +312,7 @@ class FeatureNet:
     if shape != self.image_shape:
       raise GenJaxError(f"the {self.dataset or 'feature'} classifier takes images of shape {self.image_shape} "
                         f"(H, W, C); got {shape}. Fix: use the classifier of this dataset "
-                        f"({train_command(self.dataset or '<dataset>')}), or feed one channel at a time.")
+                        f"({train_command(self.dataset or '<dataset>', data_dir=self.data_dir)}), or feed one channel at a time.")
 
   def apply(self, images, batch_size: int = EVAL_BATCH, progress: str | None = None,
             cancel=None) -> tuple[np.ndarray, np.ndarray]:
@@ -408,6 +409,7 @@ def load_feature_net(directory: str | pathlib.Path, dataset: str | None = None, 
     raise CheckpointError(f"the classifier parameters in {directory / PARAMS_DIR} cannot be read or do not match "
                           f"the architecture in {META_FILE} ({type(e).__name__}: {first}). {retrain}") from e
   net = FeatureNet(params, arch, meta, directory)
+  net.data_dir = data_dir
   if meta.get("sha256") != net.sha256:
     raise CheckpointError(f"the classifier parameters in {directory} hash to {net.sha256}, but {META_FILE} records "
                           f"{meta.get('sha256')}: the checkpoint was altered or is incomplete. {retrain}")
