@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ml_collections
 
-IMPUTATION_CHAINS = ("mwg", "pseudo_gibbs")   # eval.imputation_chain (gen_jax/eval/groups/imputation.py)
+# eval.imputation_chain (gen_jax/eval/groups/imputation.py)
+IMPUTATION_CHAINS = ("mwg", "pseudo_gibbs", "pcn")
 
 
 def base() -> ml_collections.ConfigDict:
@@ -108,7 +109,7 @@ def base() -> ml_collections.ConfigDict:
   c.eval.imputation_examples = 200   # test images masked per mask kind
   c.eval.imputation_steps = 50       # iterations of conditional sampling / latent optimization
   c.eval.imputation_samples = 8      # M imputations per image (chains / restarts), scored singly and as their mean
-  c.eval.imputation_chain = "mwg"    # conditional sampling: mwg (Metropolis-within-Gibbs) | pseudo_gibbs
+  c.eval.imputation_chain = "mwg"    # conditional sampling: mwg (Metropolis-within-Gibbs) | pseudo_gibbs | pcn
   c.eval.cas_samples = 10_000        # classification accuracy score: generated training examples
   c.eval.cas_real_subset = 1000      # augmentation: size of the small real training subset
   c.eval.cas_steps = 1000            # training steps of each CAS / augmentation classifier (batch 128)

@@ -18,6 +18,11 @@ Fill-in methods (any number of images, `batch_size` at a time through one jitted
                            (x' the fill of z'), so its draws follow p(z | x_obs) however wrong the encoder is.
                            'pseudo_gibbs' (Rezende et al. 2014): encode, draw z ~ q(z | x), decode, refill, always
                            accepted; it targets p(z | x_obs) only if the encoder were exact, and can drift.
+                           'pcn': after the first draw from q, a preconditioned Crank-Nicolson random walk
+                           z' = sqrt(1 - beta^2) z + beta eps (Cotter et al. 2013), reversible for the prior, so
+                           accepted with probability min(1, p(x_obs | z') / p(x_obs | z)); its step size beta is
+                           adapted per chain in the first half of the steps. Where the encoder's proposals are almost
+                           never accepted (many observed pixels, a sharp likelihood), this chain still moves.
                            Both start at z = the posterior mean of the `init` fill. `evaluate_imputation` runs M
                            independent chains started at the latent-optimization restarts; a chain's imputation is
                            its last decoder mean.
@@ -58,6 +63,10 @@ PRIOR_WEIGHT = 0.1    # = 2 sigma^2: the Gaussian prior against pixel residuals 
 NUM_IMPUTATIONS = 8   # M: imputations per image of a sampling imputer (eval.imputation_samples)
 CHAINS = schema.IMPUTATION_CHAINS   # conditional-sampling chains (eval.imputation_chain)
 DEFAULT_CHAIN = "mwg"
+# The 'pcn' chain's step size: per chain, from PCN_BETA_START adapted in the first half of the steps (then fixed, so
+# the second half is an exact Metropolis-Hastings chain) towards PCN_TARGET_ACCEPT, the usual target of a random
+# walk in many dimensions; never below PCN_BETA_MIN.
+PCN_BETA_START, PCN_BETA_MIN, PCN_TARGET_ACCEPT, PCN_GAIN = 0.2, 1e-3, 0.25, 2.0
 
 
 # --- masks (True = missing) ---------------------------------------------------------------------------------------
@@ -221,32 +230,48 @@ def _conditional_sampler(model: Any, steps: int, average_last: int, chain: str):
   def run(models, key, index, x_obs, observed, labels, init):
     m = _bound(model, models)
     keys = _example_keys(key, index)
-    observe = _observation_model(m, x_obs, observed, labels, log_lik=chain == "mwg")
+    observe = _observation_model(m, x_obs, observed, labels, log_lik=chain != "pseudo_gibbs")
     fill = jnp.where(observed, x_obs, init)
     mean, logvar = m.encode(fill, labels)
     z, log_lik = jnp.zeros_like(mean), jnp.full(mean.shape[:1], -jnp.inf)   # no state yet: the first draw is taken
+    log_beta = jnp.full(mean.shape[:1], jnp.log(PCN_BETA_START))            # pCN step size, per chain
 
     def step(carry, i):
-      (z, fill, log_lik, mean, logvar), total, accepted = carry
+      (z, fill, log_lik, mean, logvar), log_beta, total, accepted = carry
       step_keys = jax.vmap(jax.random.fold_in, (0, None))(keys, i)
       eps = jax.vmap(lambda k: jax.random.normal(k, mean.shape[1:]))(step_keys)
-      z_new = mean + jnp.exp(0.5 * logvar) * eps
+      u = jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, 1), ()))(step_keys)
+      if chain == "pcn":   # after the first draw from q, z' = sqrt(1 - beta^2) z + beta eps: reversible for p(z)
+        beta = jnp.exp(log_beta)[:, None]
+        z_new = jnp.where(i == 0, mean + jnp.exp(0.5 * logvar) * eps, jnp.sqrt(1.0 - beta ** 2) * z + beta * eps)
+      else:
+        z_new = mean + jnp.exp(0.5 * logvar) * eps
       fill_new, log_lik_new = observe(z_new)
-      mean_new, logvar_new = m.encode(fill_new, labels)
-      if chain == "mwg":
+      if chain == "pcn":   # the encoder is only the first draw's proposal
+        mean_new, logvar_new = mean, logvar
+        log_ratio = log_lik_new - log_lik
+      else:
+        mean_new, logvar_new = m.encode(fill_new, labels)
         log_ratio = (log_lik_new - 0.5 * jnp.sum(jnp.square(z_new), -1) + _log_q(z, mean_new, logvar_new)
                      - log_lik + 0.5 * jnp.sum(jnp.square(z), -1) - _log_q(z_new, mean, logvar))
-        u = jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, 1), ()))(step_keys)
-        take = (i == 0) | (jnp.log(u) < jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio))
-      else:   # pseudo-Gibbs: every draw is taken
+      log_ratio = jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
+      if chain == "pseudo_gibbs":   # every draw is taken
         take = jnp.ones(z.shape[:1], bool)
+      else:
+        take = (i == 0) | (jnp.log(u) < log_ratio)
+      if chain == "pcn":   # Robbins-Monro on log beta towards PCN_TARGET_ACCEPT, in the first half only
+        alpha = jnp.exp(jnp.minimum(log_ratio, 0.0))
+        adapt = (i > 0) & (i < steps // 2)
+        log_beta = jnp.where(adapt, jnp.clip(log_beta + PCN_GAIN * (alpha - PCN_TARGET_ACCEPT) / jnp.sqrt(i + 1.0),
+                                             jnp.log(PCN_BETA_MIN), 0.0), log_beta)
       state = jax.tree.map(lambda a, b: jnp.where(jnp.reshape(take, take.shape + (1,) * (a.ndim - 1)), a, b),
                            (z_new, fill_new, log_lik_new, mean_new, logvar_new), (z, fill, log_lik, mean, logvar))
       total = total + jnp.where(i >= steps - average_last, state[1], 0.0)
-      return (state, total, accepted + jnp.where(i > 0, take, False).astype(jnp.float32)), None
+      return (state, log_beta, total, accepted + jnp.where(i > 0, take, False).astype(jnp.float32)), None
 
-    carry = ((z, fill, log_lik, mean, logvar), jnp.zeros_like(x_obs), jnp.zeros(x_obs.shape[:1], jnp.float32))
-    (_, total, accepted), _ = jax.lax.scan(step, carry, jnp.arange(steps))
+    carry = ((z, fill, log_lik, mean, logvar), log_beta, jnp.zeros_like(x_obs),
+             jnp.zeros(x_obs.shape[:1], jnp.float32))
+    (_, _, total, accepted), _ = jax.lax.scan(step, carry, jnp.arange(steps))
     rate = accepted / (steps - 1) if steps > 1 else jnp.full_like(accepted, jnp.nan)
     return jnp.where(observed, x_obs, total / average_last), rate
 
@@ -315,8 +340,8 @@ def impute_conditional_sampling(model: Any, x, observed_mask, key: jax.Array, st
                                 chain: str = DEFAULT_CHAIN, return_acceptance: bool = False):
   """Fill the unobserved pixels of x [N, H, W, C] in [0, 1] by a conditional-sampling chain of an encoder model.
 
-  chain: 'mwg' (Metropolis-within-Gibbs) or 'pseudo_gibbs' (see the module docstring). init: the starting value of
-  missing pixels (a number or an image broadcastable to [H, W, C]); average_last: how many of the last steps'
+  chain: 'mwg' (Metropolis-within-Gibbs), 'pseudo_gibbs' or 'pcn' (see the module docstring). init: the starting
+  value of missing pixels (a number or an image broadcastable to [H, W, C]); average_last: how many of the last steps'
   decoder means are averaged (default max(1, steps // 4)). Returns numpy [N, H, W, C]; with ``return_acceptance``
   also each chain's acceptance rate [N] (pseudo-Gibbs: 1).
   """
@@ -461,7 +486,7 @@ def evaluate_imputation(model: Any, test_images, test_labels, key: jax.Array, nu
                                                  init=starts, batch_size=batch_size, chain=chain,
                                                  return_acceptance=True)
       gibbs = score_draws(draws, images, missing)
-      if chain == "mwg":
+      if chain != "pseudo_gibbs":
         metrics[f"impute_accept_{kind}"] = float(np.mean(accept))
       metrics[f"impute_mse_{kind}"] = gibbs["mean"]
       metrics[f"impute_mse_{kind}_persample"] = gibbs["persample"]
@@ -498,11 +523,19 @@ def evaluate_imputation(model: Any, test_images, test_labels, key: jax.Array, nu
   if model.has_encoder:
     starts = (f"{m_draws} independent chains per image: chain m's missing pixels start at latent optimization's "
               f"restart m mod {restarts}, its first z ~ q(z | that fill); ")
-    if chain == "mwg":
-      family = getattr(model, "family", None)
-      observation = ("the model's pixel likelihood on the observed pixels" if getattr(model, "has_likelihood", False)
-                     and family is not None else f"N(decoder mean, {PRIOR_WEIGHT / 2:g}) per observed pixel and "
-                     "channel (the observation model of latent optimization's objective)")
+    family = getattr(model, "family", None)
+    observation = ("the model's pixel likelihood on the observed pixels" if getattr(model, "has_likelihood", False)
+                   and family is not None else f"N(decoder mean, {PRIOR_WEIGHT / 2:g}) per observed pixel and "
+                   "channel (the observation model of latent optimization's objective)")
+    if chain == "pcn":
+      protocol["conditional_sampling"] = (
+          "preconditioned Crank-Nicolson Metropolis-Hastings (Cotter et al. 2013): " + starts + f"then "
+          f"{int(steps) - 1} x (propose z' = sqrt(1 - beta^2) z + beta eps, accept with probability min(1, "
+          "p(x_obs|z') / p(x_obs|z))), beta per chain from " + f"{PCN_BETA_START:g} adapted towards acceptance "
+          f"{PCN_TARGET_ACCEPT:g} in the first {int(steps) // 2} steps, then fixed; p(x_obs | z): " + observation
+          + "; a chain's imputation is the decoder mean at its last z")
+      protocol["impute_accept_<kind>"] = "mean acceptance rate of the chains' Metropolis-Hastings steps"
+    elif chain == "mwg":
       protocol["conditional_sampling"] = (
           "Metropolis-within-Gibbs (Mattei & Frellsen 2018): " + starts + f"then {int(steps) - 1} x (propose "
           "z' ~ q(z | x) for the fill x of the current z, accept with probability min(1, p(x_obs|z') p(z') q(z|x') "
