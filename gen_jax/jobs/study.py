@@ -693,7 +693,7 @@ def run_study(study, out: str | pathlib.Path, workdirs: str | pathlib.Path = "ru
               train_fn=_train, evaluate_fn=_evaluate) -> dict:
   """Runs every planned run without a matching ledger record (at most `max_runs` of them: for tests and for
   splitting a study over sessions). Returns {"runs": planned keys, "skipped": finished before (or by another study
-  process meanwhile), "ran": run now}."""
+  process meanwhile), "ran": run now, "busy": left to another study process running them now}."""
   out = pathlib.Path(out)
   runs = plan(study, workdirs, only, seeds, extra_overrides)
   skipped = [r.key for r in runs if finished(r, out)]

@@ -23,7 +23,7 @@ Fill-in methods (any number of images, `batch_size` at a time through one jitted
                            accepted with probability min(1, p(x_obs | z') / p(x_obs | z)); its step size beta is
                            adapted per chain in the first half of the steps. Where the encoder's proposals are almost
                            never accepted (many observed pixels, a sharp likelihood), this chain still moves.
-                           Both start at z = the posterior mean of the `init` fill. `evaluate_imputation` runs M
+                           All three start with a draw z ~ q(z | the `init` fill). `evaluate_imputation` runs M
                            independent chains started at the latent-optimization restarts; a chain's imputation is
                            its last decoder mean.
   p(x_obs | z) in the acceptance: the pixel likelihood summed over the observed pixels and channels where the family
