@@ -12,7 +12,7 @@ for every entry (CURVE_IMAGES), so the curves of one plot line up.
 
 cpu: 204,800 images per run (DCGAN and VAE-GAN 3200 steps at batch 64, SNGAN and WGAN-GP 640 generator steps, conv
 VAE 2048 steps at batch 100), every GAN network at width 32 (SNGAN's 256/128, DCGAN's 64 reduced); about 1.9 hours
-per seed on the 2-core CPU (seed 0 measured, evaluation about 40% of it), 5.7 hours for the 15 runs.
+per seed on the 2-core CPU (seed 0 measured, evaluation about 40% of it); the 15 runs took 6.3 hours (NOTES.md).
 full: 16,000,000 images (SNGAN and WGAN-GP 50,000 generator steps, DCGAN and VAE-GAN 250,000, conv VAE 160,000),
 the configs' widths (SNGAN 256/128 as Mimicry, the others 64), the full evaluation, plus the conditional DCGAN
 (projection D; 18 runs), whose classification accuracy score ('cas') only the full evaluation measures.

@@ -285,13 +285,14 @@ class FeatureNet:
 
   Inputs: float images [N, H, W, C] in [0, 1] (numpy or jax)."""
 
-  def __init__(self, params: Any, arch: Architecture, meta: dict, directory: pathlib.Path | None = None):
+  def __init__(self, params: Any, arch: Architecture, meta: dict, directory: pathlib.Path | None = None,
+               data_dir: str = ""):
     self.params = params
     self.arch = arch
     self.module = arch.module()
     self.meta = dict(meta)
     self.directory = directory
-    self.data_dir = ""   # the run's config.data.data_dir (load_feature_net), for the training command in messages
+    self.data_dir = data_dir   # the run's config.data.data_dir, for the training command in messages
     self.dataset: str = str(meta.get("dataset", ""))
     self.test_accuracy: float | None = meta.get("test_accuracy")
     self.image_shape: tuple[int, int, int] = tuple(arch.image_shape)
@@ -312,7 +313,8 @@ class FeatureNet:
     if shape != self.image_shape:
       raise GenJaxError(f"the {self.dataset or 'feature'} classifier takes images of shape {self.image_shape} "
                         f"(H, W, C); got {shape}. Fix: use the classifier of this dataset "
-                        f"({train_command(self.dataset or '<dataset>', data_dir=self.data_dir)}), or feed one channel at a time.")
+                        f"({train_command(self.dataset or '<dataset>', data_dir=self.data_dir)}), or feed one "
+                        "channel at a time.")
 
   def apply(self, images, batch_size: int = EVAL_BATCH, progress: str | None = None,
             cancel=None) -> tuple[np.ndarray, np.ndarray]:
@@ -408,8 +410,7 @@ def load_feature_net(directory: str | pathlib.Path, dataset: str | None = None, 
     first = (str(e).strip().splitlines() or [""])[0][:300]
     raise CheckpointError(f"the classifier parameters in {directory / PARAMS_DIR} cannot be read or do not match "
                           f"the architecture in {META_FILE} ({type(e).__name__}: {first}). {retrain}") from e
-  net = FeatureNet(params, arch, meta, directory)
-  net.data_dir = data_dir
+  net = FeatureNet(params, arch, meta, directory, data_dir=data_dir)
   if meta.get("sha256") != net.sha256:
     raise CheckpointError(f"the classifier parameters in {directory} hash to {net.sha256}, but {META_FILE} records "
                           f"{meta.get('sha256')}: the checkpoint was altered or is incomplete. {retrain}")
